@@ -1,0 +1,38 @@
+# Auto-DeepLab search supernet: L=12 layers, B=5 blocks, F=8 (spec 1-2).
+# The neck/head channel lists follow B*F*s/4; tools/search.py re-derives them
+# from the backbone when F/B/L are overridden with --cfg-options.
+norm_cfg = dict(type='BN', requires_grad=True)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255)
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='AutoDeepLabSupernet',
+        num_layers=12,
+        num_blocks=5,
+        filter_multiplier=8,
+        norm_cfg=norm_cfg,
+        op_norm_cfg=dict(type='BN', affine=False),
+        arch_init_std=1e-3),
+    neck=dict(
+        type='AutoDeepLabSearchASPP',
+        in_channels=[40, 80, 160, 320],
+        strides=(4, 8, 16, 32),
+        norm_cfg=norm_cfg),
+    decode_head=dict(
+        type='AutoDeepLabSumHead',
+        in_channels=[120, 240, 480, 960],
+        num_classes=19,
+        dropout_ratio=0.0,
+        norm_cfg=norm_cfg,
+        align_corners=False,
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

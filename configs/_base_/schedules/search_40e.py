@@ -1,0 +1,39 @@
+# Search schedule (spec 3): 40 epochs over trainA, alpha/beta from epoch 20.
+# Weights: SGD 0.025 -> 0.001 cosine, momentum 0.9, wd 3e-4.
+# alpha/beta: Adam 3e-3, betas (0.9, 0.999), wd 1e-3, constant LR.
+optim_wrapper = dict(
+    constructor='AutoDeepLabOptimWrapperConstructor',
+    weights=dict(
+        type='OptimWrapper',
+        optimizer=dict(
+            type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4)),
+    arch=dict(
+        type='OptimWrapper',
+        optimizer=dict(
+            type='Adam', lr=3e-3, betas=(0.9, 0.999), weight_decay=1e-3)))
+param_scheduler = dict(
+    weights=[
+        dict(
+            type='CosineAnnealingLR',
+            eta_min=0.001,
+            by_epoch=True,
+            convert_to_iter_based=True)
+    ],
+    arch=[])
+train_cfg = dict(
+    type='AutoDeepLabSearchLoop',
+    max_epochs=40,
+    arch_start_epoch=20,
+    val_interval=1)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(
+        type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=3,
+        save_last=True),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+custom_hooks = [dict(type='GenotypeHook')]

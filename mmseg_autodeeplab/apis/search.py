@@ -1,0 +1,84 @@
+"""``tools/search.py``: run an Auto-DeepLab search with mmengine's Runner.
+
+Behaves like mmseg's ``tools/train.py`` (same flags, work_dir default,
+``--resume`` picking up the last checkpoint), plus pre-flight checks that stop
+on bad input with one line before any work is done.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        description='Auto-DeepLab architecture search (mmseg plugin)')
+    parser.add_argument('config', help='search config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs, '
+                        'checkpoints and genotypes')
+    parser.add_argument(
+        '--resume', action='store_true', default=False,
+        help='resume from the latest checkpoint in the work_dir')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, xxx=yyy format')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
+                    launcher='none'):
+    """Load a search config, apply overrides and run the pre-flight checks.
+
+    Raises:
+        ConfigError: with a one-line message on bad input.
+    """
+    from mmengine.config import Config
+
+    from ..utils import ConfigError, check_search_cfg, sync_search_channels
+    if not osp.isfile(config):
+        raise ConfigError(f'config file {config!r} not found')
+    try:
+        cfg = Config.fromfile(config)
+    except Exception as e:  # syntax errors, missing bases, ...
+        raise ConfigError(f'{config}: cannot load config '
+                          f'({type(e).__name__}: {e})') from None
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(config))[0])
+    cfg.resume = resume
+    sync_search_channels(cfg)
+    check_search_cfg(cfg)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import mmseg_autodeeplab  # noqa: F401  (registers modules, compat)
+    from mmengine.runner import Runner
+
+    from ..utils import ConfigError
+    try:
+        cfg = load_search_cfg(args.config, args.cfg_options, args.work_dir,
+                              args.resume, args.launcher)
+        runner = Runner.from_cfg(cfg)
+    except (ConfigError, ValueError, FileNotFoundError, KeyError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
+        print(f'error: {msg}', file=sys.stderr)
+        return 2
+    runner.train()
+    print(f'Search finished. Genotype: '
+          f'{osp.join(cfg.work_dir, "genotype.json")}')
+    return 0

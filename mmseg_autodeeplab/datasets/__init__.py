@@ -1,0 +1,3 @@
+from .search_split import SearchSplitDataset
+
+__all__ = ['SearchSplitDataset']

@@ -1,0 +1,123 @@
+"""Decode, save and log the genotype during the search."""
+import math
+import os.path as osp
+
+import torch
+from mmengine.dist import master_only
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.registry import HOOKS
+
+from ..search_space import SearchSpace, decode_genotype
+from ..utils import atomic_write_json
+from .utils import find_supernet
+
+
+def _entropy(probs, dim=-1):
+    """Mean entropy (nats) of distributions along ``dim``."""
+    p = probs.clamp_min(1e-12)
+    return float(-(probs * p.log()).sum(dim).mean())
+
+
+def arch_summary(supernet):
+    """α/β as probabilities plus their entropies (plain Python values)."""
+    with torch.no_grad():
+        alpha = torch.softmax(supernet.alphas.detach().float().cpu(), -1)
+        beta = supernet.normalized_betas().detach().float().cpu()
+    valid = beta.sum(-1) > 0
+    rows = beta[valid]
+    return dict(alpha=alpha.tolist(), beta=beta.tolist(),
+                alpha_entropy=_entropy(alpha),
+                beta_entropy=_entropy(rows) if len(rows) else math.nan)
+
+
+@HOOKS.register_module()
+class GenotypeHook(Hook):
+    """Write the decoded genotype at every validation and at the end.
+
+    Files in ``work_dir``: ``genotype.json`` (latest, atomic),
+    ``genotypes/genotype_epoch_{E}.json`` (one per interval) and
+    ``search_history.json`` (per interval: mIoU, α/β probabilities and
+    entropies, genotype) for ``tools/plot_search.py``. A changed genotype is
+    logged in one line; entropies go to the visualizer as scalars.
+
+    Args:
+        end_level (int, optional): force the decoded path's last level.
+    """
+    priority = 'LOW'
+
+    def __init__(self, end_level=None):
+        self.end_level = end_level
+        self._last = None
+        self._history = []
+
+    def before_train(self, runner):
+        path = osp.join(runner.work_dir, 'search_history.json')
+        if osp.isfile(path) and runner.iter > 0:  # resumed: keep history
+            import json
+            with open(path, encoding='utf-8') as f:
+                self._history = [h for h in json.load(f)
+                                 if h['iter'] <= runner.iter]
+            if self._history:
+                self._last = self._history[-1]['genotype']
+
+    def after_val_epoch(self, runner, metrics=None):
+        if runner.train_loop is None or not hasattr(runner, '_train_loop') \
+                or not hasattr(runner.train_loop, 'arch_start_iter'):
+            return
+        self._record(runner, metrics or {})
+
+    def after_train(self, runner):
+        if not self._history or self._history[-1]['iter'] != runner.iter:
+            self._record(runner, {})
+        print_log('Final genotype written to '
+                  f'{osp.join(runner.work_dir, "genotype.json")}:\n'
+                  + self._genotype(runner).describe(), logger='current')
+
+    def _genotype(self, runner):
+        net = find_supernet(runner.model)
+        space = SearchSpace(num_layers=net.num_layers,
+                            num_blocks=net.num_blocks,
+                            primitives=net.primitives,
+                            strides=tuple(4 * 2**j
+                                          for j in range(net.num_levels)))
+        return decode_genotype(net.alphas, net.betas, space,
+                               end_level=self.end_level)
+
+    def _record(self, runner, metrics):
+        net = find_supernet(runner.model)
+        genotype = self._genotype(runner)
+        summary = arch_summary(net)
+        runner.visualizer.add_scalars(
+            {'search/alpha_entropy': summary['alpha_entropy'],
+             'search/beta_entropy': summary['beta_entropy'],
+             'search/genotype_changed': int(
+                 self._last is not None
+                 and self._last != genotype.to_dict())},
+            step=runner.iter)
+        self._write(runner, genotype, summary, metrics)
+
+    @master_only
+    def _write(self, runner, genotype, summary, metrics):
+        epoch = runner.iter // max(runner.train_loop.iters_per_epoch, 1)
+        data = genotype.to_dict()
+        genotype.save(osp.join(runner.work_dir, 'genotype.json'))
+        genotype.save(osp.join(runner.work_dir, 'genotypes',
+                               f'genotype_epoch_{epoch}.json'))
+        if data != self._last:
+            cell = '; '.join(genotype.cell.describe())
+            strides = '-'.join(str(s) for s in genotype.path_strides)
+            verb = 'genotype' if self._last is None else 'genotype changed'
+            print_log(f'{verb} at epoch {epoch}: {cell} | path {strides}',
+                      logger='current')
+        self._last = data
+        miou = metrics.get('mIoU')
+        self._history.append(dict(
+            epoch=epoch, iter=runner.iter,
+            arch_active=runner.iter > runner.train_loop.arch_start_iter,
+            mIoU=None if miou is None else float(miou),
+            alpha_entropy=summary['alpha_entropy'],
+            beta_entropy=summary['beta_entropy'], alpha=summary['alpha'],
+            beta=summary['beta'], genotype=data))
+        atomic_write_json(osp.join(runner.work_dir, 'search_history.json'),
+                          self._history)

@@ -1,0 +1,298 @@
+"""The alternating α/β / weight search as an mmengine train loop.
+
+Why a loop and not a hook: the α/β step needs its own dataloader (trainB),
+whose position and RNG must survive resume, and it has to run between the
+weight step and ``after_train_iter`` so that the logger, the schedulers and
+the checkpoint hook see one consistent iteration. A custom loop owns exactly
+that; every other part (Runner, optimizers, schedulers, logging, checkpoints,
+evaluation) is stock mmengine/mmseg.
+
+One iteration:
+
+1. weight step: ``model.train_step`` on a trainA batch with the ``weights``
+   optimizer (under DDP this is MMDistributedDataParallel's own step, so the
+   weight gradients are all-reduced as usual);
+2. α/β step (only from ``arch_start_epoch`` on): loss on a trainB batch,
+   gradients w.r.t. α/β ONLY (``torch.autograd.grad``, so no weight gradient
+   is computed or leaked), averaged over ranks, then one ``arch`` optimizer
+   step.
+
+The schedule is given in epochs over trainA (the paper: 40, α/β from 20) but
+the loop runs by iteration, so it can be checkpointed and resumed exactly at
+any iteration.
+"""
+import copy
+import random
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from mmengine.dist import get_world_size
+from mmengine.logging import print_log
+from mmengine.registry import LOOPS
+from mmengine.runner import BaseLoop
+
+from .search_state_hook import SearchLoopStateHook
+from .utils import find_supernet, unwrap_model
+
+
+def _rng_state():
+    state = dict(python=list(random.getstate()[1]),
+                 python_version=random.getstate()[0],
+                 python_gauss=random.getstate()[2],
+                 torch=torch.get_rng_state())
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state['numpy'] = dict(keys=torch.from_numpy(keys.astype(np.int64)),
+                          pos=int(pos), has_gauss=int(has_gauss),
+                          gauss=float(gauss))
+    if torch.cuda.is_available():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state):
+    random.setstate((state['python_version'], tuple(state['python']),
+                     state['python_gauss']))
+    torch.set_rng_state(state['torch'])
+    npst = state['numpy']
+    np.random.set_state(('MT19937', npst['keys'].numpy().astype(np.uint32),
+                         npst['pos'], npst['has_gauss'], npst['gauss']))
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def _set_sampler_epoch(loader, epoch):
+    sampler = getattr(loader, 'sampler', None)
+    if not hasattr(sampler, 'set_epoch'):
+        sampler = getattr(getattr(loader, 'batch_sampler', None), 'sampler',
+                          None)
+    if hasattr(sampler, 'set_epoch'):
+        sampler.set_epoch(epoch)
+
+
+def _epoch_iterator(loader, epoch, skip):
+    """Iterator over ``loader``'s epoch ``epoch`` with ``skip`` batches done.
+
+    Skipped batches are still loaded so that worker RNG streams advance
+    exactly as in an uninterrupted run.
+    """
+    _set_sampler_epoch(loader, epoch)
+    it = iter(loader)
+    for _ in range(skip):
+        next(it)
+    return it
+
+
+def _arch_loader_cfg(dataloader):
+    """trainB loader config: the trainA one with ``split='B'``."""
+    cfg = copy.deepcopy(dataloader)
+    dataset = cfg.get('dataset', {})
+    if not (isinstance(dataset, dict)
+            and dataset.get('type') in ('SearchSplitDataset',
+                                        'mmseg.SearchSplitDataset')):
+        raise ValueError(
+            'train_dataloader.dataset: the search needs a SearchSplitDataset '
+            "(dict(type='SearchSplitDataset', dataset=..., split='A')) so "
+            'trainA/trainB are disjoint halves, or an explicit '
+            'train_cfg.arch_dataloader')
+    if dataset.get('split', 'A') != 'A':
+        raise ValueError('train_dataloader.dataset.split: expected "A" (the '
+                         f'weights half), got {dataset.get("split")!r}')
+    dataset['split'] = 'B'
+    return cfg
+
+
+@LOOPS.register_module()
+class AutoDeepLabSearchLoop(BaseLoop):
+    """Alternating first-order search: weights on trainA, α/β on trainB.
+
+    Args:
+        runner (Runner): the runner.
+        dataloader (DataLoader | dict): trainA loader (weights).
+        max_epochs (int): epochs over trainA.
+        arch_start_epoch (int): α/β updates start after this many epochs
+            (0 = from the first iteration); must be < ``max_epochs``.
+        val_begin (int): first epoch to validate after.
+        val_interval (int): validate every this many epochs (and at the end).
+        arch_dataloader (dict, optional): trainB loader; by default the
+            trainA config with ``dataset.split='B'``.
+        val_at_start (bool): also validate the untrained supernet once
+            before the first iteration (a baseline for the search's mIoU).
+        weights_key (str): name of the weight optimizer in the
+            ``OptimWrapperDict``.
+        arch_key (str): name of the α/β optimizer.
+    """
+
+    def __init__(self, runner, dataloader, max_epochs, arch_start_epoch=20,
+                 val_begin=1, val_interval=1, arch_dataloader=None,
+                 val_at_start=False, weights_key='weights', arch_key='arch'):
+        if not isinstance(max_epochs, int) or max_epochs <= 0:
+            raise ValueError('train_cfg.max_epochs: expected a positive '
+                             f'integer, got {max_epochs!r}')
+        if not isinstance(arch_start_epoch, int) or not \
+                0 <= arch_start_epoch < max_epochs:
+            raise ValueError(
+                f'train_cfg.arch_start_epoch={arch_start_epoch!r} lies after '
+                f'the end of training (max_epochs={max_epochs}); expected an '
+                f'integer in [0, {max_epochs - 1}] so that α/β are updated')
+        if arch_dataloader is None:
+            if not isinstance(dataloader, dict):
+                raise ValueError('train_cfg.arch_dataloader: required when '
+                                 'the train dataloader is already built')
+            arch_dataloader = _arch_loader_cfg(dataloader)
+        super().__init__(runner, dataloader)
+        self.arch_dataloader = runner.build_dataloader(
+            arch_dataloader, seed=runner.seed,
+            diff_rank_seed=runner._randomness_cfg.get('diff_rank_seed',
+                                                      False))
+        if len(self.dataloader) == 0 or len(self.arch_dataloader) == 0:
+            raise ValueError(
+                'train_dataloader: trainA or trainB yields no batch (too few '
+                'samples for the batch size with drop_last?)')
+        self.iters_per_epoch = len(self.dataloader)
+        self._max_epochs = max_epochs
+        self._max_iters = max_epochs * self.iters_per_epoch
+        self.arch_start_epoch = arch_start_epoch
+        self.arch_start_iter = arch_start_epoch * self.iters_per_epoch
+        self.val_begin = val_begin
+        self.val_interval = val_interval
+        self.val_at_start = val_at_start
+        self.weights_key = weights_key
+        self.arch_key = arch_key
+        self.stop_training = False
+        self._epoch = 0
+        self._iter = 0
+        # trainB position: epoch of its sampler and batches consumed in it
+        self._arch_epoch = 0
+        self._arch_pos = 0
+        self._arch_iter = None
+        self._pending_rng = None
+        if hasattr(self.dataloader.dataset, 'metainfo'):
+            runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
+        if not any(isinstance(h, SearchLoopStateHook) for h in runner.hooks):
+            runner.register_hook(SearchLoopStateHook())
+
+    # -- properties the Runner and hooks read --------------------------------
+    @property
+    def max_epochs(self):
+        return self._max_epochs
+
+    @property
+    def max_iters(self):
+        return self._max_iters
+
+    @property
+    def epoch(self):
+        return self._epoch
+
+    @property
+    def iter(self):
+        return self._iter
+
+    @property
+    def arch_active(self):
+        """Whether the current iteration includes an α/β step."""
+        return self._iter >= self.arch_start_iter
+
+    # -- resume state ---------------------------------------------------------
+    def state_dict(self):
+        """Loop state not covered by mmengine's checkpoint (plain tensors)."""
+        return dict(arch_epoch=self._arch_epoch, arch_pos=self._arch_pos,
+                    rng=_rng_state())
+
+    def load_state_dict(self, state):
+        self._arch_epoch = int(state['arch_epoch'])
+        self._arch_pos = int(state['arch_pos'])
+        self._arch_iter = None
+        self._pending_rng = state.get('rng')
+
+    # -- running --------------------------------------------------------------
+    def run(self):
+        runner = self.runner
+        runner.call_hook('before_train')
+        if self._iter > 0:
+            print_log(
+                f'Resuming the search at iteration {self._iter} (epoch '
+                f'{self._iter // self.iters_per_epoch}); trainB at epoch '
+                f'{self._arch_epoch} batch {self._arch_pos}', logger='current')
+        elif self.val_at_start and runner.val_loop is not None:
+            runner.val_loop.run()
+        while self._iter < self._max_iters and not self.stop_training:
+            self._epoch = self._iter // self.iters_per_epoch
+            done = self._iter % self.iters_per_epoch
+            runner.call_hook('before_train_epoch')
+            runner.model.train()
+            batches = _epoch_iterator(self.dataloader, self._epoch, done)
+            if self.arch_active and self._arch_iter is None \
+                    and self._pending_rng is not None:
+                self._arch_iter = _epoch_iterator(
+                    self.arch_dataloader, self._arch_epoch, self._arch_pos)
+            if self._pending_rng is not None:
+                # replaying skipped batches consumed RNG: put it back exactly
+                _set_rng_state(self._pending_rng)
+                self._pending_rng = None
+            for idx, data_batch in enumerate(batches, start=done):
+                self.run_iter(idx, data_batch)
+                if self.stop_training:
+                    break
+            runner.call_hook('after_train_epoch')
+            self._epoch += 1
+            if (runner.val_loop is not None and self._epoch >= self.val_begin
+                    and (self._epoch % self.val_interval == 0
+                         or self._iter >= self._max_iters)):
+                runner.val_loop.run()
+        runner.call_hook('after_train')
+        return runner.model
+
+    def run_iter(self, idx, data_batch):
+        runner = self.runner
+        runner.call_hook('before_train_iter', batch_idx=idx,
+                         data_batch=data_batch)
+        # 1. weight step on trainA
+        outputs = runner.model.train_step(
+            data_batch, optim_wrapper=runner.optim_wrapper[self.weights_key])
+        supernet = find_supernet(runner.model)
+        for p in supernet.arch_parameters():
+            p.grad = None  # the weight step must not leave α/β gradients
+        # 2. α/β step on trainB
+        if self.arch_active:
+            arch_log = self.arch_step(self._next_arch_batch())
+            outputs.update({f'arch_{k}': v for k, v in arch_log.items()})
+        runner.call_hook('after_train_iter', batch_idx=idx,
+                         data_batch=data_batch, outputs=outputs)
+        self._iter += 1
+
+    def _next_arch_batch(self):
+        if self._arch_iter is None:
+            self._arch_iter = _epoch_iterator(
+                self.arch_dataloader, self._arch_epoch, self._arch_pos)
+        try:
+            batch = next(self._arch_iter)
+        except StopIteration:
+            self._arch_epoch += 1
+            self._arch_pos = 0
+            self._arch_iter = _epoch_iterator(self.arch_dataloader,
+                                              self._arch_epoch, 0)
+            batch = next(self._arch_iter)
+        self._arch_pos += 1
+        return batch
+
+    def arch_step(self, data_batch):
+        """One α/β update on a trainB batch; returns its log variables."""
+        model = unwrap_model(self.runner.model)
+        wrapper = self.runner.optim_wrapper[self.arch_key]
+        params = find_supernet(model).arch_parameters()
+        with wrapper.optim_context(model):
+            data = model.data_preprocessor(data_batch, True)
+            losses = model._run_forward(data, mode='loss')
+        loss, log_vars = model.parse_losses(losses)
+        grads = torch.autograd.grad(loss, params)
+        world = get_world_size()
+        for p, g in zip(params, grads):
+            if world > 1:
+                torch_dist.all_reduce(g)
+                g = g / world
+            p.grad = g
+        wrapper.step()
+        wrapper.zero_grad()
+        return log_vars

@@ -1,0 +1,3 @@
+from .autodeeplab_supernet import AutoDeepLabSupernet
+
+__all__ = ['AutoDeepLabSupernet']

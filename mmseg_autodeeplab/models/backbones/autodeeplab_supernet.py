@@ -1,0 +1,263 @@
+"""The Auto-DeepLab search supernet (cell-level α, network-level β).
+
+Shape vocabulary (input ``(N, 3, H, W)``):
+
+* level ``j`` in 0..3 has downsample rate ``s = 4 * 2**j``; its spatial size
+  is ``ceil`` of the previous level's (``h_0 = ceil(ceil(H/2)/2)``);
+* a node at level ``j`` outputs ``B * F * 2**j`` channels (``B`` blocks of
+  ``F * 2**j`` channels each; ``B*F*s/4`` in the paper's notation);
+* α: ``(E, P)`` with ``E = 2 + 3 + ... + (B + 1)`` (14) edges and ``P``
+  operators (8), SHARED by every cell;
+* β: ``(L, 4, 3)`` raw logits; ``beta[l, s, d]`` weights the move from level
+  ``s`` at layer ``l - 1`` (layer -1 is the stem) to level ``s + d - 1``.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmseg.registry import MODELS
+
+from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
+                             max_level, normalize_betas, num_edges)
+from ...search_space.primitives import ReLUConvBN
+
+
+def _positive_int(value, name):
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f'AutoDeepLabSupernet: {name} must be a positive '
+                         f'integer, got {value!r}')
+
+
+def level_sizes(height, width, num_levels):
+    """Spatial size of each level given the level-0 (stem output) size."""
+    sizes = [(height, width)]
+    for _ in range(num_levels - 1):
+        h, w = sizes[-1]
+        sizes.append(((h + 1) // 2, (w + 1) // 2))
+    return sizes
+
+
+class MixedOp(nn.Module):
+    """A softmax(α)-weighted sum of every non-zero operator on one edge.
+
+    The zero operator contributes nothing, so it is never computed.
+    """
+
+    def __init__(self, channels, primitives, norm_cfg):
+        super().__init__()
+        self.index = [k for k, p in enumerate(primitives) if p != ZERO_OP]
+        self.ops = nn.ModuleList(
+            build_op(primitives[k], channels, 1, norm_cfg) for k in self.index)
+
+    def forward(self, x, weights):
+        """x: (N, C, h, w); weights: (P,) softmaxed α row."""
+        out = None
+        for k, op in zip(self.index, self.ops):
+            y = weights[k] * op(x)
+            out = y if out is None else out + y
+        return out
+
+
+class SearchCell(nn.Module):
+    """One cell of the supernet: B blocks over 14 mixed edges.
+
+    Args:
+        channels (int): per-block channels ``C = F * 2**level``.
+        prev_channels (int): channels of H(l-1) after edge resampling.
+        prev_prev_channels (int): channels of H(l-2).
+    """
+
+    def __init__(self, channels, prev_channels, prev_prev_channels,
+                 num_blocks, primitives, norm_cfg):
+        super().__init__()
+        self.num_blocks = num_blocks
+        self.preprocess0 = ReLUConvBN(prev_prev_channels, channels, 1,
+                                      norm_cfg=norm_cfg)
+        self.preprocess1 = ReLUConvBN(prev_channels, channels, 1,
+                                      norm_cfg=norm_cfg)
+        self.edges = nn.ModuleList(
+            MixedOp(channels, primitives, norm_cfg)
+            for _ in range(num_edges(num_blocks)))
+
+    def forward(self, prev_prev, prev, weights):
+        """Returns ``(N, B*C, h, w)``; inputs already at this node's size."""
+        states = [self.preprocess0(prev_prev), self.preprocess1(prev)]
+        offset = 0
+        for _ in range(self.num_blocks):
+            out = None
+            for k, h in enumerate(states):
+                y = self.edges[offset + k](h, weights[offset + k])
+                out = y if out is None else out + y
+            offset += len(states)
+            states.append(out)
+        return torch.cat(states[2:], dim=1)
+
+
+@MODELS.register_module()
+class AutoDeepLabSupernet(BaseModule):
+    """Auto-DeepLab search space as one differentiable supernet.
+
+    Every reachable trellis node ``(layer l, level j)`` owns one
+    :class:`SearchCell`; the node's state is the β-weighted sum of that cell
+    applied to each neighbouring level of layer ``l - 1`` (resampled to level
+    ``j`` on its edge: stride-2 conv going coarser, bilinear + 1×1 conv going
+    finer), with the same-level state of layer ``l - 2`` as second input.
+
+    Args:
+        num_layers (int): L, cells after the stem. Default 12.
+        num_blocks (int): B, blocks per cell. Default 5.
+        filter_multiplier (int): F. Default 8.
+        primitives (Sequence[str]): operator names (α's columns).
+        in_channels (int): image channels.
+        num_levels (int): resolutions /4 ... /(4 * 2**(num_levels - 1)).
+        norm_cfg (dict): norm of the stem and edge resamplers.
+        op_norm_cfg (dict): norm inside cells (affine=False, as in DARTS).
+        arch_init_std (float): α and β start as ``std * N(0, 1)``.
+        with_cp (bool): gradient checkpointing per cell (exact; trades compute
+            for memory).
+
+    Returns (forward):
+        tuple[Tensor]: last-layer states of levels 0..num_levels-1,
+        ``(N, B*F*2**j, h_j, w_j)``.
+
+    Example:
+        >>> net = AutoDeepLabSupernet(num_layers=3, filter_multiplier=2)
+        >>> [tuple(o.shape) for o in net(torch.rand(2, 3, 33, 33))]
+        [(2, 10, 9, 9), (2, 20, 5, 5), (2, 40, 3, 3), (2, 80, 2, 2)]
+    """
+
+    def __init__(self,
+                 num_layers=12,
+                 num_blocks=5,
+                 filter_multiplier=8,
+                 primitives=PRIMITIVES,
+                 in_channels=3,
+                 num_levels=4,
+                 norm_cfg=dict(type='BN'),
+                 op_norm_cfg=dict(type='BN', affine=False),
+                 arch_init_std=1e-3,
+                 with_cp=False,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        for value, name in ((num_layers, 'num_layers'),
+                            (num_blocks, 'num_blocks'),
+                            (filter_multiplier, 'filter_multiplier'),
+                            (num_levels, 'num_levels')):
+            _positive_int(value, name)
+        if num_layers < num_levels - 1:
+            raise ValueError(
+                f'AutoDeepLabSupernet: num_layers={num_layers} is too small '
+                f'for the last layer to reach all {num_levels} levels; '
+                f'expected at least {num_levels - 1}')
+        primitives = tuple(primitives)
+        check_op_names(primitives, 'AutoDeepLabSupernet.primitives')
+        if not [p for p in primitives if p != ZERO_OP]:
+            raise ValueError('AutoDeepLabSupernet.primitives: needs at least '
+                             'one operator other than the zero operator')
+        self.num_layers = num_layers
+        self.num_blocks = num_blocks
+        self.filter_multiplier = filter_multiplier
+        self.primitives = primitives
+        self.num_levels = num_levels
+        self.with_cp = with_cp
+
+        base = num_blocks * filter_multiplier  # node channels at level 0
+        self.level_channels = [base * 2**j for j in range(num_levels)]
+        half = max(base // 2, 1)
+        # Stem to /4: three 3x3 convs, strides 2/1/2, widths scaled like the
+        # cells (B*F*s/4 at s = 2, 2, 4).
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, half, 3, 2, 1, bias=False),
+            _norm(norm_cfg, half), nn.ReLU(inplace=True),
+            nn.Conv2d(half, half, 3, 1, 1, bias=False),
+            _norm(norm_cfg, half), nn.ReLU(inplace=True),
+            nn.Conv2d(half, base, 3, 2, 1, bias=False),
+            _norm(norm_cfg, base), nn.ReLU(inplace=True))
+
+        self.cells = nn.ModuleDict()
+        self.down_edges = nn.ModuleDict()
+        self.up_edges = nn.ModuleDict()
+        for layer in range(num_layers):
+            for level in range(max_level(layer, num_levels) + 1):
+                key = f'{layer}_{level}'
+                pp_level = min(level, max_level(layer - 2, num_levels)) \
+                    if layer >= 2 else 0
+                ch = self.level_channels[level]
+                self.cells[key] = SearchCell(
+                    filter_multiplier * 2**level, ch,
+                    self.level_channels[pp_level], num_blocks, primitives,
+                    op_norm_cfg)
+                src_top = max_level(layer - 1, num_levels) if layer else 0
+                if level >= 1 and level - 1 <= src_top:
+                    self.down_edges[key] = ReLUConvBN(
+                        self.level_channels[level - 1], ch, 3, stride=2,
+                        norm_cfg=norm_cfg)
+                if level + 1 <= src_top:
+                    self.up_edges[key] = ReLUConvBN(
+                        self.level_channels[level + 1], ch, 1,
+                        norm_cfg=norm_cfg)
+
+        num_ops = len(primitives)
+        self.alphas = nn.Parameter(
+            arch_init_std * torch.randn(num_edges(num_blocks), num_ops))
+        self.betas = nn.Parameter(
+            arch_init_std * torch.randn(num_layers, num_levels, 3))
+
+    # -- architecture parameters -------------------------------------------
+    def arch_parameters(self):
+        """α and β, the parameters the architecture optimizer owns."""
+        return [self.alphas, self.betas]
+
+    def named_arch_parameters(self):
+        return [('alphas', self.alphas), ('betas', self.betas)]
+
+    def normalized_betas(self):
+        """β as outgoing-edge probabilities, ``(L, levels, 3)``."""
+        return normalize_betas(self.betas)
+
+    # -- forward ----------------------------------------------------------
+    def _run_cell(self, key, prev_prev, prev, weights):
+        cell = self.cells[key]
+        if self.with_cp and prev.requires_grad and self.training:
+            from torch.utils.checkpoint import checkpoint
+            return checkpoint(cell, prev_prev, prev, weights,
+                              use_reentrant=False)
+        return cell(prev_prev, prev, weights)
+
+    def forward(self, x):
+        stem = self.stem(x)
+        sizes = level_sizes(stem.shape[2], stem.shape[3], self.num_levels)
+        alpha_w = F.softmax(self.alphas, dim=-1)
+        beta_w = normalize_betas(self.betas)
+        prev_prev, prev = [stem], [stem]  # layer -2 and -1: the stem
+        for layer in range(self.num_layers):
+            current = []
+            for level in range(max_level(layer, self.num_levels) + 1):
+                key = f'{layer}_{level}'
+                size = sizes[level]
+                pp = prev_prev[min(level, len(prev_prev) - 1)]
+                if pp.shape[2:] != size:
+                    pp = F.interpolate(pp, size=size, mode='bilinear',
+                                       align_corners=False)
+                out = None
+                for src in (level - 1, level, level + 1):
+                    if not 0 <= src < len(prev):
+                        continue
+                    h = prev[src]
+                    if src < level:
+                        h = self.down_edges[key](h)
+                    elif src > level:
+                        h = self.up_edges[key](F.interpolate(
+                            h, size=size, mode='bilinear',
+                            align_corners=False))
+                    y = beta_w[layer, src, level - src + 1] * self._run_cell(
+                        key, pp, h, alpha_w)
+                    out = y if out is None else out + y
+                current.append(out)
+            prev_prev, prev = prev, current
+        return tuple(prev)
+
+
+def _norm(norm_cfg, channels):
+    from mmcv.cnn import build_norm_layer
+    return build_norm_layer(norm_cfg, channels)[1]

@@ -1,0 +1,3 @@
+from .sum_head import AutoDeepLabSumHead
+
+__all__ = ['AutoDeepLabSumHead']

@@ -1,0 +1,3 @@
+from .search_aspp import AutoDeepLabSearchASPP
+
+__all__ = ['AutoDeepLabSearchASPP']

@@ -1,0 +1,180 @@
+"""Decoding α and β into a genotype: pure functions on tensors.
+
+Edge layout of α (shape ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)``, 14 for
+B = 5): edges are ordered block by block, and within block ``i`` (0-based) by
+its inputs ``[H(l-2), H(l-1), H1, ..., Hi]``; columns follow
+:data:`PRIMITIVES`.
+
+β layout (shape ``(L, 4, 3)``): ``beta[l, s, d]`` weights the move from level
+``s`` at layer ``l - 1`` (layer -1 is the stem, at level 0) to level
+``s + d - 1`` at layer ``l``; ``d = 0`` goes one level finer, ``d = 1`` stays,
+``d = 2`` goes one level coarser.
+"""
+import math
+
+import torch
+
+from .genotype import CellGenotype, Genotype, SearchSpace
+from .primitives import PRIMITIVES, ZERO_OP
+
+
+def num_edges(num_blocks):
+    """Number of α rows for ``num_blocks`` blocks (14 for 5)."""
+    return sum(i + 2 for i in range(num_blocks))
+
+
+def max_level(layer, num_levels=4):
+    """Coarsest level reachable at ``layer`` (0-based; -1 is the stem)."""
+    return min(layer + 1, num_levels - 1)
+
+
+def valid_moves(num_levels=4):
+    """Boolean mask ``(num_levels, 3)``: which moves exist from each level."""
+    mask = torch.ones(num_levels, 3, dtype=torch.bool)
+    mask[0, 0] = False  # nothing finer than /4
+    mask[num_levels - 1, 2] = False  # nothing coarser than /32
+    return mask
+
+
+def normalize_betas(betas):
+    """Softmax over the outgoing edges of every (layer, source level) node.
+
+    Levels 0 and 3 have two outgoing edges, so they get a 2-way softmax; the
+    impossible moves get probability 0. No extra scaling (Eq. 7 of the paper).
+
+    Args:
+        betas (Tensor): raw β logits, ``(L, num_levels, 3)``.
+
+    Returns:
+        Tensor: same shape; each valid row sums to 1.
+    """
+    mask = valid_moves(betas.shape[1]).to(betas.device)
+    masked = betas.masked_fill(~mask, float('-inf'))
+    return torch.softmax(masked, dim=-1)
+
+
+def _as_tensor(x, name, ndim):
+    x = torch.as_tensor(x).detach().to('cpu', torch.float64)
+    if x.dim() != ndim:
+        raise ValueError(f'{name}: expected a {ndim}-D tensor, got shape '
+                         f'{tuple(x.shape)}')
+    return x
+
+
+def decode_cell(alphas, primitives=PRIMITIVES):
+    """Greedy cell decode.
+
+    For every block keep the two incoming edges whose strongest NON-zero
+    operator weight (after a softmax over operators) is largest, and on each
+    kept edge take that strongest non-zero operator. Ties go to the lower
+    index. The zero operator is never chosen.
+
+    Args:
+        alphas (Tensor): raw α logits, ``(E, P)`` (e.g. ``(14, 8)``).
+        primitives (Sequence[str]): operator names of the ``P`` columns.
+
+    Returns:
+        CellGenotype: ``.blocks`` holds ``B`` blocks of two ``(input, op)``
+        pairs, ordered by input index.
+    """
+    alphas = _as_tensor(alphas, 'alphas', 2)
+    primitives = tuple(primitives)
+    if alphas.shape[1] != len(primitives):
+        raise ValueError(f'alphas: {alphas.shape[1]} columns but '
+                         f'{len(primitives)} primitives')
+    num_blocks, total = 0, 0
+    while total < alphas.shape[0]:
+        total += num_blocks + 2
+        num_blocks += 1
+    if total != alphas.shape[0]:
+        raise ValueError(f'alphas: {alphas.shape[0]} rows is not 2+3+...+'
+                         '(B+1) for any number of blocks B')
+    weights = torch.softmax(alphas, dim=-1)
+    nonzero = [k for k, p in enumerate(primitives) if p != ZERO_OP]
+    weights = weights[:, nonzero]
+    blocks, start = [], 0
+    for b in range(num_blocks):
+        n = b + 2
+        w = weights[start:start + n]
+        best_w, best_op = w.max(dim=1)  # first max on ties
+        # stable sort: equal strengths keep the lower input index first
+        order = sorted(range(n), key=lambda i: -best_w[i].item())[:2]
+        blocks.append(tuple((i, primitives[nonzero[best_op[i].item()]])
+                            for i in sorted(order)))
+        start += n
+    return CellGenotype(tuple(blocks))
+
+
+def decode_path(betas, end_level=None):
+    """Viterbi decode of the network-level path.
+
+    Finds the level sequence with the maximum product of transition
+    probabilities, starting from the stem (layer -1, level 0). Dynamic
+    programming over (layer, level): ``O(L * levels * 3)``, not a search over
+    all paths.
+
+    Args:
+        betas (Tensor): NORMALISED transition probabilities ``(L, 4, 3)``
+            (see the module docstring); entries for impossible moves are
+            ignored.
+        end_level (int, optional): force the last layer's level; by default
+            the best of all levels.
+
+    Returns:
+        list[int]: the level of each of the L layers.
+    """
+    betas = _as_tensor(betas, 'betas', 3)
+    num_layers, num_levels, _ = betas.shape
+    if betas.shape[2] != 3:
+        raise ValueError(f'betas: expected shape (L, levels, 3), got '
+                         f'{tuple(betas.shape)}')
+    neg_inf = -math.inf
+    # score[j]: best log-probability of a path reaching level j
+    score = [0.0] + [neg_inf] * (num_levels - 1)
+    back = []
+    for layer in range(num_layers):
+        new, ptr = [neg_inf] * num_levels, [-1] * num_levels
+        for dst in range(max_level(layer, num_levels) + 1):
+            for src in (dst - 1, dst, dst + 1):
+                if not 0 <= src < num_levels or score[src] == neg_inf:
+                    continue
+                p = betas[layer, src, dst - src + 1].item()
+                cand = score[src] + (math.log(p) if p > 0 else neg_inf)
+                if cand > new[dst]:
+                    new[dst], ptr[dst] = cand, src
+        score = new
+        back.append(ptr)
+    if end_level is None:
+        last = max(range(num_levels), key=lambda j: (score[j], -j))
+    else:
+        if not 0 <= end_level <= max_level(num_layers - 1, num_levels):
+            raise ValueError(f'end_level: {end_level} is not reachable')
+        last = end_level
+    if score[last] == neg_inf:
+        raise ValueError('betas: no path has non-zero probability')
+    path = [last]
+    for layer in range(num_layers - 1, 0, -1):
+        path.append(back[layer][path[-1]])
+    return path[::-1]
+
+
+def decode_genotype(alphas, betas, search_space=None, end_level=None,
+                    normalized=False):
+    """Decode raw α and β into a :class:`Genotype`.
+
+    Args:
+        alphas (Tensor): raw α, ``(E, P)``.
+        betas (Tensor): β, ``(L, 4, 3)``; raw logits unless ``normalized``.
+        search_space (SearchSpace, optional): defaults from the shapes.
+        end_level (int, optional): see :func:`decode_path`.
+        normalized (bool): whether ``betas`` are already probabilities.
+    """
+    betas = torch.as_tensor(betas).detach().float().cpu()
+    probs = betas if normalized else normalize_betas(betas)
+    cell = decode_cell(alphas, PRIMITIVES if search_space is None else
+                       search_space.primitives)
+    if search_space is None:
+        search_space = SearchSpace(num_layers=betas.shape[0],
+                                   num_blocks=len(cell.blocks))
+    return Genotype(cell=cell, path=tuple(decode_path(probs, end_level)),
+                    search_space=search_space)

@@ -1,0 +1,8 @@
+from .atomic import atomic_write_json, atomic_write_text
+
+__all__ = ['atomic_write_json', 'atomic_write_text']
+from .checks import (ConfigError, check_dataset_cfg, check_search_cfg,
+                     sync_search_channels)
+
+__all__ += ['ConfigError', 'check_dataset_cfg', 'check_search_cfg',
+            'sync_search_channels']

@@ -1,0 +1,32 @@
+"""Atomic file writes: a reader never sees a half-written file."""
+import json
+import os
+import tempfile
+
+
+def atomic_write_text(path, text):
+    """Write ``text`` to ``path`` via a temp file in the same folder + rename.
+
+    The rename is atomic on POSIX, so killing the process at any moment
+    leaves either the old file or the new one, never a truncated one.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
+                               suffix='.tmp', dir=folder)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path, obj):
+    """Atomically write ``obj`` as indented JSON (trailing newline)."""
+    atomic_write_text(path, json.dumps(obj, indent=2) + '\n')

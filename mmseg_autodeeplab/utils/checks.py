@@ -1,0 +1,157 @@
+"""Pre-flight checks: stop on bad input with one line, before any work."""
+import inspect
+import os
+import os.path as osp
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config or its inputs (one-line message)."""
+
+
+def _dataset_leaves(cfg):
+    """Yield the innermost dataset configs of a (wrapped) dataset config."""
+    if not isinstance(cfg, dict):
+        return
+    if isinstance(cfg.get('dataset'), dict):
+        yield from _dataset_leaves(cfg['dataset'])
+    elif isinstance(cfg.get('datasets'), (list, tuple)):
+        for sub in cfg['datasets']:
+            yield from _dataset_leaves(sub)
+    else:
+        yield cfg
+
+
+def _default(cls_name, key):
+    from mmseg.registry import DATASETS
+    cls = DATASETS.get(cls_name) if cls_name else None
+    if cls is None:
+        return None
+    param = inspect.signature(cls.__init__).parameters.get(key)
+    return None if param is None else param.default
+
+
+def _has_file(folder, suffix, limit=100000):
+    seen = 0
+    for _, _, files in os.walk(folder, followlinks=True):
+        for name in files:
+            if name.endswith(suffix):
+                return True
+            seen += 1
+            if seen > limit:
+                return False
+    return False
+
+
+_HINT = ('; generate a small one with `python tools/make_demo_data.py` or '
+         'fix data_root')
+
+
+def check_dataset_cfg(cfg, where):
+    """Check that a dataset config points at a real, correctly laid out root.
+
+    Args:
+        cfg (dict): dataset config (wrappers such as SearchSplitDataset are
+            unwrapped).
+        where (str): config key, for the message (e.g. 'train_dataloader').
+
+    Raises:
+        ConfigError: naming the missing folder/file and the expected layout.
+    """
+    for leaf in _dataset_leaves(cfg):
+        kind = leaf.get('type')
+        root = leaf.get('data_root', '')
+        name = f'{where}.dataset ({kind})'
+        if root and not osp.isdir(root):
+            raise ConfigError(f'{name}: data_root {root!r} does not exist'
+                              + _HINT)
+        prefix = leaf.get('data_prefix', {}) or {}
+        img_dir = osp.join(root, prefix.get('img_path', ''))
+        seg_dir = osp.join(root, prefix.get('seg_map_path', ''))
+        img_suffix = leaf.get('img_suffix', _default(kind, 'img_suffix'))
+        seg_suffix = leaf.get('seg_map_suffix',
+                              _default(kind, 'seg_map_suffix'))
+        ann = leaf.get('ann_file', '')
+        if ann:
+            ann_path = ann if osp.isabs(ann) else osp.join(root, ann)
+            if not osp.isfile(ann_path):
+                raise ConfigError(f'{name}: ann_file {ann_path!r} not found'
+                                  + _HINT)
+        for folder, suffix, what in ((img_dir, img_suffix, 'images'),
+                                     (seg_dir, seg_suffix, 'labels')):
+            if not osp.isdir(folder):
+                raise ConfigError(
+                    f'{name}: {what} folder {folder!r} does not exist '
+                    f'(expected *{suffix or ""} files there)' + _HINT)
+            if suffix and not ann and not _has_file(folder, suffix):
+                raise ConfigError(
+                    f'{name}: no *{suffix} {what} under {folder!r}' + _HINT)
+
+
+def check_search_cfg(cfg):
+    """Check a search config before the Runner is built.
+
+    Raises:
+        ConfigError: on a missing data root, an α/β start after the end of
+            training, a non-positive F/L/B or an unknown operator name.
+    """
+    from ..search_space import check_op_names
+    backbone = cfg.get('model', {}).get('backbone', {})
+    for key in ('num_layers', 'num_blocks', 'filter_multiplier'):
+        if key in backbone:
+            value = backbone[key]
+            if not isinstance(value, int) or isinstance(value, bool) \
+                    or value <= 0:
+                raise ConfigError(
+                    f'model.backbone.{key}: expected a positive integer, got '
+                    f'{value!r}')
+    if 'primitives' in backbone:
+        try:
+            check_op_names(backbone['primitives'],
+                           'model.backbone.primitives')
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    train_cfg = cfg.get('train_cfg', {}) or {}
+    if train_cfg.get('type') in ('AutoDeepLabSearchLoop',
+                                 'mmseg.AutoDeepLabSearchLoop'):
+        max_epochs = train_cfg.get('max_epochs')
+        start = train_cfg.get('arch_start_epoch', 20)
+        if not isinstance(max_epochs, int) or max_epochs <= 0:
+            raise ConfigError('train_cfg.max_epochs: expected a positive '
+                              f'integer, got {max_epochs!r}')
+        if not isinstance(start, int) or not 0 <= start < max_epochs:
+            raise ConfigError(
+                f'train_cfg.arch_start_epoch={start!r} lies after the end of '
+                f'training (max_epochs={max_epochs}); expected an integer in '
+                f'[0, {max_epochs - 1}] so that alpha/beta are updated')
+    for key in ('train_dataloader', 'val_dataloader'):
+        loader = cfg.get(key)
+        if isinstance(loader, dict) and 'dataset' in loader:
+            check_dataset_cfg(loader['dataset'], key)
+
+
+def sync_search_channels(cfg):
+    """Derive neck/head channels of a supernet config from F, B, levels.
+
+    Keeps ``--cfg-options model.backbone.filter_multiplier=4`` a one-key
+    change: the ASPP input is ``B*F*2**j`` and the head input three times
+    the ASPP branch width.
+    """
+    model = cfg.get('model', {})
+    backbone = model.get('backbone', {})
+    if backbone.get('type') not in ('AutoDeepLabSupernet',
+                                    'mmseg.AutoDeepLabSupernet'):
+        return cfg
+    levels = backbone.get('num_levels', 4)
+    base = backbone.get('num_blocks', 5) * backbone.get(
+        'filter_multiplier', 8)
+    chans = [base * 2**j for j in range(levels)]
+    neck = model.get('neck')
+    if isinstance(neck, dict) and neck.get('type') in (
+            'AutoDeepLabSearchASPP', 'mmseg.AutoDeepLabSearchASPP'):
+        neck['in_channels'] = chans
+        neck['strides'] = tuple(4 * 2**j for j in range(levels))
+        branch = neck.get('channels') or chans
+        head = model.get('decode_head')
+        if isinstance(head, dict):
+            head['in_channels'] = [3 * c for c in branch]
+    return cfg
