@@ -1,7 +1,7 @@
 """Generate a small seeded synthetic segmentation dataset.
 
 Usage:
-    python tools/make_demo_data.py --layout cityscapes --out data/demo_cityscapes
+    python tools/make_demo_data.py --out data/demo_cityscapes
     python tools/make_demo_data.py --layout voc --num-train 32 --size 128x160
     python tools/make_demo_data.py --layout ade20k --seed 1 --force
 """

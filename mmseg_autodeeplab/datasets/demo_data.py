@@ -60,22 +60,49 @@ DEFAULTS = {
 }
 
 CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
-                      'traffic light', 'traffic sign', 'vegetation',
-                      'terrain', 'sky', 'person', 'rider', 'car', 'truck',
-                      'bus', 'train', 'motorcycle', 'bicycle')
+                      'traffic light', 'traffic sign', 'vegetation', 'terrain',
+                      'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
+                      'motorcycle', 'bicycle')
 VOC_CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle',
                'bus', 'car', 'cat', 'chair', 'cow', 'diningtable', 'dog',
                'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
                'train', 'tvmonitor')
 # Annotation value -> ADE20K class name (value = index in mmseg's tuple + 1).
 ADE20K_USED_CLASSES = {
-    1: 'wall', 2: 'building', 3: 'sky', 4: 'floor', 5: 'tree', 6: 'ceiling',
-    7: 'road', 8: 'bed ', 9: 'windowpane', 10: 'grass', 11: 'cabinet',
-    12: 'sidewalk', 13: 'person', 15: 'door', 16: 'table', 17: 'mountain',
-    18: 'plant', 19: 'curtain', 20: 'chair', 21: 'car', 23: 'painting',
-    24: 'sofa', 25: 'shelf', 29: 'rug', 33: 'fence', 37: 'lamp',
-    44: 'signboard', 81: 'bus', 83: 'light', 84: 'truck', 90:
-    'television receiver', 94: 'pole', 117: 'minibike', 128: 'bicycle',
+    1: 'wall',
+    2: 'building',
+    3: 'sky',
+    4: 'floor',
+    5: 'tree',
+    6: 'ceiling',
+    7: 'road',
+    8: 'bed ',
+    9: 'windowpane',
+    10: 'grass',
+    11: 'cabinet',
+    12: 'sidewalk',
+    13: 'person',
+    15: 'door',
+    16: 'table',
+    17: 'mountain',
+    18: 'plant',
+    19: 'curtain',
+    20: 'chair',
+    21: 'car',
+    23: 'painting',
+    24: 'sofa',
+    25: 'shelf',
+    29: 'rug',
+    33: 'fence',
+    37: 'lamp',
+    44: 'signboard',
+    81: 'bus',
+    83: 'light',
+    84: 'truck',
+    90: 'television receiver',
+    94: 'pole',
+    117: 'minibike',
+    128: 'bicycle',
     137: 'traffic light'
 }
 
@@ -123,8 +150,8 @@ def _rng(seed, layout, split, index):
 
 
 def _jitter(rng, colour, std=10.0):
-    return np.clip(np.asarray(colour, np.float64) + rng.normal(0, std, 3), 0,
-                   255)
+    return np.clip(
+        np.asarray(colour, np.float64) + rng.normal(0, std, 3), 0, 255)
 
 
 def _pick(rng, options):
@@ -164,12 +191,11 @@ class _Canvas:
         self.polys([pts], label, colour, mat)
 
     def rect(self, x0, y0, x1, y1, label, colour, mat):
-        self.poly([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], label, colour,
-                  mat)
+        self.poly([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], label, colour, mat)
 
     def ellipse(self, cx, cy, ax, ay, label, colour, mat):
-        c, axes = _ipt(cx, cy), (max(1, int(round(ax))),
-                                 max(1, int(round(ay))))
+        c, axes = _ipt(cx, cy), (max(1,
+                                     int(round(ax))), max(1, int(round(ay))))
         self._apply(lambda a, v: cv2.ellipse(a, c, axes, 0, 0, 360, v, -1),
                     label, colour, mat)
 
@@ -180,8 +206,7 @@ class _Canvas:
 
     def line(self, x0, y0, x1, y1, thick, label, colour, mat):
         p0, p1, t = _ipt(x0, y0), _ipt(x1, y1), max(1, int(round(thick)))
-        self._apply(lambda a, v: cv2.line(a, p0, p1, v, t), label, colour,
-                    mat)
+        self._apply(lambda a, v: cv2.line(a, p0, p1, v, t), label, colour, mat)
 
     def gradient(self, y0, y1, top, bottom, label, mat):
         y0, y1 = max(0, int(round(y0))), min(self.h, int(round(y1)))
@@ -230,6 +255,7 @@ _SKIN = ((225, 185, 155), (195, 150, 115), (140, 95, 65), (95, 65, 45))
 _CLOTHES = ((40, 45, 70), (150, 30, 30), (60, 60, 60), (200, 200, 190),
             (40, 90, 60), (180, 140, 60), (90, 50, 110), (30, 30, 30))
 
+# yapf: disable
 _SHAPES = {
     'car': dict(
         aspect=(1.8, 2.3), mat=_METAL,
@@ -308,9 +334,8 @@ _SHAPES = {
                ('circ', (.8, .74, .26), _TYRE, _GRAIN),
                ('circ', (.2, .74, .1), _HUB, None),
                ('circ', (.8, .74, .1), _HUB, None),
-               ('poly', ((.22, .55), (.38, .3), (.72, .3), (.82, .55), (.6,
-                                                                      .72),
-                         (.35, .72)), 1.0, None),
+               ('poly', ((.22, .55), (.38, .3), (.72, .3), (.82, .55),
+                         (.6, .72), (.35, .72)), 1.0, None),
                ('ell', (.55, .3, .14, .1), 0.7, None),
                ('line', (.72, .3, .8, .08, .05), _DARK, None))),
     'aeroplane': dict(
@@ -424,8 +449,8 @@ _SHAPES = {
                ('ell', (.85, .35, .08, .12), (40, 35, 30), _SMOOTH))),
     'diningtable': dict(
         aspect=(1.4, 2.2), mat=_WOOD,
-        colours=((130, 85, 50), (170, 120, 70), (90, 60, 40), (220, 215,
-                                                                205)),
+        colours=((130, 85, 50), (170, 120, 70), (90, 60, 40),
+                 (220, 215, 205)),
         parts=(('rect', (.3, .4, .35, .85), 0.7, None),
                ('rect', (.65, .4, .7, .85), 0.7, None),
                ('poly', ((.06, .18), (.94, .18), (1, .34), (0, .34)), 1.0,
@@ -473,8 +498,8 @@ _SHAPES = {
                ('rect', (.94, .78, .98, 1), _WOOD_C, _WOOD))),
     'cabinet': dict(
         aspect=(.7, 1.4), mat=_WOOD,
-        colours=((130, 85, 50), (200, 190, 170), (90, 60, 40), (235, 235,
-                                                                230)),
+        colours=((130, 85, 50), (200, 190, 170), (90, 60, 40),
+                 (235, 235, 230)),
         parts=(('rect', (0, 0, 1, 1), 1.0, None),
                ('line', (.5, .05, .5, .95, .02), 0.6, None),
                ('line', (.04, .04, .96, .04, .02), 0.7, None),
@@ -495,6 +520,7 @@ _SHAPES = {
                ('poly', ((.25, 0), (.75, 0), (.95, .3), (.05, .3)), 1.0,
                 None))),
 }
+# yapf: enable
 _SCREEN = ((60, 110, 190), (200, 210, 230), (40, 160, 90), (30, 40, 60))
 
 
@@ -503,8 +529,8 @@ def _draw_shape(cv, rng, name, box, label, flip=False, colour=None):
     spec = _SHAPES[name]
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
-    base = _jitter(rng, colour if colour is not None else _pick(
-        rng, spec['colours']), 12)
+    base = _jitter(
+        rng, colour if colour is not None else _pick(rng, spec['colours']), 12)
     alt = _jitter(rng, _pick(rng, _CLOTHES), 12)
     skin = _jitter(rng, _pick(rng, _SKIN), 8)
     screen = _jitter(rng, _pick(rng, _SCREEN), 10)
@@ -533,12 +559,17 @@ def _draw_shape(cv, rng, name, box, label, flip=False, colour=None):
         elif kind == 'poly':
             cv.poly([(fx(u), fy(v)) for u, v in geo], label, c, mat)
         elif kind == 'ell':
-            cv.ellipse(fx(geo[0]), fy(geo[1]), geo[2] * bw, geo[3] * bh,
-                       label, c, mat)
+            cv.ellipse(fx(geo[0]), fy(geo[1]), geo[2] * bw, geo[3] * bh, label,
+                       c, mat)
         elif kind == 'circ':
             cv.circle(fx(geo[0]), fy(geo[1]), geo[2] * bh, label, c, mat)
         elif kind == 'ring':
-            cv.circle(fx(geo[0]), fy(geo[1]), geo[2] * bh, label, c, mat,
+            cv.circle(fx(geo[0]),
+                      fy(geo[1]),
+                      geo[2] * bh,
+                      label,
+                      c,
+                      mat,
                       thickness=max(1, int(round(geo[3] * bh))))
         elif kind == 'line':
             cv.line(fx(geo[0]), fy(geo[1]), fx(geo[2]), fy(geo[3]),
@@ -557,20 +588,62 @@ def _sky(cv, rng, y1, label):
 # --------------------------------------------------------------------------
 # Street scenes (Cityscapes, ADE20K outdoor). ``ids`` maps scene roles to
 # label values; a role mapped to None is not drawn.
-_CS_IDS = dict(
-    road=0, sidewalk=1, building=2, wall=3, fence=4, pole=5, light=6, sign=7,
-    vegetation=8, terrain=9, sky=10, person=11, rider=12, car=13, truck=14,
-    bus=15, train=16, motorcycle=17, bicycle=18, void=255, mountain=None)
-_ADE_OUT_IDS = dict(
-    road=7, sidewalk=12, building=2, wall=1, fence=33, pole=94, light=137,
-    sign=44, vegetation=5, terrain=10, sky=3, person=13, rider=13, car=21,
-    truck=84, bus=81, train=None, motorcycle=117, bicycle=128, void=0,
-    mountain=17)
+_CS_IDS = dict(road=0,
+               sidewalk=1,
+               building=2,
+               wall=3,
+               fence=4,
+               pole=5,
+               light=6,
+               sign=7,
+               vegetation=8,
+               terrain=9,
+               sky=10,
+               person=11,
+               rider=12,
+               car=13,
+               truck=14,
+               bus=15,
+               train=16,
+               motorcycle=17,
+               bicycle=18,
+               void=255,
+               mountain=None)
+_ADE_OUT_IDS = dict(road=7,
+                    sidewalk=12,
+                    building=2,
+                    wall=1,
+                    fence=33,
+                    pole=94,
+                    light=137,
+                    sign=44,
+                    vegetation=5,
+                    terrain=10,
+                    sky=3,
+                    person=13,
+                    rider=13,
+                    car=21,
+                    truck=84,
+                    bus=81,
+                    train=None,
+                    motorcycle=117,
+                    bicycle=128,
+                    void=0,
+                    mountain=17)
 
 _BUILDING_COLOURS = ((150, 120, 100), (120, 120, 125), (180, 165, 135),
                      (125, 75, 60), (95, 95, 105), (200, 190, 170))
-_SIGN_COLOURS = ((210, 190, 30), (190, 40, 40), (40, 80, 180),
-                 (235, 235, 235))
+_SIGN_COLOURS = ((210, 190, 30), (190, 40, 40), (40, 80, 180), (235, 235, 235))
+
+# Sidewalk items: (kind, max count per side, depth range, kerb->facade range).
+# yapf: disable
+_WALK_ITEMS = (('tree', 4, (0.12, 0.95), (0.5, 0.95)),
+               ('pole', 3, (0.15, 0.95), (0.05, 0.2)),
+               ('person', 4, (0.15, 1.0), (0.2, 0.8)),
+               ('clutter', 3, (0.2, 1.0), (0.3, 0.9)))
+_RARE_VEHICLES = (('truck', 0.25), ('bus', 0.2), ('train', 0.07),
+                  ('rider', 0.3))
+# yapf: enable
 
 
 def _street_scene(rng, h, w, ids):
@@ -591,20 +664,25 @@ def _street_scene(rng, h, w, ids):
     # so that road, kerbs and facades converge like a real street.
     vx = w * rng.uniform(0.38, 0.62)
     xl, xr = w * rng.uniform(-0.35, 0.12), w * rng.uniform(0.88, 1.35)
-    outer = {-1: xl - w * rng.uniform(0.15, 0.4),
-             1: xr + w * rng.uniform(0.15, 0.4)}
+    outer = {
+        -1: xl - w * rng.uniform(0.15, 0.4),
+        1: xr + w * rng.uniform(0.15, 0.4)
+    }
     kerb = {-1: xl, 1: xr}
 
     def gp(xb, t):
         return vx + t * (xb - vx), yh + t * (h - yh)
 
     road_c = _jitter(rng, (85, 85, 90), 8)
-    cv.poly([gp(xl, 0), gp(xr, 0), gp(xr, 1), gp(xl, 1)], ids['road'],
-            road_c, _GRAIN)
+    cv.poly([gp(xl, 0), gp(xr, 0), gp(xr, 1),
+             gp(xl, 1)], ids['road'], road_c, _GRAIN)
     walk_c = _jitter(rng, (160, 140, 145), 10)
     for s in (-1, 1):
-        cv.poly([gp(outer[s], 0), gp(kerb[s], 0), gp(kerb[s], 1),
-                 gp(outer[s], 1)], ids['sidewalk'], walk_c, _CONCRETE)
+        cv.poly(
+            [gp(outer[s], 0),
+             gp(kerb[s], 0),
+             gp(kerb[s], 1),
+             gp(outer[s], 1)], ids['sidewalk'], walk_c, _CONCRETE)
         cv.line(*gp(kerb[s], 0), *gp(kerb[s], 1), max(1, w * 0.008),
                 ids['sidewalk'], walk_c * 0.7, _CONCRETE)
     lane = xl + (xr - xl) * rng.uniform(0.4, 0.6)
@@ -622,33 +700,20 @@ def _street_scene(rng, h, w, ids):
     for s in (-1, 1):
         _street_buildings(cv, rng, h, w, yh, vx, outer[s], gp, ids)
 
-    objects = []  # (depth, callable), drawn far to near
+    objects = []  # (depth, kind, bottom-row x), drawn far to near
     for s in (-1, 1):
-        side = (kerb[s], outer[s])
-
-        def on_walk(q, side=side):
-            return side[0] + (side[1] - side[0]) * q
-
-        for _ in range(int(rng.integers(0, 4))):
-            objects.append((rng.uniform(0.12, 0.95), 'tree',
-                            on_walk(rng.uniform(0.5, 0.95))))
-        for _ in range(int(rng.integers(0, 3))):
-            objects.append((rng.uniform(0.15, 0.95), 'pole',
-                            on_walk(rng.uniform(0.05, 0.2))))
-        for _ in range(int(rng.integers(0, 4))):
-            objects.append((rng.uniform(0.15, 1.0), 'person',
-                            on_walk(rng.uniform(0.2, 0.8))))
-        for _ in range(int(rng.integers(0, 3))):
-            objects.append((rng.uniform(0.2, 1.0), 'clutter',
-                            on_walk(rng.uniform(0.3, 0.9))))
+        for kind, most, t_range, q_range in _WALK_ITEMS:
+            for _ in range(int(rng.integers(0, most))):
+                t = rng.uniform(*t_range)
+                q = rng.uniform(*q_range)  # 0 = kerb, 1 = facade
+                objects.append((t, kind, kerb[s] + (outer[s] - kerb[s]) * q))
     for _ in range(int(rng.integers(1, 6))):
-        objects.append((rng.uniform(0.1, 1.0), 'car',
-                        xl + (xr - xl) * rng.uniform(0.12, 0.88)))
-    for kind, p in (('truck', 0.25), ('bus', 0.2), ('train', 0.07),
-                    ('rider', 0.3)):
+        t = rng.uniform(0.1, 1.0)
+        objects.append((t, 'car', xl + (xr - xl) * rng.uniform(0.12, 0.88)))
+    for kind, p in _RARE_VEHICLES:
         if ids.get(kind) is not None and rng.random() < p:
-            objects.append((rng.uniform(0.15, 0.9), kind,
-                            xl + (xr - xl) * rng.uniform(0.15, 0.85)))
+            t = rng.uniform(0.15, 0.9)
+            objects.append((t, kind, xl + (xr - xl) * rng.uniform(0.15, 0.85)))
     objects.sort(key=lambda o: o[0])
     for t, kind, xb in objects:
         _street_object(cv, rng, h, w, kind, gp(xb, t), t, ids)
@@ -682,8 +747,8 @@ def _street_buildings(cv, rng, h, w, yh, vx, xb, gp, ids):
             return x, y - v * t * hb
 
         colour = _jitter(rng, _pick(rng, _BUILDING_COLOURS), 12)
-        cv.poly([at(0, 0), at(1, 0), at(1, 1), at(0, 1)], ids['building'],
-                colour, _CONCRETE)
+        cv.poly([at(0, 0), at(1, 0), at(1, 1),
+                 at(0, 1)], ids['building'], colour, _CONCRETE)
         ncol = int(rng.integers(2, 6))
         nrow = max(2, int(hb / (h - yh) * 3))
         if t0 * hb * 0.4 / nrow >= 1.5:
@@ -692,8 +757,11 @@ def _street_buildings(cv, rng, h, w, yh, vx, xb, gp, ids):
                 for j in range(1, nrow):
                     ua, ub = (i + 0.25) / ncol, (i + 0.75) / ncol
                     va, vb = (j + 0.3) / nrow, (j + 0.7) / nrow
-                    wins.append([at(ua, va), at(ub, va), at(ub, vb),
-                                 at(ua, vb)])
+                    wins.append(
+                        [at(ua, va),
+                         at(ub, va),
+                         at(ub, vb),
+                         at(ua, vb)])
             wc = (50, 60, 75) if rng.random() < 0.6 else (140, 160, 180)
             cv.polys(wins, None, _jitter(rng, wc, 10), _GLASS)
         t0 = t1
@@ -701,15 +769,15 @@ def _street_buildings(cv, rng, h, w, yh, vx, xb, gp, ids):
         ta, tb = span
         hw = (h - yh) * rng.uniform(0.12, 0.25)
         role = 'fence' if fence else 'wall'
-        colour = _jitter(rng, (140, 110, 80) if fence else (170, 165, 150),
-                         10)
+        colour = _jitter(rng, (140, 110, 80) if fence else (170, 165, 150), 10)
 
         def low(t, v):
             x, y = gp(xb, t)
             return x, y - v * t * hw
 
-        cv.poly([low(ta, 0), low(tb, 0), low(tb, 1), low(ta, 1)], ids[role],
-                colour, _WOOD if fence else _CONCRETE)
+        cv.poly([low(ta, 0), low(tb, 0),
+                 low(tb, 1), low(ta, 1)], ids[role], colour,
+                _WOOD if fence else _CONCRETE)
         if fence:
             for t in np.linspace(ta, tb, 12):
                 cv.line(*low(t, 0), *low(t, 1), 1, None, colour * 0.55, _WOOD)
@@ -743,8 +811,9 @@ def _street_object(cv, rng, h, w, kind, ground, t, ids):
                 cv.rect(x - r, y - hp - r, x + r, y - hp + r, ids['sign'],
                         colour, _SMOOTH)
         elif top < 0.8:
-            cv.rect(x - 0.6 * r, y - hp - 1.6 * r, x + 0.6 * r, y - hp + 0.4 *
-                    r, ids['light'], _jitter(rng, (35, 35, 30), 5), _SMOOTH)
+            cv.rect(x - 0.6 * r, y - hp - 1.6 * r, x + 0.6 * r,
+                    y - hp + 0.4 * r, ids['light'],
+                    _jitter(rng, (35, 35, 30), 5), _SMOOTH)
             lit = _pick(rng, ((230, 40, 30), (240, 170, 30), (40, 220, 90)))
             cv.circle(x, y - hp - 0.6 * r, max(1, 0.35 * r), None, lit,
                       _SMOOTH)
@@ -757,19 +826,21 @@ def _street_object(cv, rng, h, w, kind, ground, t, ids):
         s = t * w * rng.uniform(0.03, 0.08)
         colour = rng.uniform(30, 220, 3)
         if rng.random() < 0.5:
-            cv.rect(x - s, y - 1.5 * s, x + s, y, ids['void'], colour,
-                    _SMOOTH)
+            cv.rect(x - s, y - 1.5 * s, x + s, y, ids['void'], colour, _SMOOTH)
         else:
             cv.ellipse(x, y - s, s, s, ids['void'], colour, _FABRIC)
     elif kind in ('car', 'truck', 'bus', 'train'):
-        width = t * w * {'car': rng.uniform(0.3, 0.42),
-                         'truck': rng.uniform(0.45, 0.6),
-                         'bus': rng.uniform(0.5, 0.65),
-                         'train': rng.uniform(0.8, 1.0)}[kind]
+        width = t * w * {
+            'car': rng.uniform(0.3, 0.42),
+            'truck': rng.uniform(0.45, 0.6),
+            'bus': rng.uniform(0.5, 0.65),
+            'train': rng.uniform(0.8, 1.0)
+        }[kind]
         lo, hi = _SHAPES[kind]['aspect']
         height = width / rng.uniform(lo, hi)
-        _draw_shape(cv, rng, kind, (x - width / 2, y - height, x + width / 2,
-                                    y), ids[kind], flip)
+        _draw_shape(cv, rng, kind,
+                    (x - width / 2, y - height, x + width / 2, y), ids[kind],
+                    flip)
     elif kind == 'rider':
         bike = 'bicycle' if rng.random() < 0.6 else 'motorbike'
         bw = t * w * rng.uniform(0.18, 0.24)
@@ -797,8 +868,10 @@ def _cityscapes_sample(rng, h, w):
 # VOC: 1-3 objects on an indoor / outdoor / plain background.
 _VOC_SHAPES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car',
                'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse',
-               'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
-               'train', 'tvmonitor')
+               'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train',
+               'tvmonitor')
+
+_FLOOR_COLOURS = ((120, 85, 55), (170, 160, 150), (90, 60, 50), (150, 110, 70))
 
 
 def voc_palette():
@@ -823,11 +896,10 @@ def _voc_background(cv, rng):
     kind = int(rng.integers(3))
     if kind == 0:  # room: wall above floor
         ys = h * rng.uniform(0.45, 0.75)
-        cv.rect(-1, -1, w + 1, ys, 0, _jitter(rng, rng.uniform(120, 230, 3),
-                                              5), _SMOOTH)
-        cv.rect(-1, ys, w + 1, h + 1, 0, _jitter(
-            rng, _pick(rng, ((120, 85, 55), (170, 160, 150), (90, 60, 50))),
-            10), _WOOD)
+        wall = _jitter(rng, rng.uniform(120, 230, 3), 5)
+        cv.rect(-1, -1, w + 1, ys, 0, wall, _SMOOTH)
+        floor = _jitter(rng, _pick(rng, _FLOOR_COLOURS), 10)
+        cv.rect(-1, ys, w + 1, h + 1, 0, floor, _WOOD)
         if rng.random() < 0.5:
             x0 = w * rng.uniform(0, 0.7)
             cv.rect(x0, h * 0.08, x0 + w * 0.25, ys * 0.8, 0,
@@ -835,18 +907,17 @@ def _voc_background(cv, rng):
     elif kind == 1:  # outdoors: sky over grass, sand or water
         ys = h * rng.uniform(0.3, 0.65)
         _sky(cv, rng, ys + 1, 0)
-        ground = _pick(rng, (((90, 140, 60), _GRASS), ((190, 170, 130),
-                                                        _GRAIN),
-                             ((50, 90, 140), _SKY)))
+        ground = _pick(rng, (((90, 140, 60), _GRASS),
+                             ((190, 170, 130), _GRAIN), ((50, 90, 140), _SKY)))
         cv.rect(-1, ys, w + 1, h + 1, 0, _jitter(rng, ground[0], 10),
                 ground[1])
     else:  # plain studio backdrop with a few out-of-focus blobs
         cv.gradient(0, h, rng.uniform(40, 220, 3), rng.uniform(40, 220, 3), 0,
                     _FABRIC)
         for _ in range(int(rng.integers(0, 4))):
-            cv.ellipse(w * rng.random(), h * rng.random(), w * rng.uniform(
-                0.05, 0.2), h * rng.uniform(0.05, 0.2), 0,
-                       rng.uniform(40, 220, 3), _SMOOTH)
+            cv.ellipse(w * rng.random(), h * rng.random(),
+                       w * rng.uniform(0.05, 0.2), h * rng.uniform(0.05, 0.2),
+                       0, rng.uniform(40, 220, 3), _SMOOTH)
 
 
 def _voc_sample(rng, h, w):
@@ -858,8 +929,8 @@ def _voc_sample(rng, h, w):
         cls = int(rng.integers(1, 21))
         objs.append((cls, h * rng.uniform(0.3, 0.8), False))
     if rng.random() < 0.1:  # "difficult" object: void in VOC, class in SBD
-        objs.append((int(rng.integers(1, 21)), h * rng.uniform(0.15, 0.25),
-                     True))
+        cls = int(rng.integers(1, 21))
+        objs.append((cls, h * rng.uniform(0.15, 0.25), True))
     difficult = np.zeros((h, w), bool)
     for cls, bh, hard in objs:
         lo, hi = _SHAPES[_VOC_SHAPES[cls - 1]]['aspect']
@@ -894,8 +965,7 @@ def _ade_indoor(rng, h, w):
     wall = _jitter(rng, rng.uniform(130, 230, 3), 5)
     cv.poly([(0, 0), (w, 0), (x1, y0), (x0, y0)], 6,
             _jitter(rng, (230, 228, 220), 8), _SMOOTH)
-    floor = _jitter(rng, _pick(rng, ((120, 85, 55), (170, 160, 150),
-                                     (90, 60, 50), (150, 110, 70))), 10)
+    floor = _jitter(rng, _pick(rng, _FLOOR_COLOURS), 10)
     cv.poly([(0, h), (w, h), (x1, y1), (x0, y1)], 4, floor, _WOOD)
     cv.poly([(0, 0), (x0, y0), (x0, y1), (0, h)], 1, wall * 0.85, _SMOOTH)
     cv.poly([(w, 0), (x1, y0), (x1, y1), (w, h)], 1, wall * 0.92, _SMOOTH)
@@ -936,15 +1006,14 @@ def _ade_indoor(rng, h, w):
                 _jitter(rng, _WOOD_C, 12), _WOOD)
     if rng.random() < 0.6:
         px = x0 + bw * rng.uniform(0.5, 0.8)
-        pw, ph = bw * rng.uniform(0.12, 0.2), (y1 - y0) * rng.uniform(0.2,
-                                                                     0.3)
+        pw, ph = bw * rng.uniform(0.12, 0.2), (y1 - y0) * rng.uniform(0.2, 0.3)
         py = y0 + (y1 - y0) * 0.15
         cv.rect(px, py, px + pw, py + ph, 23, _jitter(rng, (60, 45, 30), 8),
                 _WOOD)
         cv.rect(px + 1.5, py + 1.5, px + pw - 1.5, py + ph - 1.5, 23,
                 rng.uniform(40, 220, 3), _PATCHY)
-    furniture = (('bed', 8), ('sofa', 24), ('diningtable', 16),
-                 ('chair', 20), ('cabinet', 11), ('shelf', 25), ('lamp', 37),
+    furniture = (('bed', 8), ('sofa', 24), ('diningtable', 16), ('chair', 20),
+                 ('cabinet', 11), ('shelf', 25), ('lamp', 37),
                  ('pottedplant', 18), ('person', 13), ('tvmonitor', 90))
     items = []
     for _ in range(int(rng.integers(1, 4))):
@@ -961,10 +1030,18 @@ def _ade_indoor(rng, h, w):
             cv.rect(xc - s, yb - s, xc + s, yb, 0, rng.uniform(30, 230, 3),
                     _SMOOTH)
             continue
-        oh = h * scale * {'bed': 0.35, 'sofa': 0.35, 'diningtable': 0.35,
-                          'chair': 0.4, 'cabinet': 0.55, 'shelf': 0.65,
-                          'lamp': 0.55, 'pottedplant': 0.35, 'person': 0.7,
-                          'tvmonitor': 0.25}[name]
+        oh = h * scale * {
+            'bed': 0.35,
+            'sofa': 0.35,
+            'diningtable': 0.35,
+            'chair': 0.4,
+            'cabinet': 0.55,
+            'shelf': 0.65,
+            'lamp': 0.55,
+            'pottedplant': 0.35,
+            'person': 0.7,
+            'tvmonitor': 0.25
+        }[name]
         lo, hi = _SHAPES[name]['aspect']
         ow = oh * rng.uniform(lo, hi)
         _draw_shape(cv, rng, name, (xc - ow / 2, yb - oh, xc + ow / 2, yb),
@@ -1031,8 +1108,11 @@ def _check_params(num_train, num_val, size, seed):
 
 
 def _manifest_key(layout, num_train, num_val, h, w, seed):
-    return dict(format_version=FORMAT_VERSION, layout=layout,
-                num_train=int(num_train), num_val=int(num_val), size=[h, w],
+    return dict(format_version=FORMAT_VERSION,
+                layout=layout,
+                num_train=int(num_train),
+                num_val=int(num_val),
+                size=[h, w],
                 seed=int(seed))
 
 
@@ -1046,8 +1126,7 @@ def _finish(layout, root, num_train, num_val, h, w, seed, splits, **extra):
     return dict(manifest, root=str(root))
 
 
-def make_cityscapes(out_dir, num_train=24, num_val=8, size=(128, 256),
-                    seed=0):
+def make_cityscapes(out_dir, num_train=24, num_val=8, size=(128, 256), seed=0):
     """Write a Cityscapes-layout dataset of synthetic street scenes.
 
     Writes in place (``demo_data.json`` last); use :func:`ensure_demo_data`
@@ -1074,20 +1153,33 @@ def make_cityscapes(out_dir, num_train=24, num_val=8, size=(128, 256),
                                           h, w)
             city = cities[i % len(cities)]
             stem = f'{city}_{i // len(cities):06d}_000019'
-            _imwrite(root / 'leftImg8bit' / split / city /
-                     f'{stem}_leftImg8bit.png', img)
-            _imwrite(root / 'gtFine' / split / city /
-                     f'{stem}_gtFine_labelTrainIds.png', lbl)
-        splits[split] = dict(
-            num=int(n),
-            data_prefix=dict(img_path=f'leftImg8bit/{split}',
-                             seg_map_path=f'gtFine/{split}'))
-    return _finish('cityscapes', root, num_train, num_val, h, w, seed,
-                    splits, dataset_type='CityscapesDataset',
-                    classes=list(CITYSCAPES_CLASSES), ignore_index=255)
+            _imwrite(
+                root / 'leftImg8bit' / split / city /
+                f'{stem}_leftImg8bit.png', img)
+            _imwrite(
+                root / 'gtFine' / split / city /
+                f'{stem}_gtFine_labelTrainIds.png', lbl)
+        splits[split] = dict(num=int(n),
+                             data_prefix=dict(img_path=f'leftImg8bit/{split}',
+                                              seg_map_path=f'gtFine/{split}'))
+    return _finish('cityscapes',
+                   root,
+                   num_train,
+                   num_val,
+                   h,
+                   w,
+                   seed,
+                   splits,
+                   dataset_type='CityscapesDataset',
+                   classes=list(CITYSCAPES_CLASSES),
+                   ignore_index=255)
 
 
-def make_voc(out_dir, num_train=24, num_val=8, size=(128, 160), seed=0,
+def make_voc(out_dir,
+             num_train=24,
+             num_val=8,
+             size=(128, 160),
+             seed=0,
              num_aug=None):
     """Write a PASCAL VOC 2012 (+ SBD "aug") layout dataset.
 
@@ -1121,8 +1213,7 @@ def make_voc(out_dir, num_train=24, num_val=8, size=(128, 160), seed=0,
     root.mkdir(parents=True, exist_ok=True)
     palette = voc_palette()
     names = {'train': [], 'val': [], 'aug': []}
-    for split, n in (('train', num_train), ('val', num_val),
-                     ('aug', num_aug)):
+    for split, n in (('train', num_train), ('val', num_val), ('aug', num_aug)):
         for i in range(n):
             # VOC-style "2007_000123"; a per-split number block keeps names
             # unique and independent of the other splits' sizes.
@@ -1141,19 +1232,28 @@ def make_voc(out_dir, num_train=24, num_val=8, size=(128, 160), seed=0,
     _write_list(sets / 'val.txt', names['val'])
     _write_list(sets / 'trainval.txt', names['train'] + names['val'])
     _write_list(sets / 'aug.txt', sorted(names['train'] + names['aug']))
-    splits = {
-        split: dict(num=len(names[split] if split != 'aug' else
-                            names['train'] + names['aug']),
-                    ann_file=f'ImageSets/Segmentation/{split}.txt',
-                    data_prefix=dict(
-                        img_path='JPEGImages',
-                        seg_map_path='SegmentationClassAug'
-                        if split == 'aug' else 'SegmentationClass'))
-        for split in ('train', 'val', 'aug')
-    }
-    return _finish('voc', root, num_train, num_val, h, w, seed, splits,
-                    num_aug=int(num_aug), dataset_type='PascalVOCDataset',
-                    classes=list(VOC_CLASSES), ignore_index=255)
+    splits = {}
+    for split in ('train', 'val', 'aug'):
+        listed = names[split]
+        if split == 'aug':
+            listed = names['train'] + listed
+        seg = 'SegmentationClassAug' if split == 'aug' else 'SegmentationClass'
+        splits[split] = dict(num=len(listed),
+                             ann_file=f'ImageSets/Segmentation/{split}.txt',
+                             data_prefix=dict(img_path='JPEGImages',
+                                              seg_map_path=seg))
+    return _finish('voc',
+                   root,
+                   num_train,
+                   num_val,
+                   h,
+                   w,
+                   seed,
+                   splits,
+                   num_aug=int(num_aug),
+                   dataset_type='PascalVOCDataset',
+                   classes=list(VOC_CLASSES),
+                   ignore_index=255)
 
 
 def make_ade20k(out_dir, num_train=24, num_val=8, size=(128, 160), seed=0):
@@ -1185,19 +1285,32 @@ def make_ade20k(out_dir, num_train=24, num_val=8, size=(128, 160), seed=0):
             name = f'ADE_{tag}_{i + 1:08d}'
             _write_jpg(root / 'images' / folder / f'{name}.jpg', img)
             _imwrite(root / 'annotations' / folder / f'{name}.png', lbl)
-        splits[split] = dict(
-            num=int(n),
-            data_prefix=dict(img_path=f'images/{folder}',
-                             seg_map_path=f'annotations/{folder}'))
-    return _finish('ade20k', root, num_train, num_val, h, w, seed, splits,
-                    dataset_type='ADE20KDataset', reduce_zero_label=True,
-                    used_classes={str(k): v
-                                  for k, v in ADE20K_USED_CLASSES.items()},
-                    ignore_index=255)
+        splits[split] = dict(num=int(n),
+                             data_prefix=dict(
+                                 img_path=f'images/{folder}',
+                                 seg_map_path=f'annotations/{folder}'))
+    return _finish('ade20k',
+                   root,
+                   num_train,
+                   num_val,
+                   h,
+                   w,
+                   seed,
+                   splits,
+                   dataset_type='ADE20KDataset',
+                   reduce_zero_label=True,
+                   used_classes={
+                       str(k): v
+                       for k, v in ADE20K_USED_CLASSES.items()
+                   },
+                   ignore_index=255)
 
 
-_MAKERS = {'cityscapes': make_cityscapes, 'voc': make_voc,
-           'ade20k': make_ade20k}
+_MAKERS = {
+    'cityscapes': make_cityscapes,
+    'voc': make_voc,
+    'ade20k': make_ade20k
+}
 
 
 # --------------------------------------------------------------------------
@@ -1211,8 +1324,13 @@ def _read_manifest(root):
     return data if isinstance(data, dict) else None
 
 
-def ensure_demo_data(layout='cityscapes', out_dir=None, num_train=None,
-                     num_val=None, size=None, seed=0, force=False):
+def ensure_demo_data(layout='cityscapes',
+                     out_dir=None,
+                     num_train=None,
+                     num_val=None,
+                     size=None,
+                     seed=0,
+                     force=False):
     """Create a demo dataset atomically unless an identical one exists.
 
     The dataset is built in a hidden temporary sibling of ``out_dir`` and
@@ -1249,6 +1367,8 @@ def ensure_demo_data(layout='cityscapes', out_dir=None, num_train=None,
     h, w = _check_params(num_train, num_val, size, seed)
     target = Path(d['out'] if out_dir is None else out_dir).absolute()
     key = _manifest_key(layout, num_train, num_val, h, w, seed)
+    if layout == 'voc':  # make_voc() may have been called with another value
+        key['num_aug'] = num_train // 2
 
     if target.exists() or target.is_symlink():
         if not target.is_dir():
@@ -1267,8 +1387,11 @@ def ensure_demo_data(layout='cityscapes', out_dir=None, num_train=None,
     tmp = target.parent / f'.{target.name}.tmp-{os.getpid()}-' \
                           f'{uuid.uuid4().hex[:8]}'
     try:
-        manifest = _MAKERS[layout](tmp, num_train=num_train,
-                                   num_val=num_val, size=(h, w), seed=seed)
+        manifest = _MAKERS[layout](tmp,
+                                   num_train=num_train,
+                                   num_val=num_val,
+                                   size=(h, w),
+                                   seed=seed)
         _publish(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -1359,20 +1482,32 @@ def _build_parser():
         prog='make_demo_data',
         description='Generate a small seeded synthetic segmentation dataset '
         'in Cityscapes, PASCAL VOC 2012 (+aug) or ADE20K layout.')
-    p.add_argument('--layout', choices=LAYOUTS, default='cityscapes',
+    p.add_argument('--layout',
+                   choices=LAYOUTS,
+                   default='cityscapes',
                    help='on-disk layout (default: cityscapes)')
-    p.add_argument('--out', default=None,
+    p.add_argument('--out',
+                   default=None,
                    help='dataset root (default: data/demo_<layout>)')
-    p.add_argument('--num-train', type=_count, default=None,
+    p.add_argument('--num-train',
+                   type=_count,
+                   default=None,
                    help='training images (default: 24)')
-    p.add_argument('--num-val', type=_count, default=None,
+    p.add_argument('--num-val',
+                   type=_count,
+                   default=None,
                    help='validation images (default: 8)')
-    p.add_argument('--size', type=parse_size, default=None,
+    p.add_argument('--size',
+                   type=parse_size,
+                   default=None,
                    help='image size HxW (default: 128x256 for cityscapes, '
                    '128x160 otherwise)')
-    p.add_argument('--seed', type=_seed, default=0,
+    p.add_argument('--seed',
+                   type=_seed,
+                   default=0,
                    help='random seed (default: 0)')
-    p.add_argument('--force', action='store_true',
+    p.add_argument('--force',
+                   action='store_true',
                    help='rebuild even if an identical dataset exists')
     return p
 
@@ -1391,8 +1526,7 @@ def main(argv=None):
     start = time.perf_counter()
     try:
         info = ensure_demo_data(args.layout, args.out, args.num_train,
-                                args.num_val, args.size, args.seed,
-                                args.force)
+                                args.num_val, args.size, args.seed, args.force)
     except DemoDataError as e:
         print(f'{parser.prog}: error: {e}', file=sys.stderr)
         return 2

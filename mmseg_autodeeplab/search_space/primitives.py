@@ -10,8 +10,8 @@ inputs (97, 321, 769, ...) stay consistent across operators.
     OPS[name](channels: int, stride: int, norm_cfg: dict) -> nn.Module
 
 ``norm_cfg`` is an mmcv norm config; the supernet passes
-``dict(type='BN', affine=False)`` (DARTS convention), retraining an affine BN
-or SyncBN.
+``dict(type='StackedBN', affine=False)`` (DARTS convention; see
+:mod:`.stacked_bn`), retraining an affine BN or SyncBN.
 """
 from collections import OrderedDict
 
@@ -35,6 +35,10 @@ ZERO_OP = 'none'
 
 
 def _norm(norm_cfg, channels):
+    if norm_cfg.get('type') == 'StackedBN':
+        from .stacked_bn import StackedBatchNorm2d
+        kwargs = {k: v for k, v in norm_cfg.items() if k != 'type'}
+        return StackedBatchNorm2d(channels, **kwargs)
     return build_norm_layer(norm_cfg, channels)[1]
 
 

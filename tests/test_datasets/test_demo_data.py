@@ -63,8 +63,11 @@ def small(tmp_path_factory):
     """One small dataset per layout, built through the atomic entry point."""
     base = tmp_path_factory.mktemp('demo')
     return {
-        layout: dd.ensure_demo_data(layout, base / layout,
-                                    size=SMALL_SIZE[layout], **SMALL)
+        layout:
+        dd.ensure_demo_data(layout,
+                            base / layout,
+                            size=SMALL_SIZE[layout],
+                            **SMALL)
         for layout in dd.LAYOUTS
     }
 
@@ -141,8 +144,9 @@ def test_voc_layout_and_labels(small):
     assert set(lists['train']) <= set(lists['aug'])
     assert not set(lists['val']) & set(lists['aug'])
     assert lists['trainval'] == lists['train'] + lists['val']
-    assert all(re.fullmatch(r'20(0[7-9]|1[01])_\d{6}', n)
-               for n in lists['train'] + lists['val'] + lists['aug'])
+    assert all(
+        re.fullmatch(r'20(0[7-9]|1[01])_\d{6}', n)
+        for n in lists['train'] + lists['val'] + lists['aug'])
     assert len(list(root.glob('JPEGImages/*.jpg'))) == len(
         set(lists['train'] + lists['val'] + lists['aug']))
     assert len(list(root.glob('SegmentationClass/*.png'))) == 9
@@ -157,8 +161,8 @@ def test_voc_layout_and_labels(small):
         im = Image.open(root / 'SegmentationClass' / f'{name}.png')
         assert im.mode == 'P'
         assert np.array_equal(
-            np.frombuffer(bytes(im.getpalette()[:768]), np.uint8), palette.
-            reshape(-1))
+            np.frombuffer(bytes(im.getpalette()[:768]), np.uint8),
+            palette.reshape(-1))
         lbl = np.array(im)
         assert lbl.shape == (h, w)
         vals = set(np.unique(lbl).tolist())
@@ -186,9 +190,8 @@ def test_ade20k_layout_and_labels(small):
                            ('validation', 'val', SMALL['num_val'])):
         imgs = sorted((root / 'images' / folder).iterdir())
         anns = sorted((root / 'annotations' / folder).iterdir())
-        assert [p.name for p in imgs] == [
-            f'ADE_{tag}_{i:08d}.jpg' for i in range(1, n + 1)
-        ]
+        assert [p.name for p in imgs
+                ] == [f'ADE_{tag}_{i:08d}.jpg' for i in range(1, n + 1)]
         assert [p.stem for p in anns] == [p.stem for p in imgs]
         for p in anns:
             values |= set(np.unique(_read_label(p)).tolist())
@@ -201,8 +204,9 @@ def test_manifest(small):
         data = json.loads((Path(info['root']) / dd.MANIFEST_NAME).read_text())
         assert data['layout'] == layout
         assert data['size'] == list(SMALL_SIZE[layout])
-        assert (data['num_train'], data['num_val'], data['seed']) == (
-            SMALL['num_train'], SMALL['num_val'], SMALL['seed'])
+        assert (data['num_train'], data['num_val'],
+                data['seed']) == (SMALL['num_train'], SMALL['num_val'],
+                                  SMALL['seed'])
         assert data['format_version'] == dd.FORMAT_VERSION
 
 
@@ -214,8 +218,10 @@ def _labels(info):
 @pytest.mark.parametrize('layout', dd.LAYOUTS)
 def test_determinism(small, tmp_path, layout):
     ref = small[layout]
-    same = dd.ensure_demo_data(layout, tmp_path / 'same',
-                               size=SMALL_SIZE[layout], **SMALL)
+    same = dd.ensure_demo_data(layout,
+                               tmp_path / 'same',
+                               size=SMALL_SIZE[layout],
+                               **SMALL)
     a, b = _labels(ref), _labels(same)
     assert len(a) == len(b) == 9
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
@@ -225,14 +231,16 @@ def test_determinism(small, tmp_path, layout):
     assert img_a and all(x.read_bytes() == y.read_bytes()
                          for x, y in zip(img_a, img_b))
 
-    other = dd.ensure_demo_data(layout, tmp_path / 'other',
+    other = dd.ensure_demo_data(layout,
+                                tmp_path / 'other',
                                 size=SMALL_SIZE[layout],
                                 **dict(SMALL, seed=SMALL['seed'] + 1))
     c = _labels(other)
     assert sum(not np.array_equal(x, y) for x, y in zip(a, c)) >= 8
 
     # Image i depends only on (seed, split, i), not on the dataset size.
-    fewer = dd.ensure_demo_data(layout, tmp_path / 'fewer',
+    fewer = dd.ensure_demo_data(layout,
+                                tmp_path / 'fewer',
                                 size=SMALL_SIZE[layout],
                                 **dict(SMALL, num_train=2))
     for p in _label_files(fewer):
@@ -273,13 +281,17 @@ def test_voc_loads_in_mmseg(small, mmseg_pipeline):
     meta_palette = np.array(PascalVOCDataset.METAINFO['palette'], np.uint8)
     assert np.array_equal(dd.voc_palette()[:21], meta_palette)
     assert PascalVOCDataset.METAINFO['classes'] == dd.VOC_CLASSES
-    expected = {'train': SMALL['num_train'], 'val': SMALL['num_val'],
-                'aug': SMALL['num_train'] + SMALL['num_train'] // 2}
+    expected = {
+        'train': SMALL['num_train'],
+        'val': SMALL['num_val'],
+        'aug': SMALL['num_train'] + SMALL['num_train'] // 2
+    }
     for split, n in expected.items():
         cfg = info['splits'][split]
-        ds = PascalVOCDataset(
-            data_root=info['root'], ann_file=cfg['ann_file'],
-            data_prefix=cfg['data_prefix'], pipeline=mmseg_pipeline())
+        ds = PascalVOCDataset(data_root=info['root'],
+                              ann_file=cfg['ann_file'],
+                              data_prefix=cfg['data_prefix'],
+                              pipeline=mmseg_pipeline())
         assert len(ds) == n
         allowed = set(range(21)) | ({255} if split != 'aug' else set())
         gt, raw = _check_sample(ds, len(ds) - 1, allowed)
@@ -300,8 +312,11 @@ def test_voc_aug_config_builds(small):
         pytest.skip('mmseg configs are not installed')
     cfg = Config.fromfile(str(cfg_path))
     ds_cfg = cfg.train_dataloader.dataset
-    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-                dict(type='PackSegInputs')]
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs')
+    ]
     for sub in ds_cfg.datasets:
         sub.data_root = small['voc']['root']
         sub.pipeline = pipeline
@@ -321,10 +336,9 @@ def test_ade20k_loads_in_mmseg(small, mmseg_pipeline):
     info = small['ade20k']
     allowed = {v - 1 for v in dd.ADE20K_USED_CLASSES} | {255}
     for split, n in (('train', SMALL['num_train']), ('val', SMALL['num_val'])):
-        ds = ADE20KDataset(
-            data_root=info['root'],
-            data_prefix=info['splits'][split]['data_prefix'],
-            pipeline=mmseg_pipeline())
+        ds = ADE20KDataset(data_root=info['root'],
+                           data_prefix=info['splits'][split]['data_prefix'],
+                           pipeline=mmseg_pipeline())
         assert len(ds) == n and ds.reduce_zero_label
         for i in range(n):
             gt, raw = _check_sample(ds, i, allowed)
@@ -336,8 +350,11 @@ def test_ade20k_loads_in_mmseg(small, mmseg_pipeline):
 # --------------------------------------------------------- learnability
 def _image_label_pairs(root, layout, split):
     if layout == 'cityscapes':
-        pairs = [(p, Path(str(p).replace('leftImg8bit', 'gtFine', 1).replace(
-            '_leftImg8bit.png', '_gtFine_labelTrainIds.png')))
+        pairs = [(p,
+                  Path(
+                      str(p).replace('leftImg8bit', 'gtFine',
+                                     1).replace('_leftImg8bit.png',
+                                                '_gtFine_labelTrainIds.png')))
                  for p in sorted(root.glob(f'leftImg8bit/{split}/*/*.png'))]
     else:
         folder = {'train': 'training', 'val': 'validation'}[split]
@@ -370,16 +387,18 @@ def test_learnable_but_not_trivial(tmp_path, layout):
     classes = np.unique(yt)
     means = np.stack([xt[yt == c].mean(0) for c in classes])
     # Nearest class-mean colour: trained on train, scored on val.
-    dist = ((xv[:, None, :] - means[None]) ** 2).sum(-1)
+    dist = ((xv[:, None, :] - means[None])**2).sum(-1)
     acc = float((classes[dist.argmin(1)] == yv).mean())
     chance = 1.0 / len(classes)
     assert len(classes) >= 10
     assert acc > 2 * chance, (acc, chance)
     assert acc < 0.95, 'colour alone should not solve the task'
     # Distinct classes must have clearly different mean colours.
-    gaps = np.sqrt(((means[:, None] - means[None]) ** 2).sum(-1))
-    big = [np.flatnonzero(classes == c)[0] for c in classes
-           if (yt == c).mean() > 0.05]
+    gaps = np.sqrt(((means[:, None] - means[None])**2).sum(-1))
+    big = [
+        np.flatnonzero(classes == c)[0] for c in classes
+        if (yt == c).mean() > 0.05
+    ]
     sub = gaps[np.ix_(big, big)]
     assert sub[~np.eye(len(big), dtype=bool)].min() > 8
     # Noise and texture: large regions are never flat colour.
@@ -394,8 +413,11 @@ def test_learnable_but_not_trivial(tmp_path, layout):
 
 # ---------------------------------------------------------------- CLI
 def _small_args(out, *extra):
-    return ['--out', str(out), '--num-train', '2', '--num-val', '1',
-            '--size', '40x48', *extra]
+    return [
+        '--out',
+        str(out), '--num-train', '2', '--num-val', '1', '--size', '40x48',
+        *extra
+    ]
 
 
 def test_cli_creates_skips_and_forces(tmp_path, capsys):
@@ -429,12 +451,11 @@ def test_cli_other_layouts(tmp_path, capsys, layout):
         layout
 
 
-@pytest.mark.parametrize('argv', [
-    ['--size', '16x64'], ['--size', '64x31'], ['--size', 'abc'],
-    ['--size', '64x'], ['--size', '0x0'], ['--num-train', '0'],
-    ['--num-val', '-3'], ['--num-train', 'many'], ['--seed', '-1'],
-    ['--layout', 'coco']
-])
+@pytest.mark.parametrize(
+    'argv', [['--size', '16x64'], ['--size', '64x31'], ['--size', 'abc'],
+             ['--size', '64x'], ['--size', '0x0'], ['--num-train', '0'],
+             ['--num-val', '-3'], ['--num-train', 'many'], ['--seed', '-1'],
+             ['--layout', 'coco']])
 def test_cli_bad_arguments(tmp_path, capsys, argv):
     with pytest.raises(SystemExit) as exc:
         dd.main(['--out', str(tmp_path / 'x'), *argv])
@@ -504,11 +525,16 @@ def test_api_validates_parameters(tmp_path):
 
 def test_tool_script_runs(tmp_path):
     out = tmp_path / 'ade'
-    proc = subprocess.run(
-        [sys.executable, str(REPO / 'tools' / 'make_demo_data.py'),
-         *_small_args(out, '--layout', 'ade20k')],
-        cwd=str(tmp_path), capture_output=True, text=True, timeout=120,
-        env=dict(os.environ, PYTHONPATH=''))
+    proc = subprocess.run([
+        sys.executable,
+        str(REPO / 'tools' / 'make_demo_data.py'),
+        *_small_args(out, '--layout', 'ade20k')
+    ],
+                          cwd=str(tmp_path),
+                          capture_output=True,
+                          text=True,
+                          timeout=120,
+                          env=dict(os.environ, PYTHONPATH=''))
     assert proc.returncode == 0, proc.stderr
     assert 'wrote' in proc.stdout
     assert len(list(out.glob('images/training/*.jpg'))) == 2

@@ -18,7 +18,7 @@ model = dict(
         num_blocks=5,
         filter_multiplier=8,
         norm_cfg=norm_cfg,
-        op_norm_cfg=dict(type='BN', affine=False),
+        op_norm_cfg=dict(type='StackedBN', affine=False),
         arch_init_std=1e-3),
     neck=dict(
         type='AutoDeepLabSearchASPP',

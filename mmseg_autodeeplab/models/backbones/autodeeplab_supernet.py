@@ -20,6 +20,7 @@ from mmseg.registry import MODELS
 from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
                              max_level, normalize_betas, num_edges)
 from ...search_space.primitives import ReLUConvBN
+from ...search_space.stacked_bn import set_stacking
 
 
 def _positive_int(value, name):
@@ -61,16 +62,26 @@ class MixedOp(nn.Module):
 class SearchCell(nn.Module):
     """One cell of the supernet: B blocks over 14 mixed edges.
 
+    The cell of node ``(l, j)`` is applied to each of its ``k`` (1-3)
+    incoming H(l-1) inputs with the same H(l-2). With ``stack_inputs`` the k
+    applications run as ONE pass over the inputs stacked along the batch
+    axis; :class:`StackedBatchNorm2d` keeps each input's batch statistics
+    separate, and branches fed by H(l-2) (identical for all k) run once, so
+    the result equals k separate applications.
+
     Args:
         channels (int): per-block channels ``C = F * 2**level``.
         prev_channels (int): channels of H(l-1) after edge resampling.
         prev_prev_channels (int): channels of H(l-2).
+        stack_inputs (bool): the stacked evaluation (default) or the plain
+            per-input loop (reference implementation).
     """
 
     def __init__(self, channels, prev_channels, prev_prev_channels,
-                 num_blocks, primitives, norm_cfg):
+                 num_blocks, primitives, norm_cfg, stack_inputs=True):
         super().__init__()
         self.num_blocks = num_blocks
+        self.stack_inputs = stack_inputs
         self.preprocess0 = ReLUConvBN(prev_prev_channels, channels, 1,
                                       norm_cfg=norm_cfg)
         self.preprocess1 = ReLUConvBN(prev_channels, channels, 1,
@@ -78,9 +89,22 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList(
             MixedOp(channels, primitives, norm_cfg)
             for _ in range(num_edges(num_blocks)))
+        # edges whose input is H(l-2) (index 0 of every block's inputs)
+        self._pp_edges, offset = set(), 0
+        for b in range(num_blocks):
+            self._pp_edges.add(offset)
+            offset += b + 2
 
-    def forward(self, prev_prev, prev, weights):
-        """Returns ``(N, B*C, h, w)``; inputs already at this node's size."""
+    def _set_stacking(self, groups):
+        set_stacking(self.preprocess0, 1, groups)
+        set_stacking(self.preprocess1, groups)
+        for e, edge in enumerate(self.edges):
+            if e in self._pp_edges:
+                set_stacking(edge, 1, groups)
+            else:
+                set_stacking(edge, groups)
+
+    def _single(self, prev_prev, prev, weights):
         states = [self.preprocess0(prev_prev), self.preprocess1(prev)]
         offset = 0
         for _ in range(self.num_blocks):
@@ -91,6 +115,44 @@ class SearchCell(nn.Module):
             offset += len(states)
             states.append(out)
         return torch.cat(states[2:], dim=1)
+
+    def forward(self, prev_prev, prevs, weights, betas):
+        """Cell output for each input, β-weighted and summed.
+
+        Args:
+            prev_prev (Tensor): H(l-2) at this node's size, ``(N, C'', h, w)``.
+            prevs (list[Tensor]): the k resampled H(l-1), ``(N, C', h, w)``.
+            weights (Tensor): softmax(α), ``(E, P)``.
+            betas (Tensor): the k β weights of the incoming edges, ``(k,)``.
+
+        Returns:
+            Tensor: ``(N, B*C, h, w)``.
+        """
+        k = len(prevs)
+        if not self.stack_inputs or k == 1:
+            self._set_stacking(1)
+            out = None
+            for i, prev in enumerate(prevs):
+                y = betas[i] * self._single(prev_prev, prev, weights)
+                out = y if out is None else out + y
+            return out
+        self._set_stacking(k)
+        n = prev_prev.shape[0]
+        s0 = self.preprocess0(prev_prev)
+        s1 = self.preprocess1(torch.cat(prevs, dim=0))
+        states = [s0, s1]
+        blocks, offset = [], 0
+        for _ in range(self.num_blocks):
+            out = None
+            for i, h in enumerate(states):
+                y = self.edges[offset + i](h, weights[offset + i])
+                y = y.view(-1 if i else 1, n, *y.shape[1:])
+                out = y if out is None else out + y
+            offset += len(states)
+            blocks.append(out)
+            states.append(out.view(k * n, *out.shape[2:]))
+        cat = torch.cat(blocks, dim=2)  # (k, N, B*C, h, w)
+        return (betas.view(k, 1, 1, 1, 1) * cat).sum(0)
 
 
 @MODELS.register_module()
@@ -111,10 +173,15 @@ class AutoDeepLabSupernet(BaseModule):
         in_channels (int): image channels.
         num_levels (int): resolutions /4 ... /(4 * 2**(num_levels - 1)).
         norm_cfg (dict): norm of the stem and edge resamplers.
-        op_norm_cfg (dict): norm inside cells (affine=False, as in DARTS).
+        op_norm_cfg (dict): norm inside cells (affine=False, as in DARTS);
+            ``StackedBN`` is needed for ``stack_inputs``.
         arch_init_std (float): α and β start as ``std * N(0, 1)``.
-        with_cp (bool): gradient checkpointing per cell (exact; trades compute
-            for memory).
+        stack_inputs (bool): evaluate each node's cell once over its stacked
+            incoming inputs (same mathematics, fewer kernels; see
+            :class:`SearchCell`).
+        with_cp (bool): gradient checkpointing per node (exact gradients;
+            trades compute for memory; BN running statistics are updated
+            again during the recomputation).
 
     Returns (forward):
         tuple[Tensor]: last-layer states of levels 0..num_levels-1,
@@ -134,8 +201,9 @@ class AutoDeepLabSupernet(BaseModule):
                  in_channels=3,
                  num_levels=4,
                  norm_cfg=dict(type='BN'),
-                 op_norm_cfg=dict(type='BN', affine=False),
+                 op_norm_cfg=dict(type='StackedBN', affine=False),
                  arch_init_std=1e-3,
+                 stack_inputs=True,
                  with_cp=False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -160,6 +228,11 @@ class AutoDeepLabSupernet(BaseModule):
         self.primitives = primitives
         self.num_levels = num_levels
         self.with_cp = with_cp
+        if stack_inputs and op_norm_cfg.get('type') != 'StackedBN':
+            raise ValueError(
+                'AutoDeepLabSupernet: stack_inputs=True needs op_norm_cfg '
+                f"type 'StackedBN' (got {op_norm_cfg.get('type')!r}); set "
+                'stack_inputs=False to use another norm')
 
         base = num_blocks * filter_multiplier  # node channels at level 0
         self.level_channels = [base * 2**j for j in range(num_levels)]
@@ -186,7 +259,7 @@ class AutoDeepLabSupernet(BaseModule):
                 self.cells[key] = SearchCell(
                     filter_multiplier * 2**level, ch,
                     self.level_channels[pp_level], num_blocks, primitives,
-                    op_norm_cfg)
+                    op_norm_cfg, stack_inputs)
                 src_top = max_level(layer - 1, num_levels) if layer else 0
                 if level >= 1 and level - 1 <= src_top:
                     self.down_edges[key] = ReLUConvBN(
@@ -216,15 +289,16 @@ class AutoDeepLabSupernet(BaseModule):
         return normalize_betas(self.betas)
 
     # -- forward ----------------------------------------------------------
-    def _run_cell(self, key, prev_prev, prev, weights):
+    def _run_cell(self, key, prev_prev, prevs, weights, betas):
         cell = self.cells[key]
-        if self.with_cp and prev.requires_grad and self.training:
+        if self.with_cp and self.training and torch.is_grad_enabled():
             from torch.utils.checkpoint import checkpoint
-            return checkpoint(cell, prev_prev, prev, weights,
+            return checkpoint(cell, prev_prev, prevs, weights, betas,
                               use_reentrant=False)
-        return cell(prev_prev, prev, weights)
+        return cell(prev_prev, prevs, weights, betas)
 
     def forward(self, x):
+        """x: ``(N, 3, H, W)`` -> tuple of last-layer level states."""
         stem = self.stem(x)
         sizes = level_sizes(stem.shape[2], stem.shape[3], self.num_levels)
         alpha_w = F.softmax(self.alphas, dim=-1)
@@ -239,7 +313,7 @@ class AutoDeepLabSupernet(BaseModule):
                 if pp.shape[2:] != size:
                     pp = F.interpolate(pp, size=size, mode='bilinear',
                                        align_corners=False)
-                out = None
+                inputs, weights = [], []
                 for src in (level - 1, level, level + 1):
                     if not 0 <= src < len(prev):
                         continue
@@ -250,10 +324,10 @@ class AutoDeepLabSupernet(BaseModule):
                         h = self.up_edges[key](F.interpolate(
                             h, size=size, mode='bilinear',
                             align_corners=False))
-                    y = beta_w[layer, src, level - src + 1] * self._run_cell(
-                        key, pp, h, alpha_w)
-                    out = y if out is None else out + y
-                current.append(out)
+                    inputs.append(h)
+                    weights.append(beta_w[layer, src, level - src + 1])
+                current.append(self._run_cell(key, pp, inputs, alpha_w,
+                                              torch.stack(weights)))
             prev_prev, prev = prev, current
         return tuple(prev)
 

@@ -1,0 +1,49 @@
+# Auto-DeepLab retraining model (spec sections 5-6): the static network from
+# a genotype + the DeepLabv3+ head with full convs (Table 2's form).
+# Channels follow the genotype: low-level = Cell_2 output, B*F*s/4 channels;
+# ASPP input = last cell. For the paper genotype (Cell_2 at /4, last cell at
+# /8) with F=20: 5*20 = 100 and 5*20*2 = 200. Configs that change F or the
+# genotype must set decode_head.in_channels / c1_in_channels to match
+# (tools/decode_genotype.py writes them).
+#
+# The genotype path is resolved against the CWD, then the repo root, then the
+# package's shipped configs (mmseg_autodeeplab/.mim), so this relative path
+# works from a checkout and after `pip install`.
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+data_preprocessor = dict(
+    type='SegDataPreProcessor',
+    mean=[123.675, 116.28, 103.53],
+    std=[58.395, 57.12, 57.375],
+    bgr_to_rgb=True,
+    pad_val=0,
+    seg_pad_val=255)
+model = dict(
+    type='EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        type='AutoDeepLabNet',
+        genotype='configs/genotypes/autodeeplab_paper.json',
+        filter_multiplier=20,
+        in_channels=3,
+        stem_channels=(64, 64, 128),
+        norm_cfg=norm_cfg,
+        out_indices=(2, -1),
+        drop_path_prob=0.0,
+        with_cp=False),
+    decode_head=dict(
+        type='AutoDeepLabV3PlusHead',
+        in_channels=200,
+        in_index=1,
+        channels=256,
+        dilations=(1, 12, 24, 36),
+        c1_in_channels=100,
+        c1_channels=48,
+        separable=False,
+        dropout_ratio=0.1,
+        num_classes=19,
+        norm_cfg=norm_cfg,
+        align_corners=True,
+        loss_decode=dict(
+            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))
