@@ -10,3 +10,6 @@ crop_size = (321, 321)
 data_preprocessor = dict(size=crop_size)
 model = dict(data_preprocessor=data_preprocessor)
 log_processor = dict(by_epoch=True)
+# A rank that dies makes the others fail after this many seconds instead
+# of hanging in a collective.
+env_cfg = dict(dist_cfg=dict(backend='nccl', timeout=1800))

@@ -338,8 +338,14 @@ def run(args):
     # Round-trip check before writing anything.
     Genotype.from_json(genotype.to_json(), source=genotype_out)
     compile(text, args.out, 'exec')
+    existed = osp.exists(genotype_out)
     atomic_write_text(genotype_out, genotype.to_json())
-    atomic_write_text(args.out, text)
+    try:
+        atomic_write_text(args.out, text)
+    except BaseException:
+        if not existed:  # leave no orphan genotype behind
+            os.remove(genotype_out)
+        raise
     return genotype, genotype_out, args.out
 
 

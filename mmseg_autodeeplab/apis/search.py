@@ -53,15 +53,33 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     if cfg_options is not None:
         cfg.merge_from_dict(cfg_options)
     cfg.launcher = launcher
+    if launcher != 'none':
+        _cpu_backend(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
     cfg.resume = resume
+    if resume and cfg.get('load_from') is None and osp.isdir(cfg.work_dir):
+        from ..utils import find_resumable_checkpoint
+        found = find_resumable_checkpoint(
+            cfg.work_dir, logger=lambda m: print(f'warning: {m}',
+                                                 file=sys.stderr))
+        if found is not None:
+            cfg.load_from = found  # mmengine resumes from load_from
     sync_search_channels(cfg)
     check_search_cfg(cfg)
     return cfg
+
+
+def _cpu_backend(cfg):
+    """Use gloo instead of nccl when there is no GPU (CPU multi-process)."""
+    import torch
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') == 'nccl' \
+            and not torch.cuda.is_available():
+        dist_cfg['backend'] = 'gloo'
 
 
 def main(argv=None):

@@ -1,6 +1,8 @@
-from .backbones import AutoDeepLabSupernet
-from .decode_heads import AutoDeepLabSumHead
+from .backbones import AutoDeepLabNet, AutoDeepLabSupernet
+from .decode_heads import AutoDeepLabSumHead, AutoDeepLabV3PlusHead
 from .necks import AutoDeepLabSearchASPP
 
-__all__ = ['AutoDeepLabSupernet', 'AutoDeepLabSearchASPP',
-           'AutoDeepLabSumHead']
+__all__ = [
+    'AutoDeepLabNet', 'AutoDeepLabSupernet', 'AutoDeepLabSearchASPP',
+    'AutoDeepLabSumHead', 'AutoDeepLabV3PlusHead'
+]

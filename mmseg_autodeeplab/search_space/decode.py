@@ -1,9 +1,9 @@
 """Decoding α and β into a genotype: pure functions on tensors.
 
-Edge layout of α (shape ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)``, 14 for
-B = 5): edges are ordered block by block, and within block ``i`` (0-based) by
-its inputs ``[H(l-2), H(l-1), H1, ..., Hi]``; columns follow
-:data:`PRIMITIVES`.
+Edge layout of α (shape ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)``: 20 for
+B = 5, 14 for B = 4): edges are ordered block by block, and within block
+``i`` (0-based) by its inputs ``[H(l-2), H(l-1), H1, ..., Hi]``; columns
+follow :data:`PRIMITIVES`.
 
 β layout (shape ``(L, 4, 3)``): ``beta[l, s, d]`` weights the move from level
 ``s`` at layer ``l - 1`` (layer -1 is the stem, at level 0) to level
@@ -19,7 +19,7 @@ from .primitives import PRIMITIVES, ZERO_OP
 
 
 def num_edges(num_blocks):
-    """Number of α rows for ``num_blocks`` blocks (14 for 5)."""
+    """Number of α rows for ``num_blocks`` blocks (20 for 5, 14 for 4)."""
     return sum(i + 2 for i in range(num_blocks))
 
 
@@ -70,7 +70,7 @@ def decode_cell(alphas, primitives=PRIMITIVES):
     index. The zero operator is never chosen.
 
     Args:
-        alphas (Tensor): raw α logits, ``(E, P)`` (e.g. ``(14, 8)``).
+        alphas (Tensor): raw α logits, ``(E, P)`` (e.g. ``(20, 8)`` for B = 5).
         primitives (Sequence[str]): operator names of the ``P`` columns.
 
     Returns:

@@ -10,12 +10,10 @@ order. Layout: ``x`` is ``(G * N, C, H, W)`` with group ``g`` in rows
 
 ``repeats`` covers the other shared case: a branch whose input is the same
 for every group (H(l-2)) is computed once; running statistics then get the
-``repeats`` identical updates the separate evaluation would have made, via
-the closed form ``m_eff = 1 - (1 - m) ** repeats``.
+``repeats`` identical updates the separate evaluation would have made.
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 class _GroupNormalize(torch.autograd.Function):
@@ -62,26 +60,35 @@ class StackedBatchNorm2d(nn.BatchNorm2d):
         self.groups = 1
         self.repeats = 1
 
+    def _update_running(self, mean, var, count):
+        """One running-statistics update, as ``nn.BatchNorm2d`` does it."""
+        self.num_batches_tracked.add_(1)
+        if self.momentum is None:  # cumulative moving average
+            m = 1.0 / float(self.num_batches_tracked)
+        else:
+            m = self.momentum
+        unbiased = var * (count / max(count - 1, 1))
+        self.running_mean.mul_(1 - m).add_(mean, alpha=m)
+        self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
+
     def forward(self, x):
-        if not self.training or not self.track_running_stats:
+        use_batch_stats = self.training or not self.track_running_stats
+        if not use_batch_stats or (self.groups == 1 and self.repeats == 1):
             return super().forward(x)
         if self.groups == 1:
-            # identical inputs repeated: one normalisation, `repeats` updates
-            momentum = 1.0 - (1.0 - self.momentum)**self.repeats
-            self.num_batches_tracked.add_(self.repeats)
-            return F.batch_norm(x, self.running_mean, self.running_var,
-                                self.weight, self.bias, True, momentum,
-                                self.eps)
-        y, mean, var = _GroupNormalize.apply(x, self.groups, self.eps)
-        with torch.no_grad():
+            # identical inputs repeated: one normalisation, `repeats`
+            # identical running-statistics updates
+            y, mean, var = _GroupNormalize.apply(x, 1, self.eps)
+            means, variances = mean.expand(self.repeats, -1), var.expand(
+                self.repeats, -1)
+        else:
+            y, means, variances = _GroupNormalize.apply(x, self.groups,
+                                                        self.eps)
+        if self.training and self.track_running_stats:
             count = x.numel() // (x.shape[1] * self.groups)
-            unbiased = var * (count / max(count - 1, 1))
-            for g in range(self.groups):
-                self.running_mean.mul_(1 - self.momentum).add_(
-                    mean[g], alpha=self.momentum)
-                self.running_var.mul_(1 - self.momentum).add_(
-                    unbiased[g], alpha=self.momentum)
-            self.num_batches_tracked.add_(self.groups)
+            with torch.no_grad():
+                for mean, var in zip(means, variances):
+                    self._update_running(mean, var, count)
         if self.affine:
             y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(
                 1, -1, 1, 1)

@@ -6,3 +6,6 @@ from .checks import (ConfigError, check_dataset_cfg, check_search_cfg,
 
 __all__ += ['ConfigError', 'check_dataset_cfg', 'check_search_cfg',
             'sync_search_channels']
+from .resume import find_resumable_checkpoint
+
+__all__ += ['find_resumable_checkpoint']

@@ -263,7 +263,6 @@ class AutoDeepLabNet(BaseModule):
         a ReLU (TF applies one after the last cell).
 
     Example:
-        >>> from mmseg_autodeeplab.search_space import Genotype
         >>> net = AutoDeepLabNet('configs/genotypes/autodeeplab_paper.json',
         ...                      filter_multiplier=4)
         >>> net.out_channels

@@ -2,7 +2,8 @@
 
 Shapes: ``inputs`` is the backbone's tuple; ``inputs[0]`` is the low-level
 feature ``c1`` (Cell_2, ``(N, c1_in_channels, h1, w1)``) and
-``inputs[in_index]`` the ASPP input (the last cell, ``(N, in_channels, h, w)``).
+``inputs[in_index]`` the ASPP input (the last cell,
+``(N, in_channels, h, w)``).
 Output: logits ``(N, num_classes, h1, w1)``.
 """
 import torch.nn as nn

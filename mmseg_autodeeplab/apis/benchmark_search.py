@@ -1,0 +1,343 @@
+"""``tools/benchmark_search.py``: speed, memory and FLOP rate of the supernet.
+
+Each measured variant runs in a fresh subprocess, so its peak memory (CPU:
+peak RSS; GPU: max allocated) belongs to that variant alone. All variants of
+one invocation run side by side on the same machine, so their ratios are
+meaningful even on a shared, noisy machine.
+
+Measured per variant:
+
+* ``search_iter_s``: one full search iteration (weight step on one batch +
+  α/β step on another), median of ``--repeat`` after ``--warmup``;
+* ``weight_step_s``: the weight step alone;
+* ``macs_fwd``: multiply-adds of one forward pass (mmengine's counter);
+* ``flop_rate``: ``3 * 2 * macs_fwd / weight_step_s`` (forward + backward
+  ~ 3 forwards) as a fraction of the dense fp32 matmul rate measured in the
+  same process.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+VARIANTS = {
+    # name: backbone overrides / runtime options
+    'per-edge': dict(stack_inputs=False),
+    'stacked': dict(stack_inputs=True),
+    'stacked+cp': dict(stack_inputs=True, with_cp=True),
+    'stacked+channels_last': dict(stack_inputs=True, channels_last=True),
+    'stacked+amp': dict(stack_inputs=True, amp=True),
+}
+DEFAULT_CONFIG = osp.join(
+    'configs', 'autodeeplab_search',
+    'autodeeplab-search_f8-l12_1xb2-40e_cityscapes-321x321.py')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--config', default=DEFAULT_CONFIG,
+                   help='search config (model + optimizers are taken from it)')
+    p.add_argument('--crop', default='321x321', help='HxW of the batch')
+    p.add_argument('--batch', type=int, default=2)
+    p.add_argument('--filter-multiplier', type=int, default=None)
+    p.add_argument('--num-layers', type=int, default=None)
+    p.add_argument('--variants', nargs='+', default=['per-edge', 'stacked'],
+                   choices=sorted(VARIANTS))
+    p.add_argument('--device', default='auto', choices=['auto', 'cpu',
+                                                        'cuda'])
+    p.add_argument('--warmup', type=int, default=1)
+    p.add_argument('--repeat', type=int, default=3)
+    p.add_argument('--no-macs', action='store_true',
+                   help='skip the multiply-add count (slow at large crops)')
+    p.add_argument('--out', default='work_dirs/benchmark_search',
+                   help='folder for benchmark_search.{json,md}')
+    p.add_argument('--_worker', default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _parse_crop(text):
+    try:
+        h, w = (int(v) for v in text.lower().split('x'))
+        assert h > 0 and w > 0
+    except (ValueError, AssertionError):
+        raise SystemExit(f'error: --crop {text!r}: expected HxW, e.g. 321x321')
+    return h, w
+
+
+def matmul_rate(device, n=2048, repeat=5):
+    """Dense fp32 matmul FLOP/s on ``device`` (median of ``repeat``)."""
+    import torch
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    times = []
+    for _ in range(repeat + 1):
+        _sync(device)
+        t = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times[1:])
+
+
+def _sync(device):
+    import torch
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+def _build(args, variant):
+    import torch
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+
+    import mmseg_autodeeplab  # noqa: F401
+    from mmseg_autodeeplab.engine import AutoDeepLabOptimWrapperConstructor
+    from mmseg_autodeeplab.utils import sync_search_channels
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(args.config)
+    backbone = cfg.model.backbone
+    opts = VARIANTS[variant]
+    backbone.stack_inputs = opts.get('stack_inputs', True)
+    if not backbone.stack_inputs:
+        backbone.op_norm_cfg = dict(type='BN', affine=False)
+    backbone.with_cp = opts.get('with_cp', False)
+    if args.filter_multiplier:
+        backbone.filter_multiplier = args.filter_multiplier
+    if args.num_layers:
+        backbone.num_layers = args.num_layers
+    sync_search_channels(cfg)
+    cfg.model.data_preprocessor.size = None
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    wrappers = AutoDeepLabOptimWrapperConstructor(
+        dict(weights=cfg.optim_wrapper.weights,
+             arch=cfg.optim_wrapper.arch))(model)
+    return model, wrappers, cfg
+
+
+def _batch(args, device, num_classes, seed):
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    h, w = _parse_crop(args.crop)
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(args.batch, 3, h, w, generator=g).to(device)
+    samples = []
+    for _ in range(args.batch):
+        s = SegDataSample()
+        label = torch.randint(0, num_classes, (1, h, w), generator=g)
+        s.gt_sem_seg = PixelData(data=label.to(device))
+        s.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w),
+                            pad_shape=(h, w)))
+        samples.append(s)
+    return inputs, samples
+
+
+def _worker(args, variant):
+    import torch
+    device = 'cuda' if args.device == 'cuda' or (
+        args.device == 'auto' and torch.cuda.is_available()) else 'cpu'
+    opts = VARIANTS[variant]
+    if opts.get('amp') and device != 'cuda':
+        return dict(variant=variant, skipped='amp needs a GPU')
+    model, wrappers, cfg = _build(args, variant)
+    model.to(device)
+    if opts.get('channels_last'):
+        model.to(memory_format=torch.channels_last)
+    model.train()
+    from mmseg_autodeeplab.engine.utils import find_supernet
+    params = find_supernet(model).arch_parameters()
+    num_classes = cfg.model.decode_head.num_classes
+    batch_a = _batch(args, device, num_classes, 0)
+    batch_b = _batch(args, device, num_classes, 1)
+    if opts.get('channels_last'):
+        batch_a = (batch_a[0].contiguous(memory_format=torch.channels_last),
+                   batch_a[1])
+        batch_b = (batch_b[0].contiguous(memory_format=torch.channels_last),
+                   batch_b[1])
+    amp = torch.autocast('cuda', dtype=torch.bfloat16) if opts.get(
+        'amp') else None
+
+    def loss_of(batch):
+        if amp is None:
+            losses = model.loss(*batch)
+        else:
+            with amp:
+                losses = model.loss(*batch)
+        return model.parse_losses(losses)[0]
+
+    def weight_step():
+        wrappers['weights'].update_params(loss_of(batch_a))
+        for p in params:
+            p.grad = None
+
+    def arch_step():
+        grads = torch.autograd.grad(loss_of(batch_b), params)
+        for p, g in zip(params, grads):
+            p.grad = g
+        wrappers['arch'].step()
+        wrappers['arch'].zero_grad()
+
+    def timed(fn):
+        times = []
+        for i in range(args.warmup + args.repeat):
+            _sync(device)
+            t = time.perf_counter()
+            fn()
+            _sync(device)
+            if i >= args.warmup:
+                times.append(time.perf_counter() - t)
+        return times
+
+    if device == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+    w_times = timed(weight_step)
+    it_times = timed(lambda: (weight_step(), arch_step()))
+    if device == 'cuda':
+        peak = torch.cuda.max_memory_allocated()
+        peak_kind = 'cuda max allocated'
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak_kind = 'peak RSS'
+    macs = None
+    if not args.no_macs:
+        from mmengine.analysis import get_model_complexity_info
+        model.eval()
+        with torch.no_grad():
+            info = get_model_complexity_info(
+                _forward_only(model), inputs=(batch_a[0], ),
+                show_table=False, show_arch=False)
+        macs = int(info['flops'])
+    rate = matmul_rate(device)
+    result = dict(
+        variant=variant, device=device,
+        weight_step_s=statistics.median(w_times),
+        weight_step_spread_s=[min(w_times), max(w_times)],
+        search_iter_s=statistics.median(it_times),
+        search_iter_spread_s=[min(it_times), max(it_times)],
+        peak_memory_bytes=int(peak), peak_memory_kind=peak_kind,
+        macs_fwd=macs, matmul_flops_per_s=rate)
+    if macs:
+        result['flop_rate'] = 6 * macs / result['weight_step_s'] / rate
+    return result
+
+
+def _forward_only(model):
+    """Wrap ``model`` as image -> logits for the multiply-add counter."""
+    import torch.nn as nn
+
+    class ForwardOnly(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model._forward(x)
+
+    return ForwardOnly()
+
+
+def _machine():
+    import torch
+    info = dict(platform=platform.platform(), python=platform.python_version(),
+                torch=torch.__version__, cpus=os.cpu_count(),
+                threads=torch.get_num_threads())
+    if torch.cuda.is_available():
+        info['gpu'] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _table(args, results, machine):
+    head = (f'Supernet benchmark: config {osp.basename(args.config)}, crop '
+            f'{args.crop}, batch {args.batch}'
+            + (f', F={args.filter_multiplier}' if args.filter_multiplier
+               else '') + (f', L={args.num_layers}' if args.num_layers
+                           else ''))
+    lines = [head, '',
+             f'Machine: {machine}', '',
+             '| variant | device | search iter (s) | weight step (s) | '
+             'peak memory (GB) | fwd MACs (G) | FLOP rate vs matmul |',
+             '|---|---|---|---|---|---|---|']
+    base = next((r for r in results if 'skipped' not in r), None)
+    for r in results:
+        if 'skipped' in r:
+            lines.append(f'| {r["variant"]} | skipped: {r["skipped"]} |'
+                         ' | | | | |')
+            continue
+        ratio = base['search_iter_s'] / r['search_iter_s']
+        macs = r['macs_fwd'] / 1e9 if r['macs_fwd'] else float('nan')
+        rate = f'{100 * r["flop_rate"]:.1f}%' if 'flop_rate' in r else '-'
+        lines.append(
+            f'| {r["variant"]} | {r["device"]} | {r["search_iter_s"]:.3f} '
+            f'(x{ratio:.2f}) | {r["weight_step_s"]:.3f} | '
+            f'{r["peak_memory_bytes"] / 1e9:.2f} ({r["peak_memory_kind"]}) '
+            f'| {macs:.2f} | {rate} |')
+    lines.append('')
+    lines.append('Speed-ups (xN) are relative to the first variant, measured '
+                 'in the same run.')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    _parse_crop(args.crop)
+    if not osp.isfile(args.config):
+        print(f'error: config {args.config!r} not found', file=sys.stderr)
+        return 2
+    if args.batch < 2:
+        print('error: --batch must be >= 2 (BN in the ASPP image pooling '
+              'needs more than one value per channel)', file=sys.stderr)
+        return 2
+    if args._worker:
+        print(json.dumps(_worker(args, args._worker)))
+        return 0
+    results = []
+    for i, variant in enumerate(args.variants):
+        print(f'[{i + 1}/{len(args.variants)}] {variant} ...', flush=True)
+        cmd = [sys.executable, '-m', 'mmseg_autodeeplab.apis.benchmark_search',
+               '--config', args.config, '--crop', args.crop, '--batch',
+               str(args.batch), '--device', args.device, '--warmup',
+               str(args.warmup), '--repeat', str(args.repeat),
+               '--_worker', variant]
+        for flag, value in (('--filter-multiplier', args.filter_multiplier),
+                            ('--num-layers', args.num_layers)):
+            if value:
+                cmd += [flag, str(value)]
+        if args.no_macs:
+            cmd.append('--no-macs')
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1:] or ['?']
+            print(f'error: variant {variant} failed: {tail[0]}',
+                  file=sys.stderr)
+            return 1
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        r = results[-1]
+        if 'skipped' not in r:
+            print(f'    search iter {r["search_iter_s"]:.3f}s, weight step '
+                  f'{r["weight_step_s"]:.3f}s, peak '
+                  f'{r["peak_memory_bytes"] / 1e9:.2f} GB', flush=True)
+    machine = _machine()
+    table = _table(args, results, machine)
+    print(table)
+    from ..utils import atomic_write_json, atomic_write_text
+    os.makedirs(args.out, exist_ok=True)
+    atomic_write_json(osp.join(args.out, 'benchmark_search.json'),
+                      dict(args={k: v for k, v in vars(args).items()
+                                 if not k.startswith('_')},
+                           machine=machine, results=results))
+    atomic_write_text(osp.join(args.out, 'benchmark_search.md'), table + '\n')
+    print(f'wrote {osp.join(args.out, "benchmark_search.json")} and .md')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Two CPU processes (gloo): α, β and weights stay identical across ranks."""
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+HERE = osp.dirname(osp.abspath(__file__))
+REPO = osp.dirname(osp.dirname(HERE))
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_rank_search_keeps_ranks_identical(tiny_cityscapes, tmp_path):
+    work = str(tmp_path / 'dist')
+    env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
+    cmd = [sys.executable, '-m', 'torch.distributed.run',
+           '--nproc_per_node', '2', '--master_port', str(_free_port()),
+           osp.join(HERE, 'dist', 'run_dist_search.py'), tiny_cityscapes,
+           work]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0 = torch.load(osp.join(work, 'rank0.pt'), weights_only=True)
+    r1 = torch.load(osp.join(work, 'rank1.pt'), weights_only=True)
+    assert r0['world'] == r1['world'] == 2
+    # every parameter, α and β included, identical on both ranks
+    assert set(r0['state']) == set(r1['state'])
+    for name in r0['state']:
+        assert torch.equal(r0['state'][name], r1['state'][name]), name
+    # and α/β actually moved (the arch phase ran, synchronised)
+    assert not torch.equal(r0['state']['backbone.alphas'], r0['arch0'][0])
+    assert not torch.equal(r0['state']['backbone.betas'], r0['arch0'][1])
+    # global batch = 2 ranks x 1 image: 4 trainA images -> 2 iters / epoch
+    assert r0['iters_per_epoch'] == 2 and r0['iters'] == 4
+    # the ranks see different, disjoint shards of trainA and trainB
+    assert not set(r0['a_indices']) & set(r1['a_indices'])
+    assert not set(r0['b_indices']) & set(r1['b_indices'])
+    # genotype written once, by rank 0, and complete
+    assert osp.isfile(osp.join(work, 'genotype.json'))
