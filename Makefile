@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
-DEMO_CONFIG ?= configs/autodeeplab_search/autodeeplab-search_f4-l4_1xb2-16e_demo-cityscapes-64x64.py
+DEMO_CONFIG ?= configs/autodeeplab_search/autodeeplab-search_f4-l4_1xb2-30e_demo-cityscapes-64x64.py
 DEMO_WORK_DIR ?= work_dirs/demo_search
 
 .PHONY: install demo test test-all clean

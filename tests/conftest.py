@@ -9,7 +9,7 @@ from mmseg_autodeeplab.datasets.demo_data import make_cityscapes
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(
     REPO, 'configs', 'autodeeplab_search',
-    'autodeeplab-search_f4-l4_1xb2-16e_demo-cityscapes-64x64.py')
+    'autodeeplab-search_f4-l4_1xb2-30e_demo-cityscapes-64x64.py')
 
 
 @pytest.fixture(scope='session')

@@ -1,4 +1,5 @@
-# Auto-DeepLab-M (F=32), paper genotype (Table 2: 21.62M params, 80.04 mIoU).
+# Auto-DeepLab-M (F=32), paper genotype; see the S config for the protocol.
+# Paper: Table 2: 21.62M params, 80.04 mIoU val.
 # Channels: low-level (Cell_2, /4) 5*32 = 160; last cell (/8) 5*32*2 = 320.
 _base_ = './autodeeplab-s_paper-genotype_8xb2-1.5m_cityscapes-769x769.py'
 model = dict(

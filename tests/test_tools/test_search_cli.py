@@ -8,7 +8,7 @@ from mmseg_autodeeplab.apis.search import main
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'autodeeplab_search',
-                'autodeeplab-search_f4-l4_1xb2-16e_demo-cityscapes-64x64.py')
+                'autodeeplab-search_f4-l4_1xb2-30e_demo-cityscapes-64x64.py')
 
 
 def _run(capsys, tmp_path, *options, config=DEMO):
@@ -32,7 +32,7 @@ def _roots(root):
     (('model.backbone.num_blocks=0', ), 'num_blocks'),
     (('model.backbone.primitives=[none,sep_conv_3x3,foo_conv]', ),
      "unknown operator 'foo_conv'"),
-    (('train_cfg.arch_start_epoch=16', ), 'arch_start_epoch=16 lies after'),
+    (('train_cfg.arch_start_epoch=30', ), 'arch_start_epoch=30 lies after'),
     (('train_cfg.arch_start_epoch=40', 'train_cfg.max_epochs=40'),
      'arch_start_epoch=40 lies after'),
 ])

@@ -1,7 +1,7 @@
 # Demo search on the generated Cityscapes-layout data (tools/make_demo_data.py)
 # that runs on 2 CPU cores in minutes: a reduced space (F=4, L=4) on
-# half-resolution 64x128 images, 64x64 crops, 16 epochs over trainA with
-# alpha/beta from epoch 8. Same code path as the paper's search config.
+# half-resolution 64x128 images, 64x64 crops, 30 epochs over trainA with
+# alpha/beta from epoch 15. Same code path as the paper's search config.
 _base_ = './autodeeplab-search_f8-l12_1xb2-40e_cityscapes-321x321.py'
 data_root = 'data/demo_cityscapes/'
 crop_size = (64, 64)
@@ -34,9 +34,9 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 train_cfg = dict(
-    max_epochs=16, arch_start_epoch=8, val_interval=4, val_at_start=True)
+    max_epochs=30, arch_start_epoch=15, val_interval=5, val_at_start=True)
 default_hooks = dict(
     logger=dict(interval=6),
-    checkpoint=dict(interval=4),
+    checkpoint=dict(interval=5),
     visualization=dict(type='SegVisualizationHook', draw=False))
 randomness = dict(seed=0)

@@ -1,0 +1,83 @@
+"""mmengine's train/val/test loops with a data-root check up front.
+
+Why loops and not a hook: the Runner builds a loop's dataloader (and with it
+the dataset, which lists the image folders) in ``build_*_loop``, BEFORE the
+first hook call (``before_run``). A missing or misplaced data root therefore
+surfaces as a ``FileNotFoundError`` traceback from deep inside mmengine. The
+loops below check the dataloader config first (with
+:func:`~mmseg_autodeeplab.utils.checks.check_dataset_cfg`) and stop with one
+``error: ...`` line on stderr and exit status 2. They work unchanged through
+mmseg's own ``tools/train.py`` / ``tools/test.py``, i.e. through
+``mim train`` / ``mim test``, because the loop type is part of the config.
+
+Otherwise they are exactly :class:`~mmengine.runner.IterBasedTrainLoop`,
+:class:`~mmengine.runner.ValLoop` and :class:`~mmengine.runner.TestLoop`.
+"""
+import sys
+
+from mmengine.registry import LOOPS
+from mmengine.runner import IterBasedTrainLoop, TestLoop, ValLoop
+
+from ..utils.checks import ConfigError, check_dataset_cfg
+
+
+def exit_with_error(message):
+    """Print ``error: message`` (one line) on stderr and exit with status 2.
+
+    ``SystemExit`` rather than an exception: the callers run inside tools we
+    do not own (mmseg's train.py/test.py), where an exception would become a
+    multi-screen traceback around the one line that matters.
+    """
+    line = ' '.join(str(message).split())
+    print(f'error: {line}', file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def check_dataloader_cfg(dataloader, where):
+    """Check a dataloader config's dataset; exit with one line if broken.
+
+    Args:
+        dataloader (dict | DataLoader): the loop's ``dataloader`` argument.
+            A built DataLoader (not a config) is left alone.
+        where (str): config key for the message, e.g. ``'train_dataloader'``.
+    """
+    if not isinstance(dataloader, dict):
+        return
+    dataset = dataloader.get('dataset')
+    if not isinstance(dataset, dict):
+        return
+    try:
+        check_dataset_cfg(dataset, where)
+    except ConfigError as e:
+        exit_with_error(e)
+
+
+@LOOPS.register_module()
+class CheckedIterBasedTrainLoop(IterBasedTrainLoop):
+    """``IterBasedTrainLoop`` that first checks ``train_dataloader``'s data."""
+
+    def __init__(self, runner, dataloader, *args, **kwargs):
+        check_dataloader_cfg(dataloader, 'train_dataloader')
+        super().__init__(runner, dataloader, *args, **kwargs)
+
+
+@LOOPS.register_module()
+class CheckedValLoop(ValLoop):
+    """``ValLoop`` that first checks ``val_dataloader``'s data."""
+
+    def __init__(self, runner, dataloader, *args, **kwargs):
+        check_dataloader_cfg(dataloader, 'val_dataloader')
+        super().__init__(runner, dataloader, *args, **kwargs)
+
+
+@LOOPS.register_module()
+class CheckedTestLoop(TestLoop):
+    """``TestLoop`` that first checks ``test_dataloader``'s data."""
+
+    def __init__(self, runner, dataloader, *args, **kwargs):
+        check_dataloader_cfg(dataloader, 'test_dataloader')
+        super().__init__(runner, dataloader, *args, **kwargs)
+
+
+__all__ = ['CheckedIterBasedTrainLoop', 'CheckedValLoop', 'CheckedTestLoop',
+           'check_dataloader_cfg', 'exit_with_error']
