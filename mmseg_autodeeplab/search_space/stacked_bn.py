@@ -14,6 +14,7 @@ for every group (H(l-2)) is computed once; running statistics then get the
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class _GroupNormalize(torch.autograd.Function):
@@ -59,9 +60,15 @@ class StackedBatchNorm2d(nn.BatchNorm2d):
                          track_running_stats)
         self.groups = 1
         self.repeats = 1
+        # True while gradient checkpointing recomputes a forward: batch
+        # statistics are used, running statistics are left alone (they were
+        # updated by the original forward)
+        self.frozen = False
 
     def _update_running(self, mean, var, count):
         """One running-statistics update, as ``nn.BatchNorm2d`` does it."""
+        if self.frozen:
+            return
         self.num_batches_tracked.add_(1)
         if self.momentum is None:  # cumulative moving average
             m = 1.0 / float(self.num_batches_tracked)
@@ -74,6 +81,13 @@ class StackedBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x):
         use_batch_stats = self.training or not self.track_running_stats
         if not use_batch_stats or (self.groups == 1 and self.repeats == 1):
+            if self.frozen and self.training and self.track_running_stats:
+                # same kernel (same saved tensors for checkpointing), but
+                # the update lands in throw-away copies
+                return F.batch_norm(x, self.running_mean.clone(),
+                                    self.running_var.clone(), self.weight,
+                                    self.bias, True, self.momentum or 0.0,
+                                    self.eps)
             return super().forward(x)
         if self.groups == 1:
             # identical inputs repeated: one normalisation, `repeats`
@@ -93,6 +107,13 @@ class StackedBatchNorm2d(nn.BatchNorm2d):
             y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(
                 1, -1, 1, 1)
         return y
+
+
+def set_frozen(module, frozen):
+    """Set ``frozen`` on every StackedBatchNorm2d in ``module``."""
+    for m in module.modules():
+        if isinstance(m, StackedBatchNorm2d):
+            m.frozen = frozen
 
 
 def set_stacking(module, groups, repeats=1):

@@ -20,7 +20,8 @@ from mmseg.registry import MODELS
 from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
                              max_level, normalize_betas, num_edges)
 from ...search_space.primitives import ReLUConvBN
-from ...search_space.stacked_bn import set_stacking
+from ...search_space.stacked_bn import set_frozen, set_stacking
+from .fused_edges import fused_edges
 
 
 def _positive_int(value, name):
@@ -47,6 +48,7 @@ class MixedOp(nn.Module):
     def __init__(self, channels, primitives, norm_cfg):
         super().__init__()
         self.index = [k for k, p in enumerate(primitives) if p != ZERO_OP]
+        self.names = [primitives[k] for k in self.index]
         self.ops = nn.ModuleList(
             build_op(primitives[k], channels, 1, norm_cfg) for k in self.index)
 
@@ -75,13 +77,17 @@ class SearchCell(nn.Module):
         prev_prev_channels (int): channels of H(l-2).
         stack_inputs (bool): the stacked evaluation (default) or the plain
             per-input loop (reference implementation).
+        fuse_edges (bool): with ``stack_inputs``, evaluate all edges that
+            read the same state together (see :mod:`.fused_edges`).
     """
 
     def __init__(self, channels, prev_channels, prev_prev_channels,
-                 num_blocks, primitives, norm_cfg, stack_inputs=True):
+                 num_blocks, primitives, norm_cfg, stack_inputs=True,
+                 fuse_edges=True):
         super().__init__()
         self.num_blocks = num_blocks
         self.stack_inputs = stack_inputs
+        self.fuse_edges = fuse_edges and stack_inputs
         self.preprocess0 = ReLUConvBN(prev_prev_channels, channels, 1,
                                       norm_cfg=norm_cfg)
         self.preprocess1 = ReLUConvBN(prev_channels, channels, 1,
@@ -129,6 +135,8 @@ class SearchCell(nn.Module):
             Tensor: ``(N, B*C, h, w)``.
         """
         k = len(prevs)
+        if self.fuse_edges:
+            return self._fused(prev_prev, prevs, weights, betas)
         if not self.stack_inputs or k == 1:
             self._set_stacking(1)
             out = None
@@ -151,6 +159,44 @@ class SearchCell(nn.Module):
             offset += len(states)
             blocks.append(out)
             states.append(out.view(k * n, *out.shape[2:]))
+        cat = torch.cat(blocks, dim=2)  # (k, N, B*C, h, w)
+        return (betas.view(k, 1, 1, 1, 1) * cat).sum(0)
+
+    def _fused(self, prev_prev, prevs, weights, betas):
+        """Stacked inputs AND all edges leaving a state evaluated at once.
+
+        State ``i`` (0: H(l-2), 1: H(l-1), i >= 2: block ``i - 2``) feeds
+        blocks ``max(i - 1, 0) .. B - 1``; a block is complete once every
+        state before it has been consumed.
+        """
+        k, n = len(prevs), prev_prev.shape[0]
+        self._set_stacking(k)  # preprocess BNs: stacked / repeated
+        states = [self.preprocess0(prev_prev),
+                  self.preprocess1(torch.cat(prevs, dim=0)
+                                   if k > 1 else prevs[0])]
+        offsets = [sum(b + 2 for b in range(i)) for i in range(
+            self.num_blocks)]
+        partial = [None] * self.num_blocks
+
+        def consume(i):
+            targets = range(max(i - 1, 0), self.num_blocks)
+            ids = [offsets[b] + i for b in targets]
+            groups, repeats = (1, k) if i == 0 else (k, 1)
+            out = fused_edges(states[i], [self.edges[e] for e in ids],
+                              weights[ids], groups, repeats)
+            for t, b in enumerate(targets):
+                y = out[:, t].reshape(groups, n, *out.shape[2:])
+                partial[b] = y if partial[b] is None else partial[b] + y
+
+        consume(0)
+        consume(1)
+        blocks = []
+        for b in range(self.num_blocks):
+            block = partial[b]  # (k, N, C, h, w)
+            blocks.append(block)
+            states.append(block.reshape(k * n, *block.shape[2:]))
+            if b + 1 < self.num_blocks:
+                consume(b + 2)
         cat = torch.cat(blocks, dim=2)  # (k, N, B*C, h, w)
         return (betas.view(k, 1, 1, 1, 1) * cat).sum(0)
 
@@ -179,9 +225,11 @@ class AutoDeepLabSupernet(BaseModule):
         stack_inputs (bool): evaluate each node's cell once over its stacked
             incoming inputs (same mathematics, fewer kernels; see
             :class:`SearchCell`).
-        with_cp (bool): gradient checkpointing per node (exact gradients;
-            trades compute for memory; BN running statistics are updated
-            again during the recomputation).
+        fuse_edges (bool): also evaluate all edges reading the same cell
+            state at once (same mathematics; needs ``stack_inputs``).
+        with_cp (bool): gradient checkpointing per node: exact (the
+            recomputation in backward leaves BN running statistics alone);
+            trades compute for memory.
 
     Returns (forward):
         tuple[Tensor]: last-layer states of levels 0..num_levels-1,
@@ -204,6 +252,7 @@ class AutoDeepLabSupernet(BaseModule):
                  op_norm_cfg=dict(type='StackedBN', affine=False),
                  arch_init_std=1e-3,
                  stack_inputs=True,
+                 fuse_edges=True,
                  with_cp=False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -259,7 +308,7 @@ class AutoDeepLabSupernet(BaseModule):
                 self.cells[key] = SearchCell(
                     filter_multiplier * 2**level, ch,
                     self.level_channels[pp_level], num_blocks, primitives,
-                    op_norm_cfg, stack_inputs)
+                    op_norm_cfg, stack_inputs, fuse_edges)
                 src_top = max_level(layer - 1, num_levels) if layer else 0
                 if level >= 1 and level - 1 <= src_top:
                     self.down_edges[key] = ReLUConvBN(
@@ -293,7 +342,19 @@ class AutoDeepLabSupernet(BaseModule):
         cell = self.cells[key]
         if self.with_cp and self.training and torch.is_grad_enabled():
             from torch.utils.checkpoint import checkpoint
-            return checkpoint(cell, prev_prev, prevs, weights, betas,
+            calls = [0]
+
+            def run(*args):
+                # the recomputation in backward must not update BN running
+                # statistics a second time
+                set_frozen(cell, calls[0] > 0)
+                calls[0] += 1
+                try:
+                    return cell(*args)
+                finally:
+                    set_frozen(cell, False)
+
+            return checkpoint(run, prev_prev, prevs, weights, betas,
                               use_reentrant=False)
         return cell(prev_prev, prevs, weights, betas)
 

@@ -1,0 +1,498 @@
+"""``tools/benchmark.py``: Auto-DeepLab-S/M/L next to mmseg's baselines.
+
+Every model is built from a config (ours in ``configs/autodeeplab/``, the
+baselines from mmseg's own packaged configs via ``mmseg::``), with
+``pretrained=None`` (nothing is downloaded), 19 classes, SyncBN reverted to
+BN, in eval mode, and measured the same way:
+
+* parameters of the inference network: backbone + neck + decode head
+  (auxiliary heads, used only for training, are left out; the JSON also gives
+  the count with them);
+* multiply-adds (MACs) of one ``1x3xHxW`` forward through backbone + neck +
+  decode head in tensor mode (``EncoderDecoder._forward``: logits at the
+  head's resolution, the final resize to the input size excluded), counted
+  by mmengine's :class:`~mmengine.analysis.FlopAnalyzer`, i.e. exactly the
+  ``'flops'`` of ``mmengine.analysis.get_model_complexity_info(wrapper,
+  inputs=(x,))`` (mmengine's "flops" are MACs) without its second,
+  activation-counting trace;
+* latency of the same forward, batch 1: ``--warmup`` untimed runs, then
+  ``--repeat`` timed ones (``torch.cuda.synchronize`` around each on GPU);
+  median, min, max and the interquartile range are reported.
+
+Ratios are given against ``--reference`` (DeepLabV3+ R-101-D8 by default).
+Results are written as Markdown and JSON (atomically, after every model, so
+an interrupted run keeps what it measured).
+"""
+import argparse
+import os
+import os.path as osp
+import platform
+import statistics
+import sys
+import time
+
+#: name -> (label, config). ``mmseg::`` configs come from mmseg's package.
+MODEL_ZOO = {
+    'autodeeplab-s': ('Auto-DeepLab-S', 'autodeeplab/autodeeplab-s_paper-'
+                      'genotype_8xb2-1.5m_cityscapes-769x769.py'),
+    'autodeeplab-m': ('Auto-DeepLab-M', 'autodeeplab/autodeeplab-m_paper-'
+                      'genotype_8xb2-1.5m_cityscapes-769x769.py'),
+    'autodeeplab-l': ('Auto-DeepLab-L', 'autodeeplab/autodeeplab-l_paper-'
+                      'genotype_8xb2-1.5m_cityscapes-769x769.py'),
+    'deeplabv3plus-r50': (
+        'DeepLabV3+ R-50-D8', 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_'
+        '4xb2-80k_cityscapes-512x1024.py'),
+    'deeplabv3plus-r101': (
+        'DeepLabV3+ R-101-D8', 'mmseg::deeplabv3plus/deeplabv3plus_r101-d8_'
+        '4xb2-80k_cityscapes-512x1024.py'),
+    'pspnet-r101': ('PSPNet R-101-D8', 'mmseg::pspnet/pspnet_r101-d8_4xb2-'
+                    '80k_cityscapes-512x1024.py'),
+    'bisenetv2': ('BiSeNetV2', 'mmseg::bisenetv2/bisenetv2_fcn_4xb4-160k_'
+                  'cityscapes-1024x1024.py'),
+}
+DEFAULT_MODELS = list(MODEL_ZOO)
+REFERENCE = 'deeplabv3plus-r101'
+
+
+class BenchmarkError(Exception):
+    """Bad input for the benchmark; the message is one line."""
+
+
+# --------------------------------------------------------------------------
+# building
+def config_path(name):
+    """Absolute path (or ``mmseg::`` path) of a model's config."""
+    rel = MODEL_ZOO[name][1]
+    if rel.startswith('mmseg::'):
+        # Config.fromfile resolves ``mmseg::`` only inside ``_base_``
+        import mmseg
+        path = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs',
+                        rel[len('mmseg::'):])
+        if not osp.isfile(path):
+            raise BenchmarkError(f'{rel}: not in the installed mmseg '
+                                 f'{mmseg.__version__}')
+        return path
+    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    for root in (osp.join(osp.dirname(pkg), 'configs'),
+                 osp.join(pkg, '.mim', 'configs')):
+        if osp.isfile(osp.join(root, rel)):
+            return osp.join(root, rel)
+    raise BenchmarkError(f'cannot find config {rel} (neither in the repo '
+                         'nor in the installed package)')
+
+
+def _set_num_classes(head_cfg, num_classes):
+    heads = head_cfg if isinstance(head_cfg, (list, tuple)) else [head_cfg]
+    for head in heads:
+        if isinstance(head, dict) and 'num_classes' in head:
+            head['num_classes'] = num_classes
+
+
+def build_model(name, num_classes=19, filter_multiplier=None):
+    """Build a benchmark model in eval mode (no pretrained weights, BN).
+
+    Args:
+        name (str): a key of :data:`MODEL_ZOO`.
+        num_classes (int): classes of every head.
+        filter_multiplier (int, optional): F for the Auto-DeepLab models
+            (head channels follow); ignored for the baselines.
+
+    Returns:
+        EncoderDecoder: the segmentor.
+    """
+    import mmseg_autodeeplab  # noqa: F401  (compat + registration)
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
+    cfg = Config.fromfile(config_path(name))
+    model_cfg = cfg.model
+    if 'pretrained' in model_cfg:
+        model_cfg.pretrained = None  # no download; random weights suffice
+    if isinstance(model_cfg.get('backbone'), dict):
+        model_cfg.backbone.pop('init_cfg', None)
+    _set_num_classes(model_cfg.decode_head, num_classes)
+    if 'auxiliary_head' in model_cfg:
+        _set_num_classes(model_cfg.auxiliary_head, num_classes)
+    backbone = model_cfg.backbone
+    if filter_multiplier is not None and backbone.type == 'AutoDeepLabNet':
+        old = backbone.filter_multiplier
+        head = model_cfg.decode_head
+        for key in ('in_channels', 'c1_in_channels'):
+            # every cell's width is linear in F
+            head[key] = head[key] * filter_multiplier // old
+        backbone.filter_multiplier = filter_multiplier
+    model = MODELS.build(model_cfg)
+    return revert_sync_batchnorm(model).eval()
+
+
+def inference_params(model):
+    """``(params without auxiliary heads, all params)``."""
+    total = infer = 0
+    for name, p in model.named_parameters():
+        total += p.numel()
+        if not name.startswith('auxiliary_head.'):
+            infer += p.numel()
+    return infer, total
+
+
+def _logits_wrapper(model):
+    import torch.nn as nn
+
+    class SegmentorLogits(nn.Module):
+        """image -> logits via ``EncoderDecoder._forward`` (tensor mode:
+        backbone + neck + decode head; no auxiliary head, no final resize).
+        """
+
+        def __init__(self, segmentor):
+            super().__init__()
+            self.segmentor = segmentor
+
+        def forward(self, x):
+            return self.segmentor._forward(x)
+
+    return SegmentorLogits(model).eval()
+
+
+def count_macs(wrapper, x):
+    """Multiply-adds of ``wrapper(x)``, as mmengine counts them."""
+    import torch
+    from mmengine.analysis import FlopAnalyzer
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(wrapper, (x, ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        return int(analyzer.total())
+
+
+def measure_latency(wrapper, x, repeat, warmup):
+    """Per-run seconds of ``wrapper(x)`` after ``warmup`` untimed runs."""
+    import torch
+    cuda = x.is_cuda
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeat):
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            wrapper(x)
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    return times
+
+
+def latency_stats(times):
+    """Median/min/max/IQR in milliseconds of a list of seconds."""
+    ms = sorted(t * 1e3 for t in times)
+    if len(ms) >= 2:
+        q1, _, q3 = statistics.quantiles(ms, n=4, method='inclusive')
+    else:
+        q1 = q3 = ms[0]
+    return dict(median_ms=statistics.median(ms), min_ms=ms[0],
+                max_ms=ms[-1], q1_ms=q1, q3_ms=q3, runs_ms=ms)
+
+
+# --------------------------------------------------------------------------
+# machine and report
+def _load_avg():
+    """1-minute load average (other processes skew CPU latency)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def machine_info(device):
+    """What the numbers were measured on."""
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            for line in f:
+                if line.lower().startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = dict(cpu=cpu, cpu_count=os.cpu_count(),
+                torch_threads=torch.get_num_threads(),
+                torch=torch.__version__, python=platform.python_version(),
+                platform=platform.platform(), device=str(device), gpu=None,
+                load_avg_start=_load_avg())
+    if str(device).startswith('cuda') and torch.cuda.is_available():
+        info['gpu'] = torch.cuda.get_device_name(torch.device(device))
+    for pkg in ('mmengine', 'mmseg'):
+        try:
+            info[pkg] = __import__(pkg).__version__
+        except Exception:  # pragma: no cover - reported, never fatal
+            info[pkg] = None
+    return info
+
+
+def _ratio(row, ref, key):
+    if ref is None or row.get(key) is None or not ref.get(key):
+        return None
+    return row[key] / ref[key]
+
+
+def add_ratios(rows, reference):
+    """Add ``*_ratio`` fields vs the ``reference`` row (None if absent)."""
+    ref = next((r for r in rows if r['name'] == reference), None)
+    for row in rows:
+        row['params_ratio'] = _ratio(row, ref, 'params')
+        row['macs_ratio'] = _ratio(row, ref, 'macs')
+        lat = row.get('latency') or {}
+        ref_lat = (ref or {}).get('latency') or {}
+        row['latency_ratio'] = (lat['median_ms'] / ref_lat['median_ms']
+                                if lat and ref_lat else None)
+    return rows
+
+
+def _f(value, scale=1., digits=2, suffix=''):
+    return '–' if value is None else f'{value / scale:.{digits}f}{suffix}'
+
+
+def render_markdown(result):
+    """The Markdown report (machine line, command, table)."""
+    m = result['machine']
+    h, w = result['size']
+    ref = MODEL_ZOO.get(result['reference'], (result['reference'], ))[0]
+    dev = m['gpu'] or f'{m["cpu"]} ({m["cpu_count"]} CPUs, ' \
+        f'{m["torch_threads"]} torch threads)'
+    lines = [
+        f'Input 1x3x{h}x{w}, batch 1, {result["num_classes"]} classes; '
+        f'device: {m["device"]} ({dev}); torch {m["torch"]}, mmengine '
+        f'{m["mmengine"]}, mmseg {m["mmseg"]}; 1-min load average '
+        f'{m.get("load_avg_start")} at start, {m.get("load_avg_end")} at '
+        'end.',
+        f'Latency: median of {result["repeat"]} timed runs after '
+        f'{result["warmup"]} warm-up runs (min–max and interquartile range '
+        'beside it).' if result['latency'] else 'Latency: not measured '
+        '(--no-latency).',
+        f'Command: `{result["command"]}`',
+        '',
+    ]
+    header = ['Model', 'Params (M)', f'MACs @{h}x{w} (G)',
+              'Latency median (ms)', 'min–max (ms)', 'IQR (ms)',
+              f'Params / {ref}', f'MACs / {ref}', f'Latency / {ref}']
+    lines += ['| ' + ' | '.join(header) + ' |',
+              '|' + '|'.join(['---'] + ['---:'] * (len(header) - 1)) + '|']
+    for r in result['models']:
+        lat = r.get('latency')
+        cells = [r['label'], _f(r['params'], 1e6), _f(r.get('macs'), 1e9)]
+        if lat:
+            cells += [f'{lat["median_ms"]:.1f}',
+                      f'{lat["min_ms"]:.1f}–{lat["max_ms"]:.1f}',
+                      f'{lat["q1_ms"]:.1f}–{lat["q3_ms"]:.1f}']
+        else:
+            cells += ['–', '–', '–']
+        cells += [_f(r['params_ratio'], digits=3, suffix='×'),
+                  _f(r['macs_ratio'], digits=3, suffix='×'),
+                  _f(r['latency_ratio'], digits=3, suffix='×')]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    if not any(r['name'] == result['reference'] for r in result['models']):
+        lines += ['', f'(Ratios need the reference {result["reference"]} '
+                  'among --models.)']
+    return '\n'.join(lines) + '\n'
+
+
+# --------------------------------------------------------------------------
+# command line
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr, exit code 2."""
+
+    def error(self, message):
+        print(f'error: {message}', file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_size(text):
+    try:
+        h, w = (int(v) for v in text.lower().split('x'))
+        if h < 32 or w < 32:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'expected HxW with integers >= 32, got {text!r}') from None
+    return h, w
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(
+            f'expected a positive integer, got {text!r}')
+    return value
+
+
+def _non_negative(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f'expected a non-negative integer, got {text!r}')
+    return value
+
+
+def parse_args(argv=None):
+    parser = _OneLineParser(
+        description='Parameters, multiply-adds and latency of Auto-DeepLab '
+        'S/M/L and mmseg baselines, side by side.')
+    parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS,
+                        metavar='NAME', help='models to measure (default: '
+                        f'all): {", ".join(MODEL_ZOO)}')
+    parser.add_argument('--size', type=parse_size, default=(1024, 2048),
+                        help='input HxW (default 1024x2048)')
+    parser.add_argument('--device', default='cpu',
+                        help='cpu, cuda or cuda:N (default cpu)')
+    parser.add_argument('--repeat', type=_positive, default=10,
+                        help='timed runs per model (default 10)')
+    parser.add_argument('--warmup', type=_non_negative, default=2,
+                        help='untimed runs before timing (default 2)')
+    parser.add_argument('--no-latency', action='store_true',
+                        help='count parameters and MACs only')
+    parser.add_argument('--no-macs', action='store_true',
+                        help='skip MAC counting (parameters and latency)')
+    parser.add_argument('--reference', default=REFERENCE,
+                        help=f'model the ratios refer to (default '
+                        f'{REFERENCE})')
+    parser.add_argument('--num-classes', type=_positive, default=19)
+    parser.add_argument('--filter-multiplier', '-F', type=_positive,
+                        default=None, help='override F of the Auto-DeepLab '
+                        'models (e.g. for a quick smoke run)')
+    parser.add_argument('--threads', type=_positive, default=None,
+                        help='torch CPU threads (default: torch\'s choice)')
+    parser.add_argument('--out', default='work_dirs/benchmark',
+                        help='folder for benchmark.json and benchmark.md')
+    return parser.parse_args(argv)
+
+
+def check_args(args):
+    """Raise :class:`BenchmarkError` (one line) on unusable arguments."""
+    valid = ', '.join(MODEL_ZOO)
+    unknown = [m for m in args.models if m not in MODEL_ZOO]
+    if unknown:
+        raise BenchmarkError(f'unknown model {unknown[0]!r}; valid names: '
+                             f'{valid}')
+    if len(set(args.models)) != len(args.models):
+        raise BenchmarkError('--models lists a model twice')
+    if args.reference not in MODEL_ZOO:
+        raise BenchmarkError(f'unknown --reference {args.reference!r}; '
+                             f'valid names: {valid}')
+    import torch
+    dev = args.device
+    if dev.startswith('cuda'):
+        if not torch.cuda.is_available():
+            raise BenchmarkError(f'--device {dev}: CUDA is not available '
+                                 'here; use --device cpu')
+        try:
+            torch.device(dev)
+        except RuntimeError:
+            raise BenchmarkError(f'--device {dev}: not a device') from None
+    elif dev != 'cpu':
+        raise BenchmarkError(f'--device {dev}: expected cpu, cuda or cuda:N')
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _write(result, out_dir):
+    from ..utils import atomic_write_json, atomic_write_text
+    os.makedirs(out_dir, exist_ok=True)
+    add_ratios(result['models'], result['reference'])
+    atomic_write_json(osp.join(out_dir, 'benchmark.json'), result)
+    atomic_write_text(osp.join(out_dir, 'benchmark.md'),
+                      render_markdown(result))
+
+
+def run(args, command=''):
+    """Measure every model; returns the result dict (also written)."""
+    import torch
+    check_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    h, w = args.size
+    result = dict(size=[h, w], num_classes=args.num_classes,
+                  device=args.device, repeat=args.repeat,
+                  warmup=args.warmup, latency=not args.no_latency,
+                  macs_counted=not args.no_macs, reference=args.reference,
+                  filter_multiplier=args.filter_multiplier,
+                  command=command, machine=machine_info(device),
+                  complete=False, models=[])
+    start = time.time()
+    n = len(args.models)
+    for i, name in enumerate(args.models, 1):
+        label, _ = MODEL_ZOO[name]
+        if args.filter_multiplier and name.startswith('autodeeplab'):
+            label += f' (F={args.filter_multiplier})'
+        t0 = time.time()
+        _log(f'[{i}/{n}] {label}: building from {config_path(name)}')
+        model = build_model(name, args.num_classes, args.filter_multiplier)
+        params, params_all = inference_params(model)
+        row = dict(name=name, label=label, config=MODEL_ZOO[name][1],
+                   params=params, params_with_aux=params_all, macs=None,
+                   latency=None)
+        _log(f'[{i}/{n}] {label}: {params / 1e6:.2f}M parameters')
+        wrapper = _logits_wrapper(model).to(device)
+        torch.manual_seed(0)
+        x = torch.rand(1, 3, h, w, device=device)
+        if not args.no_macs:
+            t1 = time.time()
+            row['macs'] = count_macs(wrapper, x)
+            row['macs_seconds'] = round(time.time() - t1, 1)
+            _log(f'[{i}/{n}] {label}: {row["macs"] / 1e9:.2f} GMACs '
+                 f'@{h}x{w} (counted in {row["macs_seconds"]:.0f} s)')
+        if not args.no_latency:
+            stats = latency_stats(measure_latency(wrapper, x, args.repeat,
+                                                  args.warmup))
+            row['latency'] = stats
+            _log(f'[{i}/{n}] {label}: latency median '
+                 f'{stats["median_ms"]:.1f} ms (min {stats["min_ms"]:.1f}, '
+                 f'max {stats["max_ms"]:.1f}; {args.repeat} runs)')
+        row['seconds'] = round(time.time() - t0, 1)
+        result['models'].append(row)
+        result['seconds'] = round(time.time() - start, 1)
+        _write(result, args.out)
+        del wrapper, model, x
+        if device.type == 'cuda':
+            torch.cuda.empty_cache()
+    result['complete'] = True
+    result['machine']['load_avg_end'] = _load_avg()
+    _write(result, args.out)
+    return result
+
+
+def main(argv=None):
+    import warnings
+    args = parse_args(argv)
+    command = 'python tools/benchmark.py ' + ' '.join(
+        sys.argv[1:] if argv is None else argv)
+    try:
+        with warnings.catch_warnings():
+            # mmseg's deprecation/alignment notices would bury the progress
+            warnings.filterwarnings('ignore', category=UserWarning,
+                                    module=r'mmseg(\.|$)')
+            result = run(args, command.strip())
+    except BenchmarkError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    print(render_markdown(result), end='')
+    _log(f'written {osp.join(args.out, "benchmark.md")} and benchmark.json '
+         f'({result["seconds"]:.0f} s)')
+    return 0
+
+
+__all__ = ['MODEL_ZOO', 'BenchmarkError', 'build_model', 'count_macs',
+           'measure_latency', 'latency_stats', 'machine_info', 'add_ratios',
+           'render_markdown', 'inference_params', 'run', 'main']

@@ -1,0 +1,128 @@
+"""All edges leaving one cell state, evaluated together.
+
+In a cell, a state (H(l-2), H(l-1) or a block output) feeds every later
+block, so up to B edges share the same input. Evaluated edge by edge, each
+edge runs its own small convs (at F=8 a level-0 conv maps 8 channels to 8),
+which keeps a CPU/GPU far from its GEMM rate. Here the edges leaving one
+state are evaluated at once, without changing the mathematics:
+
+* the ReLU that starts every conv operator and the parameter-free operators
+  (pools, skip) are computed once per state, not once per edge;
+* the per-edge conv weights are concatenated along the output channels, so
+  one conv (or grouped conv, for the separable ops) replaces ``n`` convs;
+* BN is per channel, so normalising the concatenated channels with per-group
+  batch statistics equals each edge's own BN; each edge's BN module still
+  receives its own running-statistics updates.
+
+Parameters stay in the per-edge modules built from the OPS table, so
+checkpoints and the search space are unchanged; the weights are only
+concatenated at forward time.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ...search_space.primitives import ReLUConvBN, SepConv
+from ...search_space.stacked_bn import _GroupNormalize
+
+
+def _fused_bn(x, bns, groups, repeats):
+    """BN over the concatenated channels of ``bns``, one group at a time.
+
+    Args:
+        x (Tensor): ``(groups * N, n * C, h, w)``.
+        bns (list[StackedBatchNorm2d]): the n edges' BN modules (C each).
+        groups (int): stacked batches in ``x`` (separate statistics).
+        repeats (int): identical updates per group (shared H(l-2) input).
+    """
+    bn = bns[0]
+    if not bn.training and bn.track_running_stats:
+        return F.batch_norm(x, torch.cat([b.running_mean for b in bns]),
+                            torch.cat([b.running_var for b in bns]), None,
+                            None, False, 0.0, bn.eps)
+    y, means, variances = _GroupNormalize.apply(x, groups, bn.eps)
+    if bn.training and bn.track_running_stats:
+        c = bn.num_features
+        count = x.numel() // (x.shape[1] * groups)
+        with torch.no_grad():
+            for g in range(groups):
+                for _ in range(repeats):
+                    for e, b in enumerate(bns):
+                        b._update_running(means[g, e * c:(e + 1) * c],
+                                          variances[g, e * c:(e + 1) * c],
+                                          count)
+    return y
+
+
+def _cat_weight(convs):
+    return torch.cat([c.weight for c in convs], dim=0)
+
+
+def _atrous(relu_x, mods, groups, repeats):
+    convs = [m[1] for m in mods]
+    y = F.conv2d(relu_x, _cat_weight(convs), None, 1, convs[0].padding,
+                 convs[0].dilation)
+    return _fused_bn(y, [m[2] for m in mods], groups, repeats)
+
+
+def _separable(relu_x, mods, groups, repeats):
+    n, c = len(mods), relu_x.shape[1]
+    # edge-major channel layout: [edge 0 channels, edge 1 channels, ...]
+    x = relu_x.repeat(1, n, 1, 1) if n > 1 else relu_x
+    for first in (0, 4):
+        dw = [m[first + 1] for m in mods]
+        pw = [m[first + 2] for m in mods]
+        if first:
+            x = F.relu(x)
+        x = F.conv2d(x, _cat_weight(dw), None, 1, dw[0].padding, 1, n * c)
+        x = F.conv2d(x, _cat_weight(pw), None, 1, 0, 1, n)
+        x = _fused_bn(x, [m[first + 3] for m in mods], groups, repeats)
+    return x
+
+
+def _is_stride1(module):
+    return all(getattr(m, 'stride', 1) in (1, (1, 1))
+               for m in module.modules())
+
+
+def fused_edges(x, edges, weights, groups, repeats):
+    """Mixed-op outputs of every edge that reads ``x``.
+
+    Args:
+        x (Tensor): the shared input state, ``(groups * N, C, h, w)``.
+        edges (list[MixedOp]): the n edges reading ``x`` (same op list).
+        weights (Tensor): their softmax(α) rows, ``(n, P)``.
+        groups (int): stacked batches in ``x``.
+        repeats (int): how many times a separate evaluation would have
+            applied each edge to this same input (for BN running stats).
+
+    Returns:
+        Tensor: ``(groups * N, n, C, h, w)``.
+    """
+    n = len(edges)
+    gn, c, h, w = x.shape
+    out = None
+    relu_x = None
+
+    def add(y, j):
+        nonlocal out
+        a = weights[:, edges[0].index[j]].view(1, n, 1, 1, 1)
+        y = y.view(gn, -1, c, h, w) * a
+        out = y if out is None else out + y
+
+    for j, name in enumerate(edges[0].names):
+        mods = [e.ops[j] for e in edges]
+        first = mods[0]
+        if isinstance(first, (nn.MaxPool2d, nn.AvgPool2d, nn.Identity)):
+            add(first(x).unsqueeze(1), j)  # parameter-free: once per state
+        elif isinstance(first, ReLUConvBN) and _is_stride1(first):
+            if relu_x is None:
+                relu_x = F.relu(x)
+            add(_atrous(relu_x, mods, groups, repeats), j)
+        elif isinstance(first, SepConv) and _is_stride1(first):
+            if relu_x is None:
+                relu_x = F.relu(x)
+            add(_separable(relu_x, mods, groups, repeats), j)
+        else:  # any other operator: per edge
+            add(torch.stack([m(x) for m in mods], dim=1), j)
+    return out

@@ -1,0 +1,96 @@
+"""The fast supernet paths compute exactly what the per-edge reference does.
+
+Reference: every cell applied separately to each incoming input, every edge
+its own ops, plain ``nn.BatchNorm2d`` (``stack_inputs=False``). Fast paths:
+inputs stacked along the batch (``StackedBatchNorm2d`` keeps each input's
+statistics separate) and, on top, all edges reading a state fused into one
+conv per operator. Compared in float64: outputs, every gradient, every BN
+running statistic, train and eval mode.
+"""
+import pytest
+import torch
+import torch.nn as nn
+
+from mmseg_autodeeplab.models import AutoDeepLabSupernet
+from mmseg_autodeeplab.search_space.stacked_bn import StackedBatchNorm2d
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _pair(**fast):
+    torch.manual_seed(0)
+    ref = AutoDeepLabSupernet(
+        num_layers=4, filter_multiplier=2, stack_inputs=False,
+        op_norm_cfg=dict(type='BN', affine=False)).double()
+    net = AutoDeepLabSupernet(num_layers=4, filter_multiplier=2,
+                              **fast).double()
+    net.load_state_dict(ref.state_dict())
+    with torch.no_grad():  # non-uniform α/β so every weight matters
+        ref.alphas.normal_()
+        ref.betas.normal_()
+        net.alphas.copy_(ref.alphas)
+        net.betas.copy_(ref.betas)
+    return ref, net
+
+
+@pytest.mark.parametrize('fast', [
+    dict(fuse_edges=False),
+    dict(fuse_edges=True),
+    dict(fuse_edges=True, with_cp=True),
+], ids=['stacked', 'stacked+fused', 'fused+checkpointing'])
+def test_fast_path_equals_reference(fast):
+    ref, net = _pair(**fast)
+    x = torch.rand(2, 3, 41, 35, dtype=torch.float64)
+    for _ in range(2):  # two steps: running stats are used and updated
+        ref.zero_grad()
+        net.zero_grad()
+        out_ref, out = ref(x), net(x)
+        for a, b in zip(out_ref, out):
+            assert a.shape == b.shape
+            torch.testing.assert_close(b, a, rtol=0, atol=1e-11)
+        sum((o**2).mean() for o in out_ref).backward()
+        sum((o**2).mean() for o in out).backward()
+        grads = dict(net.named_parameters())
+        for name, p in ref.named_parameters():
+            torch.testing.assert_close(grads[name].grad, p.grad, rtol=0,
+                                       atol=1e-11, msg=name)
+    state = net.state_dict()
+    for name, value in ref.state_dict().items():
+        torch.testing.assert_close(state[name].double(), value.double(),
+                                   rtol=0, atol=1e-12, msg=name)
+    ref.eval()
+    net.eval()
+    for a, b in zip(ref(x), net(x)):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize('momentum', [0.1, None])
+@pytest.mark.parametrize('track', [True, False])
+def test_stacked_bn_equals_separate_bn(momentum, track):
+    torch.manual_seed(0)
+    stacked = StackedBatchNorm2d(4, momentum=momentum,
+                                 track_running_stats=track).double()
+    plain = nn.BatchNorm2d(4, momentum=momentum, affine=False,
+                           track_running_stats=track).double()
+    x = torch.randn(6, 4, 5, 3, dtype=torch.float64)
+    stacked.groups = 3
+    y = stacked(x)
+    expected = torch.cat([plain(x[2 * g:2 * g + 2]) for g in range(3)])
+    torch.testing.assert_close(y, expected)
+    stacked.groups, stacked.repeats = 1, 3
+    x2 = torch.randn(2, 4, 5, 3, dtype=torch.float64)
+    y2 = stacked(x2)
+    for _ in range(3):
+        expected2 = plain(x2)
+    torch.testing.assert_close(y2, expected2)
+    if track:
+        torch.testing.assert_close(stacked.running_mean, plain.running_mean)
+        torch.testing.assert_close(stacked.running_var, plain.running_var)
+        assert int(stacked.num_batches_tracked) == int(
+            plain.num_batches_tracked) == 6
