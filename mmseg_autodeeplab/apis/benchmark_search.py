@@ -28,11 +28,15 @@ import time
 
 VARIANTS = {
     # name: backbone overrides / runtime options
-    'per-edge': dict(stack_inputs=False),
-    'stacked': dict(stack_inputs=True),
-    'stacked+cp': dict(stack_inputs=True, with_cp=True),
-    'stacked+channels_last': dict(stack_inputs=True, channels_last=True),
-    'stacked+amp': dict(stack_inputs=True, amp=True),
+    # per-edge: every cell applied separately to each input, every edge its
+    # own small convs, plain BN (the straightforward implementation)
+    'per-edge': dict(stack_inputs=False, fuse_edges=False),
+    'stacked': dict(stack_inputs=True, fuse_edges=False),
+    'fused': dict(stack_inputs=True, fuse_edges=True),
+    'fused+cp': dict(stack_inputs=True, fuse_edges=True, with_cp=True),
+    'fused+channels_last': dict(stack_inputs=True, fuse_edges=True,
+                                channels_last=True),
+    'fused+amp': dict(stack_inputs=True, fuse_edges=True, amp=True),
 }
 DEFAULT_CONFIG = osp.join(
     'configs', 'autodeeplab_search',
@@ -47,7 +51,8 @@ def parse_args(argv=None):
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--filter-multiplier', type=int, default=None)
     p.add_argument('--num-layers', type=int, default=None)
-    p.add_argument('--variants', nargs='+', default=['per-edge', 'stacked'],
+    p.add_argument('--variants', nargs='+',
+                   default=['per-edge', 'stacked', 'fused'],
                    choices=sorted(VARIANTS))
     p.add_argument('--device', default='auto', choices=['auto', 'cpu',
                                                         'cuda'])
@@ -107,6 +112,7 @@ def _build(args, variant):
     backbone.stack_inputs = opts.get('stack_inputs', True)
     if not backbone.stack_inputs:
         backbone.op_norm_cfg = dict(type='BN', affine=False)
+    backbone.fuse_edges = opts.get('fuse_edges', True)
     backbone.with_cp = opts.get('with_cp', False)
     if args.filter_multiplier:
         backbone.filter_multiplier = args.filter_multiplier

@@ -87,7 +87,7 @@ def test_macs_equal_get_model_complexity_info():
     from mmengine.analysis import get_model_complexity_info
     model = bm.build_model('autodeeplab-s', 19, 2)
     wrapper = bm._logits_wrapper(model)
-    x = torch.rand(1, 3, 64, 96)
+    x = torch.rand(1, 3, 32, 64)
     with torch.no_grad():
         info = get_model_complexity_info(wrapper, inputs=(x, ),
                                          show_table=False, show_arch=False)
@@ -109,14 +109,27 @@ def test_latency_stats():
     (['--repeat', '0'], 'error: argument --repeat: expected a positive'),
     (['--device', 'tpu'], 'error: --device tpu: expected cpu, cuda'),
 ])
-def test_bad_input_is_one_line(args, expected, tmp_path):
-    proc = subprocess.run([sys.executable, TOOL, *args, '--out',
-                           str(tmp_path)], stdout=subprocess.PIPE,
+def test_bad_input_is_one_line(args, expected, tmp_path, capsys):
+    try:
+        rc = bm.main([*args, '--out', str(tmp_path)])
+    except SystemExit as e:  # argparse errors
+        rc = e.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and err.startswith(expected), err
+    assert not (tmp_path / 'benchmark.json').exists()
+
+
+def test_cli_unknown_model(tmp_path):
+    """The script itself: one line listing the valid names, exit 2."""
+    proc = subprocess.run([sys.executable, TOOL, '--models', 'resnet50',
+                           '--out', str(tmp_path)], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=300)
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines()
-             if ln.strip() and 'Warning' not in ln
-             and not ln.startswith(' ')]
-    assert lines == [lines[0]] and lines[0].startswith(expected), \
-        proc.stderr
-    assert not (tmp_path / 'benchmark.json').exists()
+             if ln.startswith('error')]
+    assert lines == ["error: unknown model 'resnet50'; valid names: "
+                     'autodeeplab-s, autodeeplab-m, autodeeplab-l, '
+                     'deeplabv3plus-r50, deeplabv3plus-r101, pspnet-r101, '
+                     'bisenetv2'], proc.stderr
+    assert proc.stdout == ''

@@ -1,0 +1,42 @@
+"""tools/benchmark_search.py on a tiny supernet: fields, ratios, errors."""
+import json
+
+import pytest
+
+from mmseg_autodeeplab.apis.benchmark_search import main
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_writes_table_and_json(tmp_path, capsys):
+    out = tmp_path / 'bench'
+    rc = main(['--crop', '33x33', '--filter-multiplier', '2', '--num-layers',
+               '3', '--repeat', '1', '--warmup', '0', '--variants',
+               'per-edge', 'fused', 'fused+amp', '--out', str(out),
+               '--device', 'cpu'])
+    assert rc == 0
+    data = json.loads((out / 'benchmark_search.json').read_text())
+    results = {r['variant']: r for r in data['results']}
+    assert set(results) == {'per-edge', 'fused', 'fused+amp'}
+    assert 'skipped' in results['fused+amp']  # amp needs a GPU
+    for name in ('per-edge', 'fused'):
+        r = results[name]
+        assert r['device'] == 'cpu'
+        assert r['search_iter_s'] > r['weight_step_s'] > 0
+        assert r['peak_memory_bytes'] > 10 * 2**20
+        assert r['matmul_flops_per_s'] > 1e8
+        assert 0 < r['flop_rate'] < 1
+    # the two implementations compute the same network: same MACs up to the
+    # BN/elementwise bookkeeping of the counter
+    ratio = results['fused']['macs_fwd'] / results['per-edge']['macs_fwd']
+    assert 0.9 < ratio < 1.1
+    table = (out / 'benchmark_search.md').read_text()
+    assert '| per-edge |' in table and '(x1.00)' in table
+    assert 'Machine:' in table
+    assert 'benchmark_search.json' in capsys.readouterr().out
+
+
+def test_bad_arguments(tmp_path, capsys):
+    assert main(['--config', str(tmp_path / 'missing.py')]) == 2
+    assert 'not found' in capsys.readouterr().err
+    assert main(['--batch', '1', '--out', str(tmp_path)]) == 2
+    assert '--batch' in capsys.readouterr().err
