@@ -1,4 +1,7 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .checked_loops import (CheckedIterBasedTrainLoop, CheckedTestLoop,
+                            CheckedValLoop)
+from .checkpoint_match_hook import CheckpointMatchHook
 from .drop_path_hook import DropPathScheduleHook
 from .genotype_hook import GenotypeHook
 from .optim_constructor import AutoDeepLabOptimWrapperConstructor
@@ -7,6 +10,7 @@ from .search_state_hook import SearchLoopStateHook
 
 __all__ = [
     'AtomicCheckpointHook', 'AutoDeepLabOptimWrapperConstructor',
-    'AutoDeepLabSearchLoop', 'DropPathScheduleHook', 'GenotypeHook',
-    'SearchLoopStateHook'
+    'AutoDeepLabSearchLoop', 'CheckedIterBasedTrainLoop', 'CheckedTestLoop',
+    'CheckedValLoop', 'CheckpointMatchHook', 'DropPathScheduleHook',
+    'GenotypeHook', 'SearchLoopStateHook'
 ]
