@@ -74,12 +74,32 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
 
 
 def _cpu_backend(cfg):
-    """Use gloo instead of nccl when there is no GPU (CPU multi-process)."""
+    """CPU multi-process runs: gloo instead of nccl, and init it ourselves.
+
+    mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` before
+    creating the process group, which fails on a CPU-only torch; it skips its
+    own initialisation when a process group already exists.
+    """
+    import datetime
+
     import torch
+    import torch.distributed as torch_dist
+    if torch.cuda.is_available():
+        return
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    if dist_cfg.get('backend', 'nccl') == 'nccl' \
-            and not torch.cuda.is_available():
+    if dist_cfg.get('backend', 'nccl') == 'nccl':
         dist_cfg['backend'] = 'gloo'
+    # CPU modules take device_ids=None (mmengine passes [LOCAL_RANK])
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    if cfg.get('launcher') == 'pytorch' and not torch_dist.is_initialized():
+        timeout = dist_cfg.get('timeout')
+        kwargs = {} if timeout is None else dict(
+            timeout=datetime.timedelta(seconds=timeout))
+        torch_dist.init_process_group(backend=dist_cfg['backend'], **kwargs)
 
 
 def main(argv=None):

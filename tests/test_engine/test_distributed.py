@@ -39,8 +39,8 @@ def test_two_rank_search_keeps_ranks_identical(tiny_cityscapes, tmp_path):
     # and α/β actually moved (the arch phase ran, synchronised)
     assert not torch.equal(r0['state']['backbone.alphas'], r0['arch0'][0])
     assert not torch.equal(r0['state']['backbone.betas'], r0['arch0'][1])
-    # global batch = 2 ranks x 1 image: 4 trainA images -> 2 iters / epoch
-    assert r0['iters_per_epoch'] == 2 and r0['iters'] == 4
+    # global batch = 2 ranks x 2 images: 4 trainA images -> 1 iter / epoch
+    assert r0['iters_per_epoch'] == 1 and r0['iters'] == 2
     # the ranks see different, disjoint shards of trainA and trainB
     assert not set(r0['a_indices']) & set(r1['a_indices'])
     assert not set(r0['b_indices']) & set(r1['b_indices'])
