@@ -11,7 +11,8 @@ Measured per variant:
   α/β step on another), median of ``--repeat`` after ``--warmup``;
 * ``weight_step_s``: the weight step alone;
 * ``macs_fwd``: multiply-adds of one forward pass (mmengine's counter),
-  counted once (last variant) since every variant computes the same network;
+  counted once (last fp32 variant) since every variant computes the same
+  network;
 * ``flop_rate``: ``3 * 2 * macs_fwd / weight_step_s`` (forward + backward
   ~ 3 forwards) as a fraction of the dense fp32 matmul rate measured in the
   same process.
@@ -307,6 +308,11 @@ def main(argv=None):
         print(json.dumps(_worker(args, args._worker)))
         return 0
     results = []
+    # all variants compute the same network: count its multiply-adds once,
+    # with the last fp32 variant (fused by default; tracing the per-edge
+    # graph takes far longer; an amp variant may be skipped on CPU)
+    fp32 = [v for v in args.variants if 'amp' not in v] or args.variants
+    macs_variant = fp32[-1]
     for i, variant in enumerate(args.variants):
         print(f'[{i + 1}/{len(args.variants)}] {variant} ...', flush=True)
         cmd = [sys.executable, '-m', 'mmseg_autodeeplab.apis.benchmark_search',
@@ -318,10 +324,7 @@ def main(argv=None):
                             ('--num-layers', args.num_layers)):
             if value:
                 cmd += [flag, str(value)]
-        # all variants compute the same network: count its multiply-adds
-        # once, with the last variant (the fused one by default; tracing
-        # the per-edge graph takes far longer)
-        if args.no_macs or i < len(args.variants) - 1:
+        if args.no_macs or variant != macs_variant:
             cmd.append('--no-macs')
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
