@@ -51,6 +51,7 @@ from mmseg.registry import MODELS
 
 from ...search_space import Genotype, GenotypeError, build_op
 from ...search_space.primitives import ReLUConvBN
+from .autodeeplab_supernet import level_sizes
 
 #: The operator that TF calls 'none' (identity / strided 1×1): never dropped.
 _NO_DROP_OPS = ('skip_connect', )
@@ -128,15 +129,6 @@ def drop_path(x, drop_prob, training):
     keep = 1. - drop_prob
     mask = x.new_empty((x.shape[0], 1, 1, 1)).bernoulli_(keep)
     return x * mask / keep
-
-
-def level_sizes(height, width, num_levels):
-    """Canonical size of each level from the level-0 (stem output) size."""
-    sizes = [(height, width)]
-    for _ in range(num_levels - 1):
-        h, w = sizes[-1]
-        sizes.append(((h + 1) // 2, (w + 1) // 2))
-    return sizes
 
 
 class AutoDeepLabCell(nn.Module):
