@@ -24,7 +24,7 @@ def test_two_rank_search_keeps_ranks_identical(tiny_cityscapes, tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1')
     cmd = [sys.executable, '-m', 'torch.distributed.run',
            '--nproc_per_node', '2', '--master_port', str(_free_port()),
-           osp.join(HERE, 'dist', 'run_dist_search.py'), tiny_cityscapes,
+           osp.join(HERE, 'run_dist_search.py'), tiny_cityscapes,
            work]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
                           timeout=900)
