@@ -21,7 +21,9 @@ def test_tiny_benchmark_writes_table_and_json(tmp_path, capsys):
     for name in ('per-edge', 'fused'):
         r = results[name]
         assert r['device'] == 'cpu'
-        assert r['search_iter_s'] > r['weight_step_s'] > 0
+        # positive times (no ordering: timings are noisy on a shared machine)
+        assert r['search_iter_s'] > 0 and r['weight_step_s'] > 0
+        assert len(r['search_iter_spread_s']) == 2
         assert r['peak_memory_bytes'] > 10 * 2**20
         assert r['matmul_flops_per_s'] > 1e8
         assert 0 < r['flop_rate'] < 1
