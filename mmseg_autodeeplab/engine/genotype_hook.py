@@ -62,8 +62,9 @@ class GenotypeHook(Hook):
                 self._last = self._history[-1]['genotype']
 
     def after_val_epoch(self, runner, metrics=None):
-        if runner.train_loop is None or not hasattr(runner, '_train_loop') \
-                or not hasattr(runner.train_loop, 'arch_start_iter'):
+        # only during a search (not a stand-alone val/test run)
+        if not hasattr(getattr(runner, '_train_loop', None),
+                       'arch_start_iter'):
             return
         self._record(runner, metrics or {})
 

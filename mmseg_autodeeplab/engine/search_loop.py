@@ -37,10 +37,9 @@ from .utils import find_supernet, unwrap_model
 
 
 def _rng_state():
-    state = dict(python=list(random.getstate()[1]),
-                 python_version=random.getstate()[0],
-                 python_gauss=random.getstate()[2],
-                 torch=torch.get_rng_state())
+    version, internal, gauss_next = random.getstate()
+    state = dict(python=list(internal), python_version=version,
+                 python_gauss=gauss_next, torch=torch.get_rng_state())
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state['numpy'] = dict(keys=torch.from_numpy(keys.astype(np.int64)),
                           pos=int(pos), has_gauss=int(has_gauss),
@@ -167,6 +166,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         self._arch_pos = 0
         self._arch_iter = None
         self._pending_rng = None
+        self._supernet = None
         if hasattr(self.dataloader.dataset, 'metainfo'):
             runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
         if not any(isinstance(h, SearchLoopStateHook) for h in runner.hooks):
@@ -188,6 +188,13 @@ class AutoDeepLabSearchLoop(BaseLoop):
     @property
     def iter(self):
         return self._iter
+
+    @property
+    def supernet(self):
+        """The module owning α/β (looked up once, not every iteration)."""
+        if self._supernet is None:
+            self._supernet = find_supernet(self.runner.model)
+        return self._supernet
 
     @property
     def arch_active(self):
@@ -251,8 +258,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         # 1. weight step on trainA
         outputs = runner.model.train_step(
             data_batch, optim_wrapper=runner.optim_wrapper[self.weights_key])
-        supernet = find_supernet(runner.model)
-        for p in supernet.arch_parameters():
+        for p in self.supernet.arch_parameters():
             p.grad = None  # the weight step must not leave α/β gradients
         # 2. α/β step on trainB
         if self.arch_active:
@@ -281,7 +287,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         """One α/β update on a trainB batch; returns its log variables."""
         model = unwrap_model(self.runner.model)
         wrapper = self.runner.optim_wrapper[self.arch_key]
-        params = find_supernet(model).arch_parameters()
+        params = self.supernet.arch_parameters()
         with wrapper.optim_context(model):
             data = model.data_preprocessor(data_batch, True)
             losses = model._run_forward(data, mode='loss')

@@ -107,18 +107,3 @@ class StackedBatchNorm2d(nn.BatchNorm2d):
             y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(
                 1, -1, 1, 1)
         return y
-
-
-def set_frozen(module, frozen):
-    """Set ``frozen`` on every StackedBatchNorm2d in ``module``."""
-    for m in module.modules():
-        if isinstance(m, StackedBatchNorm2d):
-            m.frozen = frozen
-
-
-def set_stacking(module, groups, repeats=1):
-    """Set ``groups``/``repeats`` on every StackedBatchNorm2d in ``module``."""
-    for m in module.modules():
-        if isinstance(m, StackedBatchNorm2d):
-            m.groups = groups
-            m.repeats = repeats

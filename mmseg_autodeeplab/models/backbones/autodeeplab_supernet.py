@@ -20,7 +20,7 @@ from mmseg.registry import MODELS
 from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
                              max_level, normalize_betas, num_edges)
 from ...search_space.primitives import ReLUConvBN
-from ...search_space.stacked_bn import set_frozen, set_stacking
+from ...search_space.stacked_bn import StackedBatchNorm2d
 from .fused_edges import fused_edges
 
 
@@ -96,19 +96,32 @@ class SearchCell(nn.Module):
             MixedOp(channels, primitives, norm_cfg)
             for _ in range(num_edges(num_blocks)))
         # edges whose input is H(l-2) (index 0 of every block's inputs)
-        self._pp_edges, offset = set(), 0
+        pp_edges, offset = set(), 0
         for b in range(num_blocks):
-            self._pp_edges.add(offset)
+            pp_edges.add(offset)
             offset += b + 2
+        # Every StackedBatchNorm2d of the cell with whether its input is
+        # shared by all stacked inputs (H(l-2) branches: one group, k
+        # repeats) or stacked (k groups); collected once, since the stacking
+        # is set on every forward.
+        shared = [self.preprocess0] + [
+            e for i, e in enumerate(self.edges) if i in pp_edges]
+        stacked = [self.preprocess1] + [
+            e for i, e in enumerate(self.edges) if i not in pp_edges]
+        self._stacked_bns = [
+            (m, is_shared) for group, is_shared in ((shared, True),
+                                                    (stacked, False))
+            for module in group for m in module.modules()
+            if isinstance(m, StackedBatchNorm2d)]
 
     def _set_stacking(self, groups):
-        set_stacking(self.preprocess0, 1, groups)
-        set_stacking(self.preprocess1, groups)
-        for e, edge in enumerate(self.edges):
-            if e in self._pp_edges:
-                set_stacking(edge, 1, groups)
-            else:
-                set_stacking(edge, groups)
+        for bn, is_shared in self._stacked_bns:
+            bn.groups, bn.repeats = (1, groups) if is_shared else (groups, 1)
+
+    def set_frozen(self, frozen):
+        """Freeze BN running statistics (gradient-checkpoint recompute)."""
+        for bn, _ in self._stacked_bns:
+            bn.frozen = frozen
 
     def _single(self, prev_prev, prev, weights):
         states = [self.preprocess0(prev_prev), self.preprocess1(prev)]
@@ -347,12 +360,12 @@ class AutoDeepLabSupernet(BaseModule):
             def run(*args):
                 # the recomputation in backward must not update BN running
                 # statistics a second time
-                set_frozen(cell, calls[0] > 0)
+                cell.set_frozen(calls[0] > 0)
                 calls[0] += 1
                 try:
                     return cell(*args)
                 finally:
-                    set_frozen(cell, False)
+                    cell.set_frozen(False)
 
             return checkpoint(run, prev_prev, prevs, weights, betas,
                               use_reentrant=False)
