@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...search_space.primitives import ReLUConvBN, SepConv
-from ...search_space.stacked_bn import _GroupNormalize
+from ...search_space.stacked_bn import _GroupNormalize, update_running_stats
 
 
 def _fused_bn(x, bns, groups, repeats):
@@ -41,16 +41,9 @@ def _fused_bn(x, bns, groups, repeats):
                             torch.cat([b.running_var for b in bns]), None,
                             None, False, 0.0, bn.eps)
     y, means, variances = _GroupNormalize.apply(x, groups, bn.eps)
-    if bn.training and bn.track_running_stats:
-        c = bn.num_features
-        count = x.numel() // (x.shape[1] * groups)
-        with torch.no_grad():
-            for g in range(groups):
-                for _ in range(repeats):
-                    for e, b in enumerate(bns):
-                        b._update_running(means[g, e * c:(e + 1) * c],
-                                          variances[g, e * c:(e + 1) * c],
-                                          count)
+    with torch.no_grad():
+        update_running_stats(bns, means, variances,
+                             x.numel() // (x.shape[1] * groups), repeats)
     return y
 
 
@@ -69,9 +62,15 @@ def _separable(relu_x, mods, groups, repeats):
     n, c = len(mods), relu_x.shape[1]
     # edge-major channel layout: [edge 0 channels, edge 1 channels, ...]
     x = relu_x.repeat(1, n, 1, 1) if n > 1 else relu_x
+    # oneDNN's depthwise conv on CPU is several times faster (backward
+    # above all) in channels_last; BN converts back (_GroupNormalize)
+    layout = torch.channels_last if x.device.type == 'cpu' else \
+        torch.contiguous_format
     for first in (0, 4):
         dw = [m[first + 1] for m in mods]
         pw = [m[first + 2] for m in mods]
+        # convert before the ReLU, so the copy is the tensor both save
+        x = x.contiguous(memory_format=layout)
         if first:
             x = F.relu(x)
         x = F.conv2d(x, _cat_weight(dw), None, 1, dw[0].padding, 1, n * c)
