@@ -1,6 +1,6 @@
 """Compatibility fixes for the pinned OpenMMLab stack on current torch.
 
-Two problems are fixed here, both at import time of :mod:`mmseg_autodeeplab`:
+Three things are set here, all at import time of :mod:`mmseg_autodeeplab`:
 
 * mmcv-lite has no compiled ``mmcv._ext`` but ``mmseg.models``/``mmseg.datasets``
   import ``mmcv.ops`` unconditionally. When (and only when) the real extension
@@ -9,8 +9,14 @@ Two problems are fixed here, both at import time of :mod:`mmseg_autodeeplab`:
 * torch >= 2.6 loads checkpoints with ``weights_only=True`` while mmengine
   0.10.7 pickles a few of its own objects into checkpoints. Instead of turning
   the safe loader off, the exact classes mmengine stores are allow-listed.
+* oneDNN (torch's CPU convolutions) caches 1024 compiled primitives by
+  default; one search step of the paper's supernet creates about 2,400
+  (forward, backward-data and backward-weights of ~290 conv shapes at
+  129x129, more when validation uses other sizes), so every step recompiled
+  about 1,300 of them. A larger cache is requested unless the user set one.
 """
 import importlib.machinery
+import os
 import importlib.util
 import sys
 import types
@@ -101,7 +107,19 @@ def allow_mmengine_checkpoint_globals():
     add(_safe_checkpoint_globals())
 
 
+#: oneDNN primitive-cache entries requested (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``
+#: wins when set). Read by oneDNN when it creates its first primitive, so
+#: this only takes effect if no convolution ran before the import.
+ONEDNN_CACHE_CAPACITY = 8192
+
+
+def request_onednn_cache(capacity=ONEDNN_CACHE_CAPACITY):
+    """Ask oneDNN for a primitive cache of ``capacity`` unless one is set."""
+    os.environ.setdefault('ONEDNN_PRIMITIVE_CACHE_CAPACITY', str(capacity))
+
+
 def apply_compat():
     """Apply every fix; safe to call more than once."""
+    request_onednn_cache()
     install_mmcv_ext_standin()
     allow_mmengine_checkpoint_globals()
