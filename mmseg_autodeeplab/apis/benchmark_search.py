@@ -11,8 +11,11 @@ Measured per variant:
   α/β step on another), median of ``--repeat`` after ``--warmup``;
 * ``weight_step_s``: the weight step alone;
 * ``macs_fwd``: multiply-adds of one forward pass (mmengine's counter),
-  counted once (last fp32 variant) since every variant computes the same
-  network;
+  counted once, in a separate process, on the ``stacked`` implementation:
+  every variant computes the same network, and counting one fixed
+  implementation keeps the figure independent of how a fast path groups its
+  kernels (the counter also charges a BN's affine weight, which the fused
+  path uses to apply α);
 * ``flop_rate``: ``3 * 2 * macs_fwd / weight_step_s`` (forward + backward
   ~ 3 forwards) as a fraction of the dense fp32 matmul rate measured in the
   same process.
@@ -214,15 +217,6 @@ def _worker(args, variant):
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         peak_kind = 'peak RSS'
-    macs = None
-    if not args.no_macs:
-        from mmengine.analysis import get_model_complexity_info
-        model.eval()
-        with torch.no_grad():
-            info = get_model_complexity_info(
-                _forward_only(model), inputs=(batch_a[0], ),
-                show_table=False, show_arch=False)
-        macs = int(info['flops'])
     rate = matmul_rate(device)
     result = dict(
         variant=variant, device=device,
@@ -231,10 +225,22 @@ def _worker(args, variant):
         search_iter_s=statistics.median(it_times),
         search_iter_spread_s=[min(it_times), max(it_times)],
         peak_memory_bytes=int(peak), peak_memory_kind=peak_kind,
-        macs_fwd=macs, matmul_flops_per_s=rate)
-    if macs:
-        result['flop_rate'] = 6 * macs / result['weight_step_s'] / rate
+        macs_fwd=None, matmul_flops_per_s=rate)
     return result
+
+
+def _count_macs(args):
+    """Forward multiply-adds of the network (``stacked`` implementation)."""
+    import torch
+    from mmengine.analysis import get_model_complexity_info
+    model, _, cfg = _build(args, 'stacked')
+    model.eval()
+    inputs, _ = _batch(args, 'cpu', cfg.model.decode_head.num_classes, 0)
+    with torch.no_grad():
+        info = get_model_complexity_info(
+            _forward_only(model), inputs=(inputs, ), show_table=False,
+            show_arch=False)
+    return dict(variant='macs', macs_fwd=int(info['flops']))
 
 
 def _forward_only(model):
@@ -290,7 +296,10 @@ def _table(args, results, machine):
             f'| {macs:.2f} | {rate} |')
     lines.append('')
     lines.append('Speed-ups (xN) are relative to the first variant, measured '
-                 'in the same run.')
+                 'in the same run. Forward MACs: mmengine\'s counter on the '
+                 '`stacked` implementation (every variant computes the same '
+                 'network); FLOP rate = 6 x MACs / weight step / dense '
+                 'matmul FLOP/s.')
     return '\n'.join(lines)
 
 
@@ -305,16 +314,16 @@ def main(argv=None):
               'needs more than one value per channel)', file=sys.stderr)
         return 2
     if args._worker:
-        print(json.dumps(_worker(args, args._worker)))
+        out = _count_macs(args) if args._worker == 'macs' else _worker(
+            args, args._worker)
+        print(json.dumps(out))
         return 0
-    results = []
-    # all variants compute the same network: count its multiply-adds once,
-    # with the last fp32 variant (fused by default; tracing the per-edge
-    # graph takes far longer; an amp variant may be skipped on CPU)
-    fp32 = [v for v in args.variants if 'amp' not in v] or args.variants
-    macs_variant = fp32[-1]
-    for i, variant in enumerate(args.variants):
-        print(f'[{i + 1}/{len(args.variants)}] {variant} ...', flush=True)
+    results, macs = [], None
+    jobs = list(args.variants) + ([] if args.no_macs else ['macs'])
+    for i, variant in enumerate(jobs):
+        what = 'counting forward multiply-adds' if variant == 'macs' \
+            else variant
+        print(f'[{i + 1}/{len(jobs)}] {what} ...', flush=True)
         cmd = [sys.executable, '-m', 'mmseg_autodeeplab.apis.benchmark_search',
                '--config', args.config, '--crop', args.crop, '--batch',
                str(args.batch), '--device', args.device, '--warmup',
@@ -324,25 +333,25 @@ def main(argv=None):
                             ('--num-layers', args.num_layers)):
             if value:
                 cmd += [flag, str(value)]
-        if args.no_macs or variant != macs_variant:
-            cmd.append('--no-macs')
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or ['?']
-            print(f'error: variant {variant} failed: {tail[0]}',
-                  file=sys.stderr)
+            print(f'error: {what} failed: {tail[0]}', file=sys.stderr)
             return 1
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        r = results[-1]
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        if variant == 'macs':
+            macs = r['macs_fwd']
+            print(f'    {macs / 1e9:.2f} GMACs', flush=True)
+            continue
+        results.append(r)
         if 'skipped' not in r:
             print(f'    search iter {r["search_iter_s"]:.3f}s, weight step '
                   f'{r["weight_step_s"]:.3f}s, peak '
                   f'{r["peak_memory_bytes"] / 1e9:.2f} GB', flush=True)
-    counted = [r['macs_fwd'] for r in results if r.get('macs_fwd')]
     for r in results:
-        if 'skipped' not in r and counted:
-            r['macs_fwd'] = counted[-1]
-            r['flop_rate'] = 6 * counted[-1] / r['weight_step_s'] / r[
+        if 'skipped' not in r and macs:
+            r['macs_fwd'] = macs
+            r['flop_rate'] = 6 * macs / r['weight_step_s'] / r[
                 'matmul_flops_per_s']
     machine = _machine()
     table = _table(args, results, machine)

@@ -21,58 +21,81 @@ _aten = torch.ops.aten
 
 
 class _GroupNormalize(torch.autograd.Function):
-    """Per-group standardisation (no affine) with a memory-lean backward.
+    """Per-group batch norm, then an optional per-channel scale; memory-lean.
 
     Forward and backward run ATen's fused batch-norm kernels on each group's
-    contiguous rows (one pass each, instead of separate reductions and
-    elementwise ops). Only the output and the per-group inverse std are
-    saved: for an affine-free BN the output IS the normalised input, so the
-    backward feeds it to the kernel as an input with mean 0 and inverse std 1
-    and rescales by the true inverse std.
-
-    Returns ``(y, mean, var)`` with ``mean``/``var`` ``(groups, C)`` (biased
-    batch variance, as the running-statistics update expects).
+    contiguous rows (one pass each). Only the normalised input ``xhat`` and
+    the per-group inverse std are saved (not the input): the backward hands
+    ``xhat`` to the kernel as an input with mean 0 and inverse std 1 and
+    folds the true inverse std into the kernel's weight. The supernet passes
+    each edge's α weight as the scale, so its gradient (a per-channel
+    ``sum(dy * xhat)``) comes out of the same backward pass.
     """
 
     @staticmethod
-    def forward(ctx, x, groups, eps):
+    def forward(ctx, x, scale, groups, eps):
         x = x.contiguous()
-        n = x.shape[0] // groups
-        if groups == 1:
-            y, mean, rstd = _aten.native_batch_norm(x, None, None, None, None,
-                                                    True, 0.0, eps)
-            mean, rstd = mean.unsqueeze(0), rstd.unsqueeze(0)
-        else:
-            y = torch.empty_like(x)
-            mean = x.new_empty(groups, x.shape[1])
-            rstd = torch.empty_like(mean)
-            for g in range(groups):
-                rows = slice(g * n, (g + 1) * n)
-                _aten.native_batch_norm.out(
-                    x[rows], None, None, None, None, True, 0.0, eps,
-                    out=y[rows], save_mean=mean[g], save_invstd=rstd[g])
-        ctx.save_for_backward(y, rstd)
-        ctx.groups, ctx.eps = groups, eps
-        return y, mean, rstd.pow(-2).sub_(eps)
-
-    @staticmethod
-    def backward(ctx, dy, _dmean, _dvar):
-        y, rstd = ctx.saved_tensors
-        groups, c = ctx.groups, y.shape[1]
-        n = y.shape[0] // groups
-        dy = dy.contiguous()
-        zero, one = y.new_zeros(c), y.new_ones(c)
-        dx = torch.empty_like(y) if groups > 1 else None
+        n, c = x.shape[0] // groups, x.shape[1]
+        xhat = torch.empty_like(x)
+        mean = x.new_empty(groups, c)
+        rstd = torch.empty_like(mean)
         for g in range(groups):
             rows = slice(g * n, (g + 1) * n)
-            d = _aten.native_batch_norm_backward(
-                dy[rows], y[rows], None, None, None, zero, one, True, ctx.eps,
-                [True, False, False])[0].mul_(rstd[g].view(1, -1, 1, 1))
-            if dx is None:
-                dx = d
-            else:
-                dx[rows] = d
-        return dx, None, None
+            _aten.native_batch_norm.out(
+                x[rows], None, None, None, None, True, 0.0, eps,
+                out=xhat[rows], save_mean=mean[g], save_invstd=rstd[g])
+        ctx.save_for_backward(xhat, rstd, scale)
+        ctx.groups = groups
+        ctx.mark_non_differentiable(mean, rstd)
+        y = xhat if scale is None else xhat * scale.view(1, -1, 1, 1)
+        return y, mean, rstd
+
+    @staticmethod
+    def backward(ctx, dy, _dmean, _drstd):
+        xhat, rstd, scale = ctx.saved_tensors
+        groups, c = ctx.groups, xhat.shape[1]
+        n = xhat.shape[0] // groups
+        need_scale = ctx.needs_input_grad[1]
+        dy = dy.contiguous()
+        zero, one = xhat.new_zeros(c), xhat.new_ones(c)
+        dx = torch.empty_like(xhat)
+        dscale = xhat.new_zeros(c) if need_scale else None
+        # all three outputs requested: the .out variant needs defined ones,
+        # and the kernel computes the weight/bias sums on the way anyway
+        part, unused = xhat.new_empty(c), xhat.new_empty(c)
+        for g in range(groups):
+            rows = slice(g * n, (g + 1) * n)
+            # the kernel computes w * invstd * (dy - mean(dy) - xhat *
+            # mean(dy * xhat)) with xhat = (input - mean) * invstd; input
+            # xhat, mean 0, invstd 1 and w = scale * rstd_g give the true
+            # input gradient, and its weight gradient is sum(dy * xhat)
+            w = rstd[g] if scale is None else scale.detach() * rstd[g]
+            _aten.native_batch_norm_backward.out(
+                dy[rows], xhat[rows], w, None, None, zero, one, True, 0.0,
+                [True, True, True], out0=dx[rows], out1=part,
+                out2=unused)
+            if need_scale:
+                dscale += part
+        return dx, dscale, None, None
+
+
+def group_batch_norm(x, groups, eps, scale=None):
+    """Batch norm of ``groups`` batches stacked along dim 0, each alone.
+
+    Args:
+        x (Tensor): ``(groups * N, C, H, W)``; group ``g`` is rows
+            ``g*N:(g+1)*N``.
+        groups (int): number of stacked batches.
+        eps (float): added to the variance.
+        scale (Tensor, optional): per-channel factor ``(C,)`` applied to the
+            normalised output (differentiable).
+
+    Returns:
+        tuple[Tensor]: ``y`` like ``x``; batch ``mean`` and biased ``var``,
+        ``(groups, C)`` each, for the running-statistics update.
+    """
+    y, mean, rstd = _GroupNormalize.apply(x, scale, groups, eps)
+    return y, mean, rstd.pow(-2).sub_(eps)
 
 
 def update_running_stats(bns, means, variances, count, repeats=1):
@@ -159,7 +182,7 @@ class StackedBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         # identical inputs repeated (groups == 1): one normalisation,
         # `repeats` identical running-statistics updates
-        y, means, variances = _GroupNormalize.apply(x, self.groups, self.eps)
+        y, means, variances = group_batch_norm(x, self.groups, self.eps)
         with torch.no_grad():
             update_running_stats([self], means, variances,
                                  x.numel() // (x.shape[1] * self.groups),

@@ -21,7 +21,7 @@ from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
                              max_level, normalize_betas, num_edges)
 from ...search_space.primitives import ReLUConvBN
 from ...search_space.stacked_bn import StackedBatchNorm2d
-from .fused_edges import fused_edges
+from .fused_edges import fused_edges, fused_kind
 
 
 def _positive_int(value, name):
@@ -51,6 +51,7 @@ class MixedOp(nn.Module):
         self.names = [primitives[k] for k in self.index]
         self.ops = nn.ModuleList(
             build_op(primitives[k], channels, 1, norm_cfg) for k in self.index)
+        self.kinds = [fused_kind(op) for op in self.ops]
 
     def forward(self, x, weights):
         """x: (N, C, h, w); weights: (P,) softmaxed α row."""

@@ -23,10 +23,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...search_space.primitives import ReLUConvBN, SepConv
-from ...search_space.stacked_bn import _GroupNormalize, update_running_stats
+from ...search_space.stacked_bn import (group_batch_norm,
+                                         update_running_stats)
 
 
-def _fused_bn(x, bns, groups, repeats):
+def _fused_bn(x, bns, groups, repeats, scale=None):
     """BN over the concatenated channels of ``bns``, one group at a time.
 
     Args:
@@ -34,13 +35,17 @@ def _fused_bn(x, bns, groups, repeats):
         bns (list[StackedBatchNorm2d]): the n edges' BN modules (C each).
         groups (int): stacked batches in ``x`` (separate statistics).
         repeats (int): identical updates per group (shared H(l-2) input).
+        scale (Tensor, optional): ``(n,)`` factor per edge (its α weight),
+            applied inside the BN kernels.
     """
     bn = bns[0]
+    if scale is not None:
+        scale = scale.repeat_interleave(x.shape[1] // len(bns))
     if not bn.training and bn.track_running_stats:
         return F.batch_norm(x, torch.cat([b.running_mean for b in bns]),
-                            torch.cat([b.running_var for b in bns]), None,
+                            torch.cat([b.running_var for b in bns]), scale,
                             None, False, 0.0, bn.eps)
-    y, means, variances = _GroupNormalize.apply(x, groups, bn.eps)
+    y, means, variances = group_batch_norm(x, groups, bn.eps, scale)
     with torch.no_grad():
         update_running_stats(bns, means, variances,
                              x.numel() // (x.shape[1] * groups), repeats)
@@ -51,19 +56,19 @@ def _cat_weight(convs):
     return torch.cat([c.weight for c in convs], dim=0)
 
 
-def _atrous(relu_x, mods, groups, repeats):
+def _atrous(relu_x, mods, groups, repeats, scale):
     convs = [m[1] for m in mods]
     y = F.conv2d(relu_x, _cat_weight(convs), None, 1, convs[0].padding,
                  convs[0].dilation)
-    return _fused_bn(y, [m[2] for m in mods], groups, repeats)
+    return _fused_bn(y, [m[2] for m in mods], groups, repeats, scale)
 
 
-def _separable(relu_x, mods, groups, repeats):
+def _separable(relu_x, mods, groups, repeats, scale):
     n, c = len(mods), relu_x.shape[1]
     # edge-major channel layout: [edge 0 channels, edge 1 channels, ...]
     x = relu_x.repeat(1, n, 1, 1) if n > 1 else relu_x
     # oneDNN's depthwise conv on CPU is several times faster (backward
-    # above all) in channels_last; BN converts back (_GroupNormalize)
+    # above all) in channels_last; the BN converts back
     layout = torch.channels_last if x.device.type == 'cpu' else \
         torch.contiguous_format
     for first in (0, 4):
@@ -75,13 +80,30 @@ def _separable(relu_x, mods, groups, repeats):
             x = F.relu(x)
         x = F.conv2d(x, _cat_weight(dw), None, 1, dw[0].padding, 1, n * c)
         x = F.conv2d(x, _cat_weight(pw), None, 1, 0, 1, n)
-        x = _fused_bn(x, [m[first + 3] for m in mods], groups, repeats)
+        x = _fused_bn(x, [m[first + 3] for m in mods], groups, repeats,
+                      scale if first else None)
     return x
 
 
-def _is_stride1(module):
-    return all(getattr(m, 'stride', 1) in (1, (1, 1))
-               for m in module.modules())
+#: how :func:`fused_edges` evaluates an operator (see :func:`fused_kind`)
+FREE, ATROUS, SEPARABLE, OTHER = 'free', 'atrous', 'separable', 'other'
+
+
+def fused_kind(module):
+    """How :func:`fused_edges` evaluates operator ``module`` of an edge.
+
+    ``free``: parameter-free, computed once per state; ``atrous`` /
+    ``separable``: the edges' convs concatenated; ``other``: edge by edge.
+    """
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.Identity)):
+        return FREE
+    stride1 = all(getattr(m, 'stride', 1) in (1, (1, 1))
+                  for m in module.modules())
+    if isinstance(module, ReLUConvBN) and stride1:
+        return ATROUS
+    if isinstance(module, SepConv) and stride1:
+        return SEPARABLE
+    return OTHER
 
 
 def fused_edges(x, edges, weights, groups, repeats):
@@ -100,28 +122,22 @@ def fused_edges(x, edges, weights, groups, repeats):
     """
     n = len(edges)
     gn, c, h, w = x.shape
+    first = edges[0]
+    alpha = weights[:, first.index]  # (n, ops) without the zero op
     out = None
     relu_x = None
-
-    def add(y, j):
-        nonlocal out
-        a = weights[:, edges[0].index[j]].view(1, n, 1, 1, 1)
-        y = y.view(gn, -1, c, h, w) * a
-        out = y if out is None else out + y
-
-    for j, name in enumerate(edges[0].names):
+    for j, kind in enumerate(first.kinds):
         mods = [e.ops[j] for e in edges]
-        first = mods[0]
-        if isinstance(first, (nn.MaxPool2d, nn.AvgPool2d, nn.Identity)):
-            add(first(x).unsqueeze(1), j)  # parameter-free: once per state
-        elif isinstance(first, ReLUConvBN) and _is_stride1(first):
+        if kind in (ATROUS, SEPARABLE):
             if relu_x is None:
                 relu_x = F.relu(x)
-            add(_atrous(relu_x, mods, groups, repeats), j)
-        elif isinstance(first, SepConv) and _is_stride1(first):
-            if relu_x is None:
-                relu_x = F.relu(x)
-            add(_separable(relu_x, mods, groups, repeats), j)
-        else:  # any other operator: per edge
-            add(torch.stack([m(x) for m in mods], dim=1), j)
+            fn = _atrous if kind == ATROUS else _separable
+            # α-weighted inside the BN kernels
+            y = fn(relu_x, mods, groups, repeats, alpha[:, j]).view(
+                gn, n, c, h, w)
+        else:
+            y = mods[0](x).unsqueeze(1) if kind == FREE else torch.stack(
+                [m(x) for m in mods], dim=1)
+            y = y * alpha[:, j].view(1, n, 1, 1, 1)
+        out = y if out is None else out + y
     return out
