@@ -126,17 +126,63 @@ def update_running_stats(bns, means, variances, count, repeats=1):
             for g in steps:
                 bn._update_running(means[g, cols], unbiased[g, cols])
         return
-    running_mean = torch.cat([bn.running_mean for bn in bns])
-    running_var = torch.cat([bn.running_var for bn in bns])
+    mean, var, tracked = shared_running_stats(bns) or share_running_stats(
+        bns)
     m = first.momentum
     for g in steps:
-        running_mean.mul_(1 - m).add_(means[g], alpha=m)
-        running_var.mul_(1 - m).add_(unbiased[g], alpha=m)
-    for bn, mean, var in zip(bns, running_mean.chunk(len(bns)),
-                             running_var.chunk(len(bns))):
-        bn.running_mean.copy_(mean)
-        bn.running_var.copy_(var)
-        bn.num_batches_tracked.add_(len(steps))
+        mean.mul_(1 - m).add_(means[g], alpha=m)
+        var.mul_(1 - m).add_(unbiased[g], alpha=m)
+    tracked.add_(len(steps))
+
+
+_BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
+
+
+def share_running_stats(bns):
+    """Re-bind the running statistics of ``bns`` as views of flat tensors.
+
+    The fused edges of one state update their BNs' statistics together;
+    with each BN's buffers a slice of one ``(n * C,)`` tensor (and the
+    counters entries of one ``(n,)`` tensor) that is a single in-place
+    update instead of n gathers and n scatters. Values are kept; buffers
+    stay ordinary per-module state (``state_dict``, ``load_state_dict``
+    copy in place). Moving the module (``.to``/``.double``) replaces the
+    buffers; :func:`shared_running_stats` then reports them as not shared.
+
+    Returns:
+        tuple[Tensor]: the flat running mean, running var and counters.
+    """
+    flat = [torch.cat([bn._buffers[name].reshape(-1) for bn in bns])
+            for name in _BUFFERS]
+    c = bns[0].num_features
+    for e, bn in enumerate(bns):
+        bn._buffers['running_mean'] = flat[0][e * c:(e + 1) * c]
+        bn._buffers['running_var'] = flat[1][e * c:(e + 1) * c]
+        bn._buffers['num_batches_tracked'] = flat[2][e]
+    bns[0].__dict__['_shared_stats'] = (tuple(bns), *flat)
+    return tuple(flat)
+
+
+def shared_running_stats(bns):
+    """The flat tensors of :func:`share_running_stats` if still in use.
+
+    Returns:
+        tuple[Tensor] | None: running mean, var and counters of ``bns``
+        concatenated, or None if the buffers are not (or no longer) views of
+        shared tensors.
+    """
+    shared = bns[0].__dict__.get('_shared_stats')
+    if shared is None or len(shared[0]) != len(bns):
+        return None
+    members, *flat = shared
+    for bn, member in zip(bns, members):
+        if bn is not member:
+            return None
+        buffers = bn._buffers
+        for name, whole in zip(_BUFFERS, flat):
+            if buffers[name]._base is not whole:
+                return None
+    return tuple(flat)
 
 
 class StackedBatchNorm2d(nn.BatchNorm2d):

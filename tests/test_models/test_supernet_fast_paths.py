@@ -94,3 +94,45 @@ def test_stacked_bn_equals_separate_bn(momentum, track):
         torch.testing.assert_close(stacked.running_var, plain.running_var)
         assert int(stacked.num_batches_tracked) == int(
             plain.num_batches_tracked) == 6
+
+
+def test_shared_running_stats_survive_save_load_and_moves():
+    import io
+
+    from mmseg_autodeeplab.search_space.stacked_bn import shared_running_stats
+    torch.manual_seed(0)
+    net = AutoDeepLabSupernet(num_layers=3, filter_multiplier=2)
+    x = torch.rand(2, 3, 33, 33)
+    net(x)  # the fused BNs now share flat running-statistics tensors
+    edges = net.cells['0_0'].edges
+    bns = [edges[i].ops[-1][2] for i in (0, 2, 5, 9, 14)]  # read H(l-2)
+    flat = shared_running_stats(bns)
+    assert flat is not None and flat[0].shape == (5 * bns[0].num_features, )
+    assert flat[2].tolist() == [1] * 5
+    # a checkpoint round trip (weights-only load) gives the same values
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    other = AutoDeepLabSupernet(num_layers=3, filter_multiplier=2)
+    other.load_state_dict(state)
+    loaded = other.state_dict()
+    for name, value in net.state_dict().items():
+        assert torch.equal(loaded[name], value), name
+    # loading copies in place: the shared views stay shared
+    net.load_state_dict(state)
+    assert shared_running_stats(bns) is not None
+    # a dtype move replaces the buffers; the next forward shares them again
+    # with their values kept
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.double()
+    assert shared_running_stats(bns) is None
+    net.eval()
+    net(x.double())
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(value, before[name].to(value.dtype),
+                                   msg=name)
+    net.train()
+    net(x.double())
+    assert shared_running_stats(bns) is not None
+    assert shared_running_stats(bns)[2].tolist() == [2] * 5

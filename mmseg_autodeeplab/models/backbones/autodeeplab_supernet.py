@@ -117,7 +117,10 @@ class SearchCell(nn.Module):
 
     def _set_stacking(self, groups):
         for bn, is_shared in self._stacked_bns:
-            bn.groups, bn.repeats = (1, groups) if is_shared else (groups, 1)
+            # plain attributes: skip nn.Module.__setattr__'s type checks
+            # (thousands of BNs, every forward)
+            bn.__dict__['groups'], bn.__dict__['repeats'] = (
+                1, groups) if is_shared else (groups, 1)
 
     def set_frozen(self, frozen):
         """Freeze BN running statistics (gradient-checkpoint recompute)."""

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ...search_space.primitives import ReLUConvBN, SepConv
 from ...search_space.stacked_bn import (group_batch_norm,
+                                         shared_running_stats,
                                          update_running_stats)
 
 
@@ -42,9 +43,11 @@ def _fused_bn(x, bns, groups, repeats, scale=None):
     if scale is not None:
         scale = scale.repeat_interleave(x.shape[1] // len(bns))
     if not bn.training and bn.track_running_stats:
-        return F.batch_norm(x, torch.cat([b.running_mean for b in bns]),
-                            torch.cat([b.running_var for b in bns]), scale,
-                            None, False, 0.0, bn.eps)
+        shared = shared_running_stats(bns)
+        mean, var = shared[:2] if shared else (
+            torch.cat([b.running_mean for b in bns]),
+            torch.cat([b.running_var for b in bns]))
+        return F.batch_norm(x, mean, var, scale, None, False, 0.0, bn.eps)
     y, means, variances = group_batch_norm(x, groups, bn.eps, scale)
     with torch.no_grad():
         update_running_stats(bns, means, variances,
