@@ -62,6 +62,24 @@ class MixedOp(nn.Module):
         return out
 
 
+def _beta_weighted_concat(blocks, betas):
+    """β-weighted sum over the k inputs, blocks concatenated on channels.
+
+    Args:
+        blocks (list[Tensor]): B block outputs, ``(k, N, C, h, w)`` each.
+        betas (Tensor): ``(k,)``.
+
+    Returns:
+        Tensor: ``(N, B*C, h, w)``.
+
+    Weighting each block before concatenating saves no work but keeps the
+    autograd graph from holding a concatenated ``(k, N, B*C, h, w)`` copy:
+    each product saves a block, which later edges save anyway.
+    """
+    w = betas.view(-1, 1, 1, 1, 1)
+    return torch.cat([(w * block).sum(0) for block in blocks], dim=1)
+
+
 class SearchCell(nn.Module):
     """One cell of the supernet: B blocks over 2 + 3 + ... + (B + 1) mixed edges.
 
@@ -176,8 +194,7 @@ class SearchCell(nn.Module):
             offset += len(states)
             blocks.append(out)
             states.append(out.view(k * n, *out.shape[2:]))
-        cat = torch.cat(blocks, dim=2)  # (k, N, B*C, h, w)
-        return (betas.view(k, 1, 1, 1, 1) * cat).sum(0)
+        return _beta_weighted_concat(blocks, betas)
 
     def _fused(self, prev_prev, prevs, weights, betas):
         """Stacked inputs AND all edges leaving a state evaluated at once.
@@ -214,8 +231,7 @@ class SearchCell(nn.Module):
             states.append(block.reshape(k * n, *block.shape[2:]))
             if b + 1 < self.num_blocks:
                 consume(b + 2)
-        cat = torch.cat(blocks, dim=2)  # (k, N, B*C, h, w)
-        return (betas.view(k, 1, 1, 1, 1) * cat).sum(0)
+        return _beta_weighted_concat(blocks, betas)
 
 
 @MODELS.register_module()

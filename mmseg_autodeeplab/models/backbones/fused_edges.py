@@ -72,7 +72,7 @@ def _separable(relu_x, mods, groups, repeats, scale):
     x = relu_x.repeat(1, n, 1, 1) if n > 1 else relu_x
     # oneDNN's depthwise conv on CPU is several times faster (backward
     # above all) in channels_last; the BN converts back
-    layout = torch.channels_last if x.device.type == 'cpu' else \
+    layout = torch.channels_last if x.device.type == 'cpu' and n > 1 else \
         torch.contiguous_format
     for first in (0, 4):
         dw = [m[first + 1] for m in mods]
