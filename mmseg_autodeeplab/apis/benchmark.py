@@ -72,11 +72,10 @@ def config_path(name):
             raise BenchmarkError(f'{rel}: not in the installed mmseg '
                                  f'{mmseg.__version__}')
         return path
-    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    for root in (osp.join(osp.dirname(pkg), 'configs'),
-                 osp.join(pkg, '.mim', 'configs')):
-        if osp.isfile(osp.join(root, rel)):
-            return osp.join(root, rel)
+    from ..utils import find_project_config
+    path = find_project_config(rel)
+    if path:
+        return path
     raise BenchmarkError(f'cannot find config {rel} (neither in the repo '
                          'nor in the installed package)')
 

@@ -152,12 +152,11 @@ def load_source(source, end_level=None):
 
 def model_base_path():
     """Absolute path of this project's model base config."""
-    here = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    from ..utils import find_project_config
     rel = osp.join('_base_', 'models', 'autodeeplab_net.py')
-    for root in (osp.join(osp.dirname(here), 'configs'),
-                 osp.join(here, '.mim', 'configs')):
-        if osp.isfile(osp.join(root, rel)):
-            return osp.join(root, rel)
+    path = find_project_config(rel)
+    if path:
+        return path
     raise DecodeError(f'cannot find the model base config {rel} (neither '
                       'in the repo nor in the installed package)')
 

@@ -9,3 +9,6 @@ __all__ += ['ConfigError', 'check_dataset_cfg', 'check_search_cfg',
 from .resume import find_resumable_checkpoint
 
 __all__ += ['find_resumable_checkpoint']
+from .configs import find_project_config
+
+__all__ += ['find_project_config']
