@@ -16,8 +16,8 @@ Three things are set here, all at import time of :mod:`mmseg_autodeeplab`:
   about 1,300 of them. A larger cache is requested unless the user set one.
 """
 import importlib.machinery
-import os
 import importlib.util
+import os
 import sys
 import types
 

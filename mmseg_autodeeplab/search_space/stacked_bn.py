@@ -79,23 +79,30 @@ class _GroupNormalize(torch.autograd.Function):
         return dx, dscale, None, None
 
 
-def group_batch_norm(x, groups, eps, scale=None):
-    """Batch norm of ``groups`` batches stacked along dim 0, each alone.
+def stacked_batch_norm(x, bns, groups, repeats=1, scale=None):
+    """Training-mode BN of ``groups`` batches stacked along dim 0, each alone.
+
+    Normalises each group with its own batch statistics and gives ``bns``
+    the running-statistics updates separate evaluations would have made
+    (:func:`update_running_stats`).
 
     Args:
-        x (Tensor): ``(groups * N, C, H, W)``; group ``g`` is rows
-            ``g*N:(g+1)*N``.
+        x (Tensor): ``(groups * N, n * C, H, W)``; group ``g`` is rows
+            ``g*N:(g+1)*N``, BN ``e`` owns channels ``e*C:(e+1)*C``.
+        bns (list[StackedBatchNorm2d]): the n BNs (their ``eps`` is used).
         groups (int): number of stacked batches.
-        eps (float): added to the variance.
-        scale (Tensor, optional): per-channel factor ``(C,)`` applied to the
-            normalised output (differentiable).
+        repeats (int): identical updates per group.
+        scale (Tensor, optional): per-channel factor ``(n * C,)`` applied to
+            the normalised output (differentiable).
 
     Returns:
-        tuple[Tensor]: ``y`` like ``x``; batch ``mean`` and biased ``var``,
-        ``(groups, C)`` each, for the running-statistics update.
+        Tensor: like ``x``.
     """
-    y, mean, rstd = _GroupNormalize.apply(x, scale, groups, eps)
-    return y, mean, rstd.pow(-2).sub_(eps)
+    y, mean, rstd = _GroupNormalize.apply(x, scale, groups, bns[0].eps)
+    with torch.no_grad():
+        update_running_stats(bns, mean, rstd.pow(-2).sub_(bns[0].eps),
+                             x.numel() // (x.shape[1] * groups), repeats)
+    return y
 
 
 def update_running_stats(bns, means, variances, count, repeats=1):
@@ -228,11 +235,7 @@ class StackedBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         # identical inputs repeated (groups == 1): one normalisation,
         # `repeats` identical running-statistics updates
-        y, means, variances = group_batch_norm(x, self.groups, self.eps)
-        with torch.no_grad():
-            update_running_stats([self], means, variances,
-                                 x.numel() // (x.shape[1] * self.groups),
-                                 self.repeats)
+        y = stacked_batch_norm(x, [self], self.groups, self.repeats)
         if self.affine:
             y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(
                 1, -1, 1, 1)

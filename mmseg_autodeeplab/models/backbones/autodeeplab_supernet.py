@@ -48,7 +48,6 @@ class MixedOp(nn.Module):
     def __init__(self, channels, primitives, norm_cfg):
         super().__init__()
         self.index = [k for k, p in enumerate(primitives) if p != ZERO_OP]
-        self.names = [primitives[k] for k in self.index]
         self.ops = nn.ModuleList(
             build_op(primitives[k], channels, 1, norm_cfg) for k in self.index)
         self.kinds = [fused_kind(op) for op in self.ops]

@@ -23,9 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...search_space.primitives import ReLUConvBN, SepConv
-from ...search_space.stacked_bn import (group_batch_norm,
-                                         shared_running_stats,
-                                         update_running_stats)
+from ...search_space.stacked_bn import (shared_running_stats,
+                                         stacked_batch_norm)
 
 
 def _fused_bn(x, bns, groups, repeats, scale=None):
@@ -48,11 +47,7 @@ def _fused_bn(x, bns, groups, repeats, scale=None):
             torch.cat([b.running_mean for b in bns]),
             torch.cat([b.running_var for b in bns]))
         return F.batch_norm(x, mean, var, scale, None, False, 0.0, bn.eps)
-    y, means, variances = group_batch_norm(x, groups, bn.eps, scale)
-    with torch.no_grad():
-        update_running_stats(bns, means, variances,
-                             x.numel() // (x.shape[1] * groups), repeats)
-    return y
+    return stacked_batch_norm(x, bns, groups, repeats, scale)
 
 
 def _cat_weight(convs):
