@@ -13,24 +13,11 @@ mmseg's own ``tools/train.py`` / ``tools/test.py``, i.e. through
 Otherwise they are exactly :class:`~mmengine.runner.IterBasedTrainLoop`,
 :class:`~mmengine.runner.ValLoop` and :class:`~mmengine.runner.TestLoop`.
 """
-import sys
-
 from mmengine.registry import LOOPS
 from mmengine.runner import IterBasedTrainLoop, TestLoop, ValLoop
 
 from ..utils.checks import ConfigError, check_dataset_cfg
-
-
-def exit_with_error(message):
-    """Print ``error: message`` (one line) on stderr and exit with status 2.
-
-    ``SystemExit`` rather than an exception: the callers run inside tools we
-    do not own (mmseg's train.py/test.py), where an exception would become a
-    multi-screen traceback around the one line that matters.
-    """
-    line = ' '.join(str(message).split())
-    print(f'error: {line}', file=sys.stderr, flush=True)
-    raise SystemExit(2)
+from ..utils.errors import exit_with_error
 
 
 def check_dataloader_cfg(dataloader, where):
@@ -80,4 +67,4 @@ class CheckedTestLoop(TestLoop):
 
 
 __all__ = ['CheckedIterBasedTrainLoop', 'CheckedValLoop', 'CheckedTestLoop',
-           'check_dataloader_cfg', 'exit_with_error']
+           'check_dataloader_cfg']

@@ -14,7 +14,7 @@ import re
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from .checked_loops import exit_with_error
+from ..utils.errors import exit_with_error
 from .utils import unwrap_model
 
 

@@ -12,3 +12,6 @@ __all__ += ['find_resumable_checkpoint']
 from .configs import find_project_config
 
 __all__ += ['find_project_config']
+from .errors import error_line, exit_with_error
+
+__all__ += ['error_line', 'exit_with_error']
