@@ -15,12 +15,14 @@ install: $(STAMP)
 # torch==2.13.0 is pinned exactly: a range would pull a multi-GB CUDA build.
 # mmcv-lite by default (minutes); a compiled mmcv already in the venv is kept.
 # setuptools <81: mmengine resolves `mmseg::` bases through pkg_resources.
-$(STAMP): setup.py Makefile
+# Extras: deploy (onnx, onnxruntime: tools/export_onnx.py, the onnxruntime
+# benchmark column) and tensorboard, so the tests and CI cover them.
+$(STAMP): setup.py Makefile mmseg_autodeeplab_mmcv_ext.py mmseg_autodeeplab_mmcv_ext.pth
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip 'setuptools>=77.0.3,<81' wheel
 	$(PIP) install -q torch==2.13.0
 	$(PY) -c "import mmcv._ext" 2>/dev/null || $(PIP) install -q mmcv-lite==2.1.0
-	$(PIP) install -q -e '.[tests]'
+	$(PIP) install -q -e '.[tests,deploy,tensorboard]'
 	$(PIP) install -q --no-deps openmim==0.3.9
 	$(PIP) install -q click colorama model-index ordered-set markdown pandas requests rich tabulate
 	touch $(STAMP)

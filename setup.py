@@ -4,8 +4,63 @@ import os.path as osp
 import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
 
 HERE = osp.dirname(osp.abspath(__file__))
+#: One line run at interpreter start (see mmseg_autodeeplab_mmcv_ext.py):
+#: makes mmseg's own tools and APIs import under mmcv-lite.
+STARTUP_PTH = 'mmseg_autodeeplab_mmcv_ext.pth'
+
+
+class BuildPyWithStartupPth(build_py):
+    """build_py that also puts the startup ``.pth`` at the wheel's root.
+
+    Files at a wheel's root land in site-packages, where Python reads
+    ``.pth`` files; this covers regular and editable (PEP 660) installs.
+    """
+
+    def run(self):
+        super().run()
+        self.copy_file(osp.join(HERE, STARTUP_PTH),
+                       osp.join(self.build_lib, STARTUP_PTH))
+
+    def get_outputs(self, include_bytecode=True):
+        return super().get_outputs(include_bytecode) + [
+            osp.join(self.build_lib, STARTUP_PTH)]
+
+
+class _StrategyWithStartupPth:
+    """Wraps setuptools' editable strategy: also writes the startup .pth."""
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+
+    def __enter__(self):
+        self.strategy.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.strategy.__exit__(*exc)
+
+    def __call__(self, wheel, files, mapping):
+        self.strategy(wheel, files, mapping)
+        with open(osp.join(HERE, STARTUP_PTH), encoding='utf-8') as f:
+            wheel.writestr(STARTUP_PTH, f.read())
+
+
+class EditableWheelWithStartupPth(editable_wheel):
+    """``pip install -e``: the editable wheel gets the startup .pth too.
+
+    setuptools builds an editable wheel from its own strategy (a .pth plus
+    a finder) and ignores extra build_py outputs; ``_select_strategy`` is
+    where that strategy is chosen (setuptools 64-80, pinned by the
+    Makefile).
+    """
+
+    def _select_strategy(self, *args, **kwargs):
+        return _StrategyWithStartupPth(
+            super()._select_strategy(*args, **kwargs))
 
 
 def add_mim_extension():
@@ -45,6 +100,9 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         packages=find_packages(exclude=('tests', 'tests.*', 'configs',
                                         'tools')),
+        py_modules=['mmseg_autodeeplab_mmcv_ext'],
+        cmdclass={'build_py': BuildPyWithStartupPth,
+                  'editable_wheel': EditableWheelWithStartupPth},
         include_package_data=True,
         package_data={'mmseg_autodeeplab': ['.mim/configs/**/*',
                                             '.mim/tools/**/*', '.mim/*']},
@@ -63,6 +121,10 @@ if __name__ == '__main__':
             'lite': ['mmcv-lite==2.1.0'],
             'full': ['mmcv==2.1.0'],
             'tests': ['pytest'],
+            # ONNX export + onnxruntime parity/benchmark (tools/export_onnx.py)
+            'deploy': ['onnx==1.23.1', 'onnxruntime==1.30.0'],
+            # vis_backends=[dict(type='TensorboardVisBackend')]
+            'tensorboard': ['tensorboard==2.21.0'],
         },
         license='Apache-2.0',
         zip_safe=False)
