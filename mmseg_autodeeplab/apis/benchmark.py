@@ -26,10 +26,14 @@ an interrupted run keeps what it measured).
 import argparse
 import os
 import os.path as osp
-import platform
 import statistics
 import sys
 import time
+
+from ..analysis import (OneLineParser, SegmentorLogits, build_segmentor,
+                        config_path, count_macs, hw_type, load_avg,
+                        load_config, machine_info, machine_line)
+from ..utils import exit_with_error
 
 #: name -> (label, config). ``mmseg::`` configs come from mmseg's package.
 MODEL_ZOO = {
@@ -60,33 +64,6 @@ class BenchmarkError(Exception):
 
 # --------------------------------------------------------------------------
 # building
-def config_path(name):
-    """Absolute path (or ``mmseg::`` path) of a model's config."""
-    rel = MODEL_ZOO[name][1]
-    if rel.startswith('mmseg::'):
-        # Config.fromfile resolves ``mmseg::`` only inside ``_base_``
-        import mmseg
-        path = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs',
-                        rel[len('mmseg::'):])
-        if not osp.isfile(path):
-            raise BenchmarkError(f'{rel}: not in the installed mmseg '
-                                 f'{mmseg.__version__}')
-        return path
-    from ..utils import find_project_config
-    path = find_project_config(rel)
-    if path:
-        return path
-    raise BenchmarkError(f'cannot find config {rel} (neither in the repo '
-                         'nor in the installed package)')
-
-
-def _set_num_classes(head_cfg, num_classes):
-    heads = head_cfg if isinstance(head_cfg, (list, tuple)) else [head_cfg]
-    for head in heads:
-        if isinstance(head, dict) and 'num_classes' in head:
-            head['num_classes'] = num_classes
-
-
 def build_model(name, num_classes=19, filter_multiplier=None):
     """Build a benchmark model in eval mode (no pretrained weights, BN).
 
@@ -99,32 +76,16 @@ def build_model(name, num_classes=19, filter_multiplier=None):
     Returns:
         EncoderDecoder: the segmentor.
     """
-    import mmseg_autodeeplab  # noqa: F401  (compat + registration)
-    from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-
-    register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(config_path(name))
-    model_cfg = cfg.model
-    if 'pretrained' in model_cfg:
-        model_cfg.pretrained = None  # no download; random weights suffice
-    if isinstance(model_cfg.get('backbone'), dict):
-        model_cfg.backbone.pop('init_cfg', None)
-    _set_num_classes(model_cfg.decode_head, num_classes)
-    if 'auxiliary_head' in model_cfg:
-        _set_num_classes(model_cfg.auxiliary_head, num_classes)
-    backbone = model_cfg.backbone
+    cfg = load_config(config_path(MODEL_ZOO[name][1]))
+    backbone = cfg.model.backbone
     if filter_multiplier is not None and backbone.type == 'AutoDeepLabNet':
-        old = backbone.filter_multiplier
-        head = model_cfg.decode_head
+        head = cfg.model.decode_head
         for key in ('in_channels', 'c1_in_channels'):
             # every cell's width is linear in F
-            head[key] = head[key] * filter_multiplier // old
+            head[key] = head[key] * filter_multiplier // \
+                backbone.filter_multiplier
         backbone.filter_multiplier = filter_multiplier
-    model = MODELS.build(model_cfg)
-    return revert_sync_batchnorm(model).eval()
+    return build_segmentor(cfg, num_classes).eval()
 
 
 def inference_params(model):
@@ -135,35 +96,6 @@ def inference_params(model):
         if not name.startswith('auxiliary_head.'):
             infer += p.numel()
     return infer, total
-
-
-def _logits_wrapper(model):
-    import torch.nn as nn
-
-    class SegmentorLogits(nn.Module):
-        """image -> logits via ``EncoderDecoder._forward`` (tensor mode:
-        backbone + neck + decode head; no auxiliary head, no final resize).
-        """
-
-        def __init__(self, segmentor):
-            super().__init__()
-            self.segmentor = segmentor
-
-        def forward(self, x):
-            return self.segmentor._forward(x)
-
-    return SegmentorLogits(model).eval()
-
-
-def count_macs(wrapper, x):
-    """Multiply-adds of ``wrapper(x)``, as mmengine counts them."""
-    import torch
-    from mmengine.analysis import FlopAnalyzer
-    with torch.no_grad():
-        analyzer = FlopAnalyzer(wrapper, (x, ))
-        analyzer.unsupported_ops_warnings(False)
-        analyzer.uncalled_modules_warnings(False)
-        return int(analyzer.total())
 
 
 def measure_latency(wrapper, x, repeat, warmup):
@@ -196,42 +128,7 @@ def latency_stats(times):
 
 
 # --------------------------------------------------------------------------
-# machine and report
-def _load_avg():
-    """1-minute load average (other processes skew CPU latency)."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):  # pragma: no cover - not POSIX
-        return None
-
-
-def machine_info(device):
-    """What the numbers were measured on."""
-    import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.lower().startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = dict(cpu=cpu, cpu_count=os.cpu_count(),
-                torch_threads=torch.get_num_threads(),
-                torch=torch.__version__, python=platform.python_version(),
-                platform=platform.platform(), device=str(device), gpu=None,
-                load_avg_start=_load_avg())
-    if str(device).startswith('cuda') and torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name(torch.device(device))
-    for pkg in ('mmengine', 'mmseg'):
-        try:
-            info[pkg] = __import__(pkg).__version__
-        except Exception:  # pragma: no cover - reported, never fatal
-            info[pkg] = None
-    return info
-
-
+# report
 def _ratio(row, ref, key):
     if ref is None or row.get(key) is None or not ref.get(key):
         return None
@@ -260,14 +157,10 @@ def render_markdown(result):
     m = result['machine']
     h, w = result['size']
     ref = MODEL_ZOO.get(result['reference'], (result['reference'], ))[0]
-    dev = m['gpu'] or f'{m["cpu"]} ({m["cpu_count"]} CPUs, ' \
-        f'{m["torch_threads"]} torch threads)'
     lines = [
         f'Input 1x3x{h}x{w}, batch 1, {result["num_classes"]} classes; '
-        f'device: {m["device"]} ({dev}); torch {m["torch"]}, mmengine '
-        f'{m["mmengine"]}, mmseg {m["mmseg"]}; 1-min load average '
-        f'{m.get("load_avg_start")} at start, {m.get("load_avg_end")} at '
-        'end.',
+        f'{machine_line(m)}; 1-min load average {m.get("load_avg_start")} '
+        f'at start, {m.get("load_avg_end")} at end.',
         f'Latency: median of {result["repeat"]} timed runs after '
         f'{result["warmup"]} warm-up runs (min–max and interquartile range '
         'beside it).' if result['latency'] else 'Latency: not measured '
@@ -301,25 +194,6 @@ def render_markdown(result):
 
 # --------------------------------------------------------------------------
 # command line
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line on stderr, exit code 2."""
-
-    def error(self, message):
-        print(f'error: {message}', file=sys.stderr)
-        sys.exit(2)
-
-
-def parse_size(text):
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-        if h < 32 or w < 32:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'expected HxW with integers >= 32, got {text!r}') from None
-    return h, w
-
-
 def _positive(text):
     try:
         value = int(text)
@@ -343,13 +217,13 @@ def _non_negative(text):
 
 
 def parse_args(argv=None):
-    parser = _OneLineParser(
+    parser = OneLineParser(
         description='Parameters, multiply-adds and latency of Auto-DeepLab '
         'S/M/L and mmseg baselines, side by side.')
     parser.add_argument('--models', nargs='+', default=DEFAULT_MODELS,
                         metavar='NAME', help='models to measure (default: '
                         f'all): {", ".join(MODEL_ZOO)}')
-    parser.add_argument('--size', type=parse_size, default=(1024, 2048),
+    parser.add_argument('--size', type=hw_type(32), default=(1024, 2048),
                         help='input HxW (default 1024x2048)')
     parser.add_argument('--device', default='cpu',
                         help='cpu, cuda or cuda:N (default cpu)')
@@ -436,14 +310,14 @@ def run(args, command=''):
         if args.filter_multiplier and name.startswith('autodeeplab'):
             label += f' (F={args.filter_multiplier})'
         t0 = time.time()
-        _log(f'[{i}/{n}] {label}: building from {config_path(name)}')
+        _log(f'[{i}/{n}] {label}: building from {MODEL_ZOO[name][1]}')
         model = build_model(name, args.num_classes, args.filter_multiplier)
         params, params_all = inference_params(model)
         row = dict(name=name, label=label, config=MODEL_ZOO[name][1],
                    params=params, params_with_aux=params_all, macs=None,
                    latency=None)
         _log(f'[{i}/{n}] {label}: {params / 1e6:.2f}M parameters')
-        wrapper = _logits_wrapper(model).to(device)
+        wrapper = SegmentorLogits(model).eval().to(device)
         torch.manual_seed(0)
         x = torch.rand(1, 3, h, w, device=device)
         if not args.no_macs:
@@ -467,7 +341,7 @@ def run(args, command=''):
         if device.type == 'cuda':
             torch.cuda.empty_cache()
     result['complete'] = True
-    result['machine']['load_avg_end'] = _load_avg()
+    result['machine']['load_avg_end'] = load_avg()
     _write(result, args.out)
     return result
 
@@ -483,9 +357,8 @@ def main(argv=None):
             warnings.filterwarnings('ignore', category=UserWarning,
                                     module=r'mmseg(\.|$)')
             result = run(args, command.strip())
-    except BenchmarkError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    except (BenchmarkError, FileNotFoundError) as e:
+        exit_with_error(e)
     print(render_markdown(result), end='')
     _log(f'written {osp.join(args.out, "benchmark.md")} and benchmark.json '
          f'({result["seconds"]:.0f} s)')

@@ -24,12 +24,16 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from ..analysis import (OneLineParser, SegmentorLogits, build_segmentor,
+                        count_macs, hw_type, load_config, machine_info,
+                        machine_line)
+from ..utils import exit_with_error
 
 VARIANTS = {
     # name: backbone overrides / runtime options
@@ -49,10 +53,11 @@ DEFAULT_CONFIG = osp.join(
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument('--config', default=DEFAULT_CONFIG,
                    help='search config (model + optimizers are taken from it)')
-    p.add_argument('--crop', default='321x321', help='HxW of the batch')
+    p.add_argument('--crop', type=hw_type(1), default=(321, 321),
+                   help='HxW of the batch (default 321x321)')
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--filter-multiplier', type=int, default=None)
     p.add_argument('--num-layers', type=int, default=None)
@@ -69,15 +74,6 @@ def parse_args(argv=None):
                    help='folder for benchmark_search.{json,md}')
     p.add_argument('--_worker', default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
-
-
-def _parse_crop(text):
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-        assert h > 0 and w > 0
-    except (ValueError, AssertionError):
-        raise SystemExit(f'error: --crop {text!r}: expected HxW, e.g. 321x321')
-    return h, w
 
 
 def matmul_rate(device, n=2048, repeat=5):
@@ -102,16 +98,9 @@ def _sync(device):
 
 
 def _build(args, variant):
-    import torch
-    from mmengine.config import Config
-    from mmseg.registry import MODELS
-
-    import mmseg_autodeeplab  # noqa: F401
-    from mmseg_autodeeplab.engine import AutoDeepLabOptimWrapperConstructor
-    from mmseg_autodeeplab.utils import sync_search_channels
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmseg')
-    cfg = Config.fromfile(args.config)
+    from ..engine import AutoDeepLabOptimWrapperConstructor
+    from ..utils import sync_search_channels
+    cfg = load_config(args.config)
     backbone = cfg.model.backbone
     opts = VARIANTS[variant]
     backbone.stack_inputs = opts.get('stack_inputs', True)
@@ -125,7 +114,7 @@ def _build(args, variant):
         backbone.num_layers = args.num_layers
     sync_search_channels(cfg)
     cfg.model.data_preprocessor.size = None
-    model = MODELS.build(cfg.model)
+    model = build_segmentor(cfg)
     model.init_weights()
     wrappers = AutoDeepLabOptimWrapperConstructor(
         dict(weights=cfg.optim_wrapper.weights,
@@ -137,7 +126,7 @@ def _batch(args, device, num_classes, seed):
     import torch
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
-    h, w = _parse_crop(args.crop)
+    h, w = args.crop
     g = torch.Generator().manual_seed(seed)
     inputs = torch.randn(args.batch, 3, h, w, generator=g).to(device)
     samples = []
@@ -231,52 +220,20 @@ def _worker(args, variant):
 
 def _count_macs(args):
     """Forward multiply-adds of the network (``stacked`` implementation)."""
-    import torch
-    from mmengine.analysis import get_model_complexity_info
     model, _, cfg = _build(args, 'stacked')
-    model.eval()
     inputs, _ = _batch(args, 'cpu', cfg.model.decode_head.num_classes, 0)
-    with torch.no_grad():
-        info = get_model_complexity_info(
-            _forward_only(model), inputs=(inputs, ), show_table=False,
-            show_arch=False)
-    return dict(variant='macs', macs_fwd=int(info['flops']))
-
-
-def _forward_only(model):
-    """Wrap ``model`` as image -> logits for the multiply-add counter."""
-    import torch.nn as nn
-
-    class ForwardOnly(nn.Module):
-
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            return self.model._forward(x)
-
-    return ForwardOnly()
-
-
-def _machine():
-    import torch
-    info = dict(platform=platform.platform(), python=platform.python_version(),
-                torch=torch.__version__, cpus=os.cpu_count(),
-                threads=torch.get_num_threads())
-    if torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name(0)
-    return info
+    return dict(variant='macs',
+                macs_fwd=count_macs(SegmentorLogits(model).eval(), inputs))
 
 
 def _table(args, results, machine):
     head = (f'Supernet benchmark: config {osp.basename(args.config)}, crop '
-            f'{args.crop}, batch {args.batch}'
+            f'{args.crop[0]}x{args.crop[1]}, batch {args.batch}'
             + (f', F={args.filter_multiplier}' if args.filter_multiplier
                else '') + (f', L={args.num_layers}' if args.num_layers
                            else ''))
     lines = [head, '',
-             f'Machine: {machine}', '',
+             f'Machine: {machine_line(machine)}', '',
              '| variant | device | search iter (s) | weight step (s) | '
              'peak memory (GB) | fwd MACs (G) | FLOP rate vs matmul |',
              '|---|---|---|---|---|---|---|']
@@ -305,14 +262,11 @@ def _table(args, results, machine):
 
 def main(argv=None):
     args = parse_args(argv)
-    _parse_crop(args.crop)
     if not osp.isfile(args.config):
-        print(f'error: config {args.config!r} not found', file=sys.stderr)
-        return 2
+        exit_with_error(f'config {args.config!r} not found')
     if args.batch < 2:
-        print('error: --batch must be >= 2 (BN in the ASPP image pooling '
-              'needs more than one value per channel)', file=sys.stderr)
-        return 2
+        exit_with_error('--batch must be >= 2 (BN in the ASPP image pooling '
+                        'needs more than one value per channel)')
     if args._worker:
         out = _count_macs(args) if args._worker == 'macs' else _worker(
             args, args._worker)
@@ -325,7 +279,8 @@ def main(argv=None):
             else variant
         print(f'[{i + 1}/{len(jobs)}] {what} ...', flush=True)
         cmd = [sys.executable, '-m', 'mmseg_autodeeplab.apis.benchmark_search',
-               '--config', args.config, '--crop', args.crop, '--batch',
+               '--config', args.config, '--crop', '{}x{}'.format(*args.crop),
+               '--batch',
                str(args.batch), '--device', args.device, '--warmup',
                str(args.warmup), '--repeat', str(args.repeat),
                '--_worker', variant]
@@ -336,8 +291,7 @@ def main(argv=None):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or ['?']
-            print(f'error: {what} failed: {tail[0]}', file=sys.stderr)
-            return 1
+            exit_with_error(f'{what} failed: {tail[0]}', 1)
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         if variant == 'macs':
             macs = r['macs_fwd']
@@ -353,7 +307,8 @@ def main(argv=None):
             r['macs_fwd'] = macs
             r['flop_rate'] = 6 * macs / r['weight_step_s'] / r[
                 'matmul_flops_per_s']
-    machine = _machine()
+    machine = machine_info(results[0].get('device', 'cpu')
+                           if results else 'cpu')
     table = _table(args, results, machine)
     print(table)
     from ..utils import atomic_write_json, atomic_write_text

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import mmseg_autodeeplab  # noqa: F401
+from mmseg_autodeeplab.analysis import SegmentorLogits, count_macs
 from mmseg_autodeeplab.apis import benchmark as bm
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -86,12 +87,12 @@ def test_macs_equal_get_model_complexity_info():
     """The counter is exactly mmengine's get_model_complexity_info flops."""
     from mmengine.analysis import get_model_complexity_info
     model = bm.build_model('autodeeplab-s', 19, 2)
-    wrapper = bm._logits_wrapper(model)
+    wrapper = SegmentorLogits(model)
     x = torch.rand(1, 3, 32, 64)
     with torch.no_grad():
         info = get_model_complexity_info(wrapper, inputs=(x, ),
                                          show_table=False, show_arch=False)
-    assert bm.count_macs(wrapper, x) == info['flops']
+    assert count_macs(wrapper, x) == info['flops']
 
 
 def test_latency_stats():

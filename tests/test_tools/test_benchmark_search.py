@@ -39,8 +39,14 @@ def test_tiny_benchmark_writes_table_and_json(tmp_path, capsys):
     assert 'benchmark_search.json' in capsys.readouterr().out
 
 
-def test_bad_arguments(tmp_path, capsys):
-    assert main(['--config', str(tmp_path / 'missing.py')]) == 2
-    assert 'not found' in capsys.readouterr().err
-    assert main(['--batch', '1', '--out', str(tmp_path)]) == 2
-    assert '--batch' in capsys.readouterr().err
+@pytest.mark.parametrize('args,expected', [
+    (['--config', 'missing.py'], "error: config 'missing.py' not found"),
+    (['--batch', '1'], 'error: --batch must be >= 2'),
+    (['--crop', '33'], 'error: argument --crop: expected HxW'),
+])
+def test_bad_arguments_are_one_line(args, expected, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*args, '--out', str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and err.count('\n') == 1, err

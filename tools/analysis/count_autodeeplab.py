@@ -15,7 +15,6 @@ element for each BN and four per output element of a bilinear resize; the
 table also gives the conv-only multiply-adds (from forward hooks on every
 ``nn.Conv2d``) so the two can be told apart.
 """
-import argparse
 import os.path as osp
 import sys
 import time
@@ -30,26 +29,16 @@ PAPER = {
     'm': dict(F=32, params=21.62e6, macs=460.93e9),
     'l': dict(F=48, params=44.42e6, macs=695.03e9),
 }
-CONFIG = ('configs/autodeeplab/autodeeplab-{}_paper-genotype_8xb2-1.5m_'
+CONFIG = ('autodeeplab/autodeeplab-{}_paper-genotype_8xb2-1.5m_'
           'cityscapes-769x769.py')
 
 
-def parse_size(text):
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-        if h <= 0 or w <= 0:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'--size: expected HxW with positive integers, got {text!r}')
-    return h, w
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from mmseg_autodeeplab.analysis import OneLineParser, hw_type
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=['s', 'm', 'l'],
                         choices=sorted(PAPER))
-    parser.add_argument('--size', type=parse_size, default=(1024, 2048),
+    parser.add_argument('--size', type=hw_type(1), default=(1024, 2048),
                         help='input HxW for multiply-adds (default '
                         '1024x2048)')
     parser.add_argument('--num-classes', type=int, default=19)
@@ -62,34 +51,10 @@ def parse_args(argv=None):
 
 def build_model(name, num_classes=19):
     """Build Auto-DeepLab-``name`` (s/m/l) from its config, with plain BN."""
-    import mmseg_autodeeplab  # noqa: F401
-    from mmengine.config import Config
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-
-    # explicit imports register the modules even before the package's
-    # __init__ lists them
-    from mmseg_autodeeplab.models.backbones import autodeeplab_net  # noqa
-    from mmseg_autodeeplab.models.decode_heads import \
-        autodeeplab_head  # noqa
-    register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(osp.join(REPO, CONFIG.format(name)))
-    bn = dict(type='BN', requires_grad=True)
-    cfg.model.backbone.norm_cfg = bn
-    cfg.model.decode_head.norm_cfg = bn
-    cfg.model.decode_head.num_classes = num_classes
-    return MODELS.build(cfg.model)
-
-
-class _Logits(__import__('torch').nn.Module):
-    """image -> logits at the decoder's resolution (backbone + head)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model.decode_head(self.model.extract_feat(x))
+    from mmseg_autodeeplab.analysis import (build_segmentor, config_path,
+                                            load_config)
+    cfg = load_config(config_path(CONFIG.format(name)))
+    return build_segmentor(cfg, num_classes).eval()
 
 
 def count_params(model):
@@ -99,30 +64,26 @@ def count_params(model):
 def measure_macs(model, size):
     """``(mmengine_count, conv_only_macs)`` for one ``1x3xHxW`` input."""
     import torch
-    from mmengine.analysis import get_model_complexity_info
-    wrapper = _Logits(model).eval()
-    conv_macs, calls = [0], [0]
+    from mmseg_autodeeplab.analysis import SegmentorLogits, count_macs
+    wrapper = SegmentorLogits(model).eval()
+    conv_macs = [0]
 
     def hook(module, inputs, output):
         k = module.kernel_size[0] * module.kernel_size[1]
         conv_macs[0] += output.numel() * module.in_channels // \
             module.groups * k
 
-    def count_call(module, inputs, output):
-        calls[0] += 1
-
+    x = torch.rand(1, 3, *size)
+    macs = count_macs(wrapper, x)
     handles = [m.register_forward_hook(hook) for m in wrapper.modules()
                if isinstance(m, torch.nn.Conv2d)]
-    handles.append(wrapper.register_forward_hook(count_call))
     try:
         with torch.no_grad():
-            info = get_model_complexity_info(
-                wrapper, inputs=(torch.rand(1, 3, *size), ),
-                show_table=False, show_arch=False)
+            wrapper(x)
     finally:
         for h in handles:
             h.remove()
-    return int(info['flops']), int(conv_macs[0] // max(calls[0], 1))
+    return macs, conv_macs[0]
 
 
 def _fmt(value, unit):
