@@ -21,6 +21,11 @@ def parse_args(argv=None):
         '--resume', action='store_true', default=False,
         help='resume from the latest checkpoint in the work_dir')
     parser.add_argument(
+        '--overwrite', action='store_true', default=False,
+        help='start a new search in a work_dir that already holds one, '
+        'deleting its genotypes, history and checkpoints (without this '
+        'flag such a work_dir is refused)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, xxx=yyy format')
     parser.add_argument(
@@ -33,9 +38,44 @@ def parse_args(argv=None):
     return args
 
 
+#: What a search leaves in its work_dir (checked before a new run starts).
+SEARCH_OUTPUTS = ('genotype.json', 'search_history.json', 'genotypes')
+
+
+def existing_search(work_dir):
+    """Names of a previous search's outputs found in ``work_dir``."""
+    import glob
+    found = [n for n in SEARCH_OUTPUTS if osp.exists(osp.join(work_dir, n))]
+    ckpts = glob.glob(osp.join(glob.escape(work_dir), '*.pth'))
+    if ckpts:
+        found.append(f'{len(ckpts)} checkpoint(s)')
+    return found
+
+
+def clear_search_outputs(work_dir):
+    """Delete a previous search's outputs (``--overwrite``); logs stay."""
+    import glob
+    import shutil
+    if os.environ.get('RANK', '0') != '0':
+        return  # rank 0 deletes; the others must not race it
+    for name in SEARCH_OUTPUTS + ('last_checkpoint', ):
+        path = osp.join(work_dir, name)
+        if osp.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif osp.exists(path):
+            os.remove(path)
+    for pattern in ('*.pth', '*.pth.sha256'):
+        for path in glob.glob(osp.join(glob.escape(work_dir), pattern)):
+            os.remove(path)
+
+
 def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
-                    launcher='none'):
+                    launcher='none', overwrite=False):
     """Load a search config, apply overrides and run the pre-flight checks.
+
+    A work_dir that already holds a search is refused unless ``resume``
+    (continue it) or ``overwrite`` (delete its outputs first; done by
+    :func:`main` only after every other check passed).
 
     Raises:
         ConfigError: with a one-line message on bad input.
@@ -61,13 +101,25 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(config))[0])
     cfg.resume = resume
+    if not resume and not overwrite and osp.isdir(cfg.work_dir):
+        found = existing_search(cfg.work_dir)
+        if found:
+            raise ConfigError(
+                f'work_dir {cfg.work_dir!r} already holds a search '
+                f'({", ".join(found)}); continue it with --resume, choose '
+                'another --work-dir, or pass --overwrite to delete it and '
+                'start again')
     if resume and cfg.get('load_from') is None and osp.isdir(cfg.work_dir):
         from ..utils import find_resumable_checkpoint
         found = find_resumable_checkpoint(
-            cfg.work_dir, logger=lambda m: print(f'warning: {m}',
-                                                 file=sys.stderr))
+            cfg.work_dir, logger=lambda m: print(m, file=sys.stderr))
         if found is not None:
             cfg.load_from = found  # mmengine resumes from load_from
+        elif existing_search(cfg.work_dir):
+            raise ConfigError(
+                f'work_dir {cfg.work_dir!r}: --resume found no intact '
+                'checkpoint to continue from (see the lines above); pass '
+                '--overwrite instead of --resume to start again')
     sync_search_channels(cfg)
     check_search_cfg(cfg)
     return cfg
@@ -107,16 +159,27 @@ def main(argv=None):
     import mmseg_autodeeplab  # noqa: F401  (registers modules, compat)
     from mmengine.runner import Runner
 
-    from ..utils import ConfigError
+    from ..utils import ConfigError, error_line
+    from ..utils.checkpoint import CheckpointError
+    if args.resume and args.overwrite:
+        print('error: --resume and --overwrite contradict each other: '
+              'choose one', file=sys.stderr)
+        return 2
     try:
         cfg = load_search_cfg(args.config, args.cfg_options, args.work_dir,
-                              args.resume, args.launcher)
+                              args.resume, args.launcher, args.overwrite)
+        if args.overwrite and osp.isdir(cfg.work_dir):
+            clear_search_outputs(cfg.work_dir)
         runner = Runner.from_cfg(cfg)
     except (ConfigError, ValueError, FileNotFoundError, KeyError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
         print(f'error: {msg}', file=sys.stderr)
         return 2
-    runner.train()
+    try:
+        runner.train()
+    except CheckpointError as e:  # resume / load_from file refused
+        print(f'error: {error_line(e)}', file=sys.stderr)
+        return 2
     print(f'Search finished. Genotype: '
           f'{osp.join(cfg.work_dir, "genotype.json")}')
     return 0

@@ -3,13 +3,15 @@ import math
 import os.path as osp
 
 import torch
-from mmengine.dist import master_only
+from mmengine.dist import is_main_process, master_only
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from ..search_space import SearchSpace, decode_genotype
 from ..utils import atomic_write_json
+from .atomic_checkpoint_hook import (disk_full_exit, is_write_failure,
+                                     remove_stale_files)
 from .utils import find_supernet
 
 
@@ -52,6 +54,9 @@ class GenotypeHook(Hook):
         self._history = []
 
     def before_train(self, runner):
+        folder = osp.join(runner.work_dir, 'genotypes')
+        if is_main_process() and osp.isdir(folder):
+            remove_stale_files(folder)  # leftovers of a killed write
         path = osp.join(runner.work_dir, 'search_history.json')
         if osp.isfile(path) and runner.iter > 0:  # resumed: keep history
             import json
@@ -60,6 +65,10 @@ class GenotypeHook(Hook):
                                  if h['iter'] <= runner.iter]
             if self._history:
                 self._last = self._history[-1]['genotype']
+
+    def has_record(self, iteration):
+        """Whether the history holds the validation after ``iteration``."""
+        return any(h['iter'] == iteration for h in self._history)
 
     def after_val_epoch(self, runner, metrics=None):
         # only during a search (not a stand-alone val/test run)
@@ -100,6 +109,15 @@ class GenotypeHook(Hook):
 
     @master_only
     def _write(self, runner, genotype, summary, metrics):
+        try:
+            self._write_files(runner, genotype, summary, metrics)
+        except OSError as e:
+            if not is_write_failure(e):
+                raise
+            disk_full_exit(getattr(e, 'filename', None) or runner.work_dir,
+                           e)
+
+    def _write_files(self, runner, genotype, summary, metrics):
         epoch = runner.iter // max(runner.train_loop.iters_per_epoch, 1)
         data = genotype.to_dict()
         genotype.save(osp.join(runner.work_dir, 'genotype.json'))
@@ -113,6 +131,8 @@ class GenotypeHook(Hook):
                       logger='current')
         self._last = data
         miou = metrics.get('mIoU')
+        # a validation re-run after a resume replaces its earlier record
+        self._history = [h for h in self._history if h['iter'] != runner.iter]
         self._history.append(dict(
             epoch=epoch, iter=runner.iter,
             arch_active=runner.iter > runner.train_loop.arch_start_iter,

@@ -22,7 +22,11 @@ the loop runs by iteration, so it can be checkpointed and resumed exactly at
 any iteration.
 """
 import copy
+import os.path as osp
 import random
+import signal
+import sys
+import threading
 
 import numpy as np
 import torch
@@ -167,6 +171,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         self._arch_iter = None
         self._pending_rng = None
         self._supernet = None
+        self._stop_signal = None  # set by SIGINT/SIGTERM, acted on per iter
         if hasattr(self.dataloader.dataset, 'metainfo'):
             runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
         if not any(isinstance(h, SearchLoopStateHook) for h in runner.hooks):
@@ -217,11 +222,27 @@ class AutoDeepLabSearchLoop(BaseLoop):
     def run(self):
         runner = self.runner
         runner.call_hook('before_train')
+        restore = self._install_signal_handlers()
+        try:
+            return self._run()
+        finally:
+            restore()
+
+    def _run(self):
+        runner = self.runner
         if self._iter > 0:
             print_log(
                 f'Resuming the search at iteration {self._iter} (epoch '
                 f'{self._iter // self.iters_per_epoch}); trainB at epoch '
                 f'{self._arch_epoch} batch {self._arch_pos}', logger='current')
+            if self._validation_missing(self._iter):
+                # killed after this checkpoint but before its validation
+                # finished: redo it on the same weights
+                print_log(
+                    f'Re-running the validation of epoch '
+                    f'{self._iter // self.iters_per_epoch} (the previous run '
+                    'stopped before it finished)', logger='current')
+                runner.val_loop.run()
         elif self.val_at_start and runner.val_loop is not None:
             runner.val_loop.run()
         while self._iter < self._max_iters and not self.stop_training:
@@ -266,7 +287,83 @@ class AutoDeepLabSearchLoop(BaseLoop):
             outputs.update({f'arch_{k}': v for k, v in arch_log.items()})
         runner.call_hook('after_train_iter', batch_idx=idx,
                          data_batch=data_batch, outputs=outputs)
+        if self._stop_requested():
+            self._checkpoint_and_exit()
         self._iter += 1
+
+    # -- validation bookkeeping ----------------------------------------------
+    def _validation_due(self, it):
+        """Whether the loop validates right after iteration ``it``."""
+        if self.runner.val_loop is None or it % self.iters_per_epoch:
+            return False
+        epoch = it // self.iters_per_epoch
+        return epoch >= self.val_begin and (epoch % self.val_interval == 0
+                                            or it >= self._max_iters)
+
+    def _validation_missing(self, it):
+        """A validation due at ``it`` that no recording hook has seen."""
+        if not self._validation_due(it):
+            return False
+        recorders = [h for h in self.runner.hooks if hasattr(h, 'has_record')]
+        return any(not h.has_record(it) for h in recorders)
+
+    # -- interruption (Ctrl-C, cluster preemption) ----------------------------
+    def _install_signal_handlers(self):
+        """SIGINT/SIGTERM finish the iteration, checkpoint and exit.
+
+        A second Ctrl-C stops at once (the default behaviour). Returns a
+        function restoring the previous handlers.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            print(f'{signal.Signals(signum).name} received: finishing '
+                  'iteration, then writing a checkpoint (Ctrl-C again to '
+                  'stop at once)', file=sys.stderr, flush=True)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+
+        def restore():
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    def _stop_requested(self):
+        flag = self._stop_signal is not None
+        if get_world_size() > 1:  # every rank stops at the same iteration
+            t = torch.tensor([self._stop_signal or 0], dtype=torch.int64)
+            torch_dist.all_reduce(t, op=torch_dist.ReduceOp.MAX)
+            if t.item():
+                self._stop_signal = self._stop_signal or int(t.item())
+            flag = bool(t.item())
+        return flag
+
+    def _checkpoint_and_exit(self):
+        """Write ``iter_{N}.pth`` (atomic, digest) and exit 128+signal."""
+        runner = self.runner
+        name = f'iter_{self._iter + 1}.pth'
+        hook = next((h for h in runner.hooks
+                     if hasattr(h, '_atomic_saves')), None)
+        if hook is not None:
+            with hook._atomic_saves(runner):
+                runner.save_checkpoint(runner.work_dir, name, by_epoch=False)
+        else:
+            runner.save_checkpoint(runner.work_dir, name, by_epoch=False)
+        signame = signal.Signals(self._stop_signal).name
+        config = getattr(runner.cfg, 'filename', None) or 'CONFIG'
+        print(f'Stopped by {signame} after iteration {self._iter + 1}: '
+              f'checkpoint {osp.join(runner.work_dir, name)} written; '
+              f'continue with: python tools/search.py {config} --work-dir '
+              f'{runner.work_dir} --resume', file=sys.stderr, flush=True)
+        raise SystemExit(128 + int(self._stop_signal))
 
     def _next_arch_batch(self):
         if self._arch_iter is None:

@@ -21,6 +21,8 @@ from .primitives import PRIMITIVES, ZERO_OP
 
 FORMAT = 'mmseg_autodeeplab.genotype'
 VERSION = 1
+#: A genotype file is a few kB; anything far larger is not one.
+MAX_FILE_BYTES = 1 << 20
 
 
 class GenotypeError(ValueError):
@@ -167,23 +169,56 @@ class Genotype:
             return _from_dict(cls, data)
         except GenotypeError as e:
             raise GenotypeError(f'{source}: {e}') from None
+        except (TypeError, ValueError, KeyError, AttributeError,
+                RecursionError) as e:  # a shape no check above foresaw
+            raise GenotypeError(
+                f'{source}: malformed genotype ({type(e).__name__}: '
+                f'{" ".join(str(e).split())[:160]})') from None
 
     @classmethod
     def from_json(cls, text, source='genotype'):
+        """Parse and validate genotype JSON (``str`` or UTF-8 ``bytes``)."""
+        if isinstance(text, (bytes, bytearray)):
+            try:
+                text = bytes(text).decode('utf-8')
+            except UnicodeDecodeError as e:
+                raise GenotypeError(
+                    f'{source}: not UTF-8 text (byte {e.start}); a genotype '
+                    'is a JSON file') from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise GenotypeError(f'{source}: invalid JSON ({e})') from None
+        except RecursionError:
+            raise GenotypeError(f'{source}: JSON nested too deeply for a '
+                                'genotype') from None
+        except ValueError as e:  # e.g. integers beyond the digit limit
+            raise GenotypeError(f'{source}: invalid JSON value '
+                                f'({" ".join(str(e).split())[:120]})') \
+                from None
         return cls.from_dict(data, source)
 
     @classmethod
     def load(cls, path):
-        """Load and validate a genotype JSON file."""
+        """Load and validate a genotype JSON file.
+
+        Raises:
+            GenotypeError: naming ``path`` and what is wrong with it.
+        """
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise GenotypeError(f'{path}: genotype file not found')
-        with open(path, encoding='utf-8') as f:
-            return cls.from_json(f.read(), source=path)
+        try:
+            if os.path.getsize(path) > MAX_FILE_BYTES:
+                raise GenotypeError(
+                    f'{path}: {os.path.getsize(path)} bytes, too large for a '
+                    f'genotype (at most {MAX_FILE_BYTES})')
+            with open(path, 'rb') as f:
+                data = f.read()
+        except OSError as e:
+            raise GenotypeError(f'{path}: cannot read ({e.strerror})') \
+                from None
+        return cls.from_json(data, source=path)
 
 
 def validate_cell(blocks, num_blocks=None):
@@ -246,12 +281,44 @@ def _expect(data, key, kind, where):
     return value
 
 
+def _check_space_lists(space_d):
+    """search_space.primitives / .strides: the right types and values."""
+    prims = space_d.get('primitives', PRIMITIVES)
+    if not isinstance(prims, (list, tuple)) or not prims or not all(
+            isinstance(p, str) for p in prims):
+        raise GenotypeError('search_space.primitives: expected a non-empty '
+                            f'list of operator names, got {prims!r:.80}')
+    unknown = [p for p in prims if p not in PRIMITIVES]
+    if unknown or len(set(prims)) != len(prims):
+        raise GenotypeError(
+            'search_space.primitives: expected distinct names from '
+            f'{", ".join(PRIMITIVES)}; got {list(prims)!r:.120}')
+    strides = space_d.get('strides', (4, 8, 16, 32))
+    if not isinstance(strides, (list, tuple)) or not strides or not all(
+            isinstance(x, int) and not isinstance(x, bool) and x > 0
+            for x in strides):
+        raise GenotypeError('search_space.strides: expected a non-empty list '
+                            f'of positive integers, got {strides!r:.80}')
+    if any(b != 2 * a for a, b in zip(strides, strides[1:])):
+        raise GenotypeError('search_space.strides: each level must halve the '
+                            f'resolution (e.g. [4, 8, 16, 32]), got '
+                            f'{list(strides)!r:.80}')
+
+
 def _from_dict(cls, data):
     if not isinstance(data, dict):
         raise GenotypeError('expected a JSON object at the top level')
     if data.get('format', FORMAT) != FORMAT:
         raise GenotypeError(
             f'format: expected {FORMAT!r}, got {data.get("format")!r}')
+    version = data.get('version', VERSION)
+    if not isinstance(version, int) or isinstance(version, bool) or \
+            not 1 <= version <= VERSION:
+        raise GenotypeError(
+            f'version: this mmseg-autodeeplab reads genotype format versions '
+            f'1-{VERSION}, got {version!r}'
+            + (' (written by a newer release?)'
+               if isinstance(version, int) and version > VERSION else ''))
     space_d = data.get('search_space', {})
     if not isinstance(space_d, dict):
         raise GenotypeError('search_space: expected an object')
@@ -260,6 +327,7 @@ def _from_dict(cls, data):
     if unknown:
         raise GenotypeError(
             f'search_space: unknown field(s) {sorted(unknown)}')
+    _check_space_lists(space_d)
     cell_d = _expect(data, 'cell', list, 'genotype')
     path = _expect(data, 'path', list, 'genotype')
     for k, level in enumerate(path):

@@ -1,51 +1,70 @@
-"""Pick a checkpoint that resume can actually load."""
+"""Pick the checkpoint a resume should start from.
+
+The choice never depends on file names or modification times: every
+``*.pth`` in the work_dir is opened (weights-only, memory-mapped), the
+iteration recorded INSIDE it is read, its digest record (written by
+:class:`~mmseg_autodeeplab.engine.AtomicCheckpointHook`) is checked, and the
+intact checkpoint with the highest iteration wins. Files that are not
+checkpoints of this run (no ``meta.iter``, or no digest record in a work_dir
+whose checkpoints have them) are never chosen.
+"""
 import glob
 import os.path as osp
 
-import torch
+from .checkpoint import (CheckpointError, read_digest, safe_load_checkpoint,
+                         verify_checkpoint)
 
 
-def _loadable(path):
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True,
-                          mmap=True)
-    except Exception as e:  # truncated zip, bad pickle, ...
-        return False, f'{type(e).__name__}: {str(e).splitlines()[0][:120]}'
-    if not isinstance(ckpt, dict) or 'state_dict' not in ckpt:
-        return False, 'no state_dict'
-    return True, ''
+def _iteration(path):
+    """Iteration stored inside checkpoint ``path`` (cheap: mmap'd load)."""
+    ckpt = safe_load_checkpoint(path, verify=False, mmap=True)
+    meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+    it = meta.get('iter') if isinstance(meta, dict) else None
+    if not isinstance(ckpt.get('state_dict'), dict) or \
+            not isinstance(it, int) or isinstance(it, bool):
+        raise CheckpointError(f'{path}: not a training checkpoint (no '
+                              'state_dict or meta.iter)')
+    return it
 
 
 def find_resumable_checkpoint(work_dir, logger=print):
-    """The newest loadable checkpoint of ``work_dir`` (None if none).
+    """The intact checkpoint of ``work_dir`` with the highest iteration.
 
-    Starts from the file named in ``last_checkpoint``; if that one is missing
-    or cannot be loaded, falls back to the newest loadable ``*.pth`` and says
-    so through ``logger``.
+    Args:
+        work_dir (str): the run's folder.
+        logger (callable): receives one line per skipped file and one for
+            the choice (file and iteration).
+
+    Returns:
+        str | None: path of the checkpoint, or None if there is none.
     """
-    candidates = []
-    marker = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(marker):
-        with open(marker, encoding='utf-8') as f:
-            named = f.read().strip()
-        if named:
-            candidates.append(named)
-    files = sorted(glob.glob(osp.join(work_dir, '*.pth')),
-                   key=lambda p: osp.getmtime(p), reverse=True)
-    candidates += [p for p in files if p not in candidates]
-    first = candidates[0] if candidates else None
-    for path in candidates:
-        if not osp.isfile(path):
-            logger(f'checkpoint {path} named in {marker} is missing')
+    files = sorted(p for p in glob.glob(osp.join(glob.escape(work_dir),
+                                                 '*.pth')) if osp.isfile(p))
+    recorded = {p for p in files if read_digest(p) is not None}
+    found = []
+    for path in files:
+        if recorded and path not in recorded:
+            logger(f'ignoring {path}: not written by this run\'s checkpoint '
+                   'hook (no digest record)')
             continue
-        ok, why = _loadable(path)
-        if ok:
-            if path != first:
-                logger(f'resuming from {path}, the last complete checkpoint '
-                       f'(newer ones could not be loaded)')
-            return path
-        logger(f'checkpoint {path} cannot be loaded ({why}); trying an '
-               'older one')
+        try:
+            found.append((_iteration(path), path))
+        except CheckpointError as e:
+            logger(f'ignoring {e}')
+    found.sort(reverse=True)
+    skipped = 0
+    for it, path in found:
+        try:
+            verified = verify_checkpoint(path)
+        except CheckpointError as e:
+            logger(f'skipping {e}; trying the previous checkpoint')
+            skipped += 1
+            continue
+        how = 'digest verified' if verified else 'no digest recorded'
+        note = (f', after skipping {skipped} newer damaged one(s)'
+                if skipped else '')
+        logger(f'resuming from {path} (iteration {it}, {how}{note})')
+        return path
     return None
 
 
