@@ -122,6 +122,10 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
                 '--overwrite instead of --resume to start again')
     sync_search_channels(cfg)
     check_search_cfg(cfg)
+    from ..utils.checks import crop_warning
+    warning = crop_warning(cfg)
+    if warning:
+        print(f'warning: {warning}', file=sys.stderr)
     return cfg
 
 

@@ -13,6 +13,8 @@ mmseg's own ``tools/train.py`` / ``tools/test.py``, i.e. through
 Otherwise they are exactly :class:`~mmengine.runner.IterBasedTrainLoop`,
 :class:`~mmengine.runner.ValLoop` and :class:`~mmengine.runner.TestLoop`.
 """
+import os
+
 from mmengine.registry import LOOPS
 from mmengine.runner import IterBasedTrainLoop, TestLoop, ValLoop
 
@@ -39,12 +41,55 @@ def check_dataloader_cfg(dataloader, where):
         exit_with_error(e)
 
 
+def check_checkpoint_inputs(runner):
+    """Stop with one line if the run's start checkpoint is unusable.
+
+    The Runner builds the train loop before it loads ``load_from`` or the
+    resume checkpoint, so a train loop can check them first:
+
+    * ``load_from`` must load (weights-only) and match its digest record;
+    * ``resume`` without ``load_from``: when the checkpoint named in
+      ``last_checkpoint`` is damaged, the intact one with the highest
+      iteration is used instead (and said so); none at all is an error.
+    """
+    from mmengine.runner.checkpoint import find_latest_checkpoint
+
+    from ..utils.checkpoint import CheckpointError, safe_load_checkpoint
+    from ..utils.resume import find_resumable_checkpoint
+    load_from = getattr(runner, '_load_from', None)
+    if load_from:
+        try:
+            safe_load_checkpoint(load_from, mmap=True)
+        except CheckpointError as e:
+            exit_with_error(f'load_from: {e}')
+        return
+    if not getattr(runner, '_resume', False):
+        return
+    latest = find_latest_checkpoint(runner.work_dir)
+    if latest is None and not any(
+            name.endswith('.pth') for name in os.listdir(runner.work_dir)):
+        return  # nothing to resume: mmengine starts from scratch
+    if latest is not None:
+        try:
+            safe_load_checkpoint(latest, mmap=True)
+            return
+        except CheckpointError:
+            pass
+    found = find_resumable_checkpoint(
+        runner.work_dir, logger=lambda m: runner.logger.warning(m))
+    if found is None:
+        exit_with_error(f'{runner.work_dir}: resume found no intact '
+                        'checkpoint (see the warnings above)')
+    runner._load_from = found  # mmengine resumes from load_from
+
+
 @LOOPS.register_module()
 class CheckedIterBasedTrainLoop(IterBasedTrainLoop):
-    """``IterBasedTrainLoop`` that first checks ``train_dataloader``'s data."""
+    """``IterBasedTrainLoop`` that first checks its data and checkpoint."""
 
     def __init__(self, runner, dataloader, *args, **kwargs):
         check_dataloader_cfg(dataloader, 'train_dataloader')
+        check_checkpoint_inputs(runner)
         super().__init__(runner, dataloader, *args, **kwargs)
 
 
@@ -67,4 +112,4 @@ class CheckedTestLoop(TestLoop):
 
 
 __all__ = ['CheckedIterBasedTrainLoop', 'CheckedValLoop', 'CheckedTestLoop',
-           'check_dataloader_cfg']
+           'check_checkpoint_inputs', 'check_dataloader_cfg']

@@ -36,6 +36,7 @@ from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
+from .checked_loops import check_checkpoint_inputs
 from .search_state_hook import SearchLoopStateHook
 from .utils import find_supernet, unwrap_model
 
@@ -138,6 +139,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
                 f'train_cfg.arch_start_epoch={arch_start_epoch!r} lies after '
                 f'the end of training (max_epochs={max_epochs}); expected an '
                 f'integer in [0, {max_epochs - 1}] so that α/β are updated')
+        check_checkpoint_inputs(runner)
         if arch_dataloader is None:
             if not isinstance(dataloader, dict):
                 raise ValueError('train_cfg.arch_dataloader: required when '

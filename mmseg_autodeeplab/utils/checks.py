@@ -155,3 +155,75 @@ def sync_search_channels(cfg):
         if isinstance(head, dict):
             head['in_channels'] = [3 * c for c in branch]
     return cfg
+
+
+def _first_file(folder, suffix, limit=100000):
+    for seen, (dirpath, _, files) in enumerate(os.walk(folder,
+                                                       followlinks=True)):
+        for name in sorted(files):
+            if name.endswith(suffix or ''):
+                return osp.join(dirpath, name)
+        if seen > limit:
+            break
+    return None
+
+
+def _size_after_resizes(size, pipeline):
+    """(w, h) of an image of ``size`` after the pipeline's smallest resize."""
+    from mmcv.image import rescale_size
+    w, h = size
+    for t in pipeline or []:
+        kind = t.get('type') if isinstance(t, dict) else None
+        if kind not in ('Resize', 'RandomResize') or 'scale' not in t:
+            continue
+        scale = t['scale']
+        if kind == 'RandomResize' and t.get('ratio_range'):
+            low = min(t['ratio_range'])
+            scale = (int(scale[0] * low), int(scale[1] * low))
+        if t.get('keep_ratio', kind == 'RandomResize'):
+            w, h = rescale_size((w, h), tuple(scale))
+        else:
+            w, h = scale
+    return w, h
+
+
+def crop_warning(cfg):
+    """A warning line if the train crop exceeds the (resized) images.
+
+    mmseg's RandomCrop then crops the whole image and the data preprocessor
+    pads it, so part of every batch is padding: legal, rarely intended.
+
+    Returns:
+        str | None: the warning, or None when the crop fits (or the size
+        cannot be told cheaply).
+    """
+    loader = cfg.get('train_dataloader') or {}
+    leaves = list(_dataset_leaves(loader.get('dataset', {})))
+    if not leaves:
+        return None
+    leaf = leaves[0]
+    pipeline = leaf.get('pipeline') or []
+    crops = [t.get('crop_size') for t in pipeline
+             if isinstance(t, dict) and t.get('type') == 'RandomCrop']
+    if not crops or not crops[0]:
+        return None
+    crop_h, crop_w = crops[0]
+    root = leaf.get('data_root', '')
+    img_dir = osp.join(root, (leaf.get('data_prefix') or {}).get('img_path',
+                                                                 ''))
+    suffix = leaf.get('img_suffix', _default(leaf.get('type'), 'img_suffix'))
+    first = _first_file(img_dir, suffix) if osp.isdir(img_dir) else None
+    if first is None:
+        return None
+    try:
+        from PIL import Image
+        with Image.open(first) as im:
+            size = im.size  # (w, h), header only
+    except Exception:
+        return None
+    w, h = _size_after_resizes(size, pipeline)
+    if crop_h > h or crop_w > w:
+        return (f'train_dataloader: crop {crop_h}x{crop_w} is larger than '
+                f'the training images after resizing ({h}x{w}, e.g. {first}); '
+                'every batch will be partly padding')
+    return None

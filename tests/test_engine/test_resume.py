@@ -7,8 +7,6 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
-from mmseg_autodeeplab.utils import find_resumable_checkpoint
-
 
 class _Interrupt(Exception):
     pass
@@ -76,31 +74,3 @@ def test_resume_inside_arch_phase_is_bitwise_exact(tiny_cityscapes, tiny_cfg,
                          weights_only=True)['state_dict']
     assert not torch.equal(at_stop['backbone.alphas'],
                            state['backbone.alphas'])
-
-
-def test_resume_falls_back_to_last_complete_checkpoint(tmp_path):
-    good = tmp_path / 'iter_1.pth'
-    torch.save({'state_dict': {'w': torch.ones(2)}, 'meta': {}}, good)
-    bad = tmp_path / 'iter_2.pth'
-    payload = open(good, 'rb').read()
-    bad.write_bytes(payload[:len(payload) // 2])  # truncated
-    os.utime(bad, (os.path.getmtime(good) + 10, ) * 2)
-    (tmp_path / 'last_checkpoint').write_text(str(bad))
-    messages = []
-    found = find_resumable_checkpoint(str(tmp_path), logger=messages.append)
-    assert found == str(good)
-    assert any('cannot be loaded' in m for m in messages)
-    assert any('last complete checkpoint' in m for m in messages)
-
-
-def test_search_cfg_resume_uses_fallback(tiny_cityscapes, tiny_cfg,
-                                         tmp_path):
-    work = tmp_path / 'w'
-    work.mkdir()
-    good = work / 'epoch_1.pth'
-    torch.save({'state_dict': {}, 'meta': {}}, good)
-    (work / 'epoch_2.pth').write_bytes(b'PK\x03\x04 truncated')
-    os.utime(work / 'epoch_2.pth', (os.path.getmtime(good) + 10, ) * 2)
-    (work / 'last_checkpoint').write_text(str(work / 'epoch_2.pth'))
-    cfg = tiny_cfg(tiny_cityscapes, str(work), resume=True)
-    assert cfg.resume and cfg.load_from == str(good)

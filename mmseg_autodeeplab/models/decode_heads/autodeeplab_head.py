@@ -13,9 +13,11 @@ from mmseg.models.decode_heads.sep_aspp_head import \
     DepthwiseSeparableASPPHead
 from mmseg.registry import MODELS
 
+from .label_range import LabelRangeCheck
+
 
 @MODELS.register_module()
-class AutoDeepLabV3PlusHead(DepthwiseSeparableASPPHead):
+class AutoDeepLabV3PlusHead(LabelRangeCheck, DepthwiseSeparableASPPHead):
     """ASPP + DeepLabv3+ decoder with FULL convs by default.
 
     mmseg's :class:`DepthwiseSeparableASPPHead` already has the DeepLabv3+

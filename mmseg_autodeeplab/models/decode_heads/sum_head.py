@@ -4,9 +4,11 @@ import torch.nn.functional as F
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import MODELS
 
+from .label_range import LabelRangeCheck
+
 
 @MODELS.register_module()
-class AutoDeepLabSumHead(BaseDecodeHead):
+class AutoDeepLabSumHead(LabelRangeCheck, BaseDecodeHead):
     """A 1×1 classifier per level; logits upsampled to the input size, summed.
 
     Upsampling each level straight to the input size (not to /4 first) keeps

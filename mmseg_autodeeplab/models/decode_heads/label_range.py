@@ -1,0 +1,41 @@
+"""Labels outside ``[0, num_classes)`` stop training with one line.
+
+Without this, a label value such as 25 with ``num_classes=19`` surfaces as an
+``IndexError`` (CPU) or a device-side assert (CUDA) deep inside the loss,
+with no word about which file holds it. One ``max`` per batch is free.
+"""
+from ...utils.errors import exit_with_error
+
+
+class LabelRangeCheck:
+    """Mixin for decode heads: check the labels before the loss.
+
+    Must come before the mmseg head class in the bases, so that its
+    :meth:`loss_by_feat` runs first.
+    """
+
+    def __init__(self, *args, **kwargs):
+        num_classes = kwargs.get('num_classes')
+        if num_classes is not None and (
+                not isinstance(num_classes, int)
+                or isinstance(num_classes, bool) or num_classes <= 0):
+            exit_with_error(
+                f'model.decode_head.num_classes: expected a positive '
+                f'integer, got {num_classes!r}')
+        super().__init__(*args, **kwargs)
+
+    def loss_by_feat(self, seg_logits, batch_data_samples):
+        for sample in batch_data_samples:
+            label = sample.gt_sem_seg.data
+            bad = ((label < 0) | (label >= self.num_classes)) \
+                & (label != self.ignore_index)
+            if bool(bad.any()):
+                value = int(label[bad][0])
+                where = sample.metainfo.get('seg_map_path', 'a label map')
+                exit_with_error(
+                    f'{where}: label value {value} is outside 0-'
+                    f'{self.num_classes - 1} (num_classes='
+                    f'{self.num_classes}) and is not the ignore index '
+                    f'{self.ignore_index}; fix the labels (e.g. convert to '
+                    'train ids) or num_classes')
+        return super().loss_by_feat(seg_logits, batch_data_samples)
