@@ -1,44 +1,44 @@
 """``tools/decode_genotype.py``: from a search to a ready-to-train config.
 
 Source: a search ``work_dir`` (its ``genotype.json``; without one, α/β of
-the latest checkpoint are decoded) or a checkpoint file (``backbone.alphas``
-/ ``backbone.betas`` in its ``state_dict``). Output: the genotype JSON and a
-retraining config that inherits mmseg's dataset/runtime bases and this
-project's model base; ``mim train mmsegmentation CONFIG`` trains it as is.
+the latest checkpoint are decoded), a checkpoint file (``backbone.alphas``
+/ ``backbone.betas`` in its ``state_dict``) or a genotype JSON file.
 
-Checkpoints are read with ``torch.load(weights_only=True)``. mmengine also
-pickles its message hub (``HistoryBuffer`` with numpy arrays) into them; those
-globals are mapped to an inert placeholder (:class:`_Opaque`) instead of being
-allowed, so nothing from the file is ever executed, and only ``state_dict``
-is used.
+Output: the genotype JSON and a small config whose ``_base_`` is the shipped
+retraining config for the dataset (``configs/autodeeplab/autodeeplab-s_*``:
+same loops, hooks, schedule, ``save_best='mIoU'``, checkpoint check) and
+which sets only what differs: the genotype file, F and the head's channels,
+and whatever ``--data-root``, ``--work-dir``, ``--max-iters`` and
+``--cfg-options`` ask for. Both paths in it are relative to the config file
+(``_base_`` is resolved that way by mmengine, the genotype through
+``{{ fileDirname }}``), so the pair can be moved together within the
+project, committed and shared. ``mim train mmsegmentation CONFIG`` trains it.
 
-Every failure is one line on stderr and exit code 2; all output is rendered
-and validated before anything is written, and each file is written
-atomically, so no half-written output is left behind.
+Every failure is one ``error:`` line on stderr and exit status 2; all output
+is rendered and validated before anything is written, and each file is
+written atomically, so no half-written output is left behind.
 """
 import argparse
+import copy
 import os
 import os.path as osp
 import re
 import sys
 
-#: Per dataset: mmseg base config, classes, crop and the paper's schedule.
+#: Per dataset: the shipped S retraining config (relative to configs/).
 DATASETS = {
-    'cityscapes': dict(
-        base='mmseg::_base_/datasets/cityscapes_769x769.py',
-        num_classes=19, crop_size=(769, 769), max_iters=1500000,
-        tag='cityscapes-769x769'),
-    'voc': dict(
-        base='mmseg::_base_/datasets/pascal_voc12_aug.py',
-        num_classes=21, crop_size=(513, 513), max_iters=1500000,
-        tag='voc12aug-513x513'),
-    'ade20k': dict(
-        base='mmseg::_base_/datasets/ade20k.py',
-        num_classes=150, crop_size=(513, 513), max_iters=4000000,
-        tag='ade20k-513x513'),
+    'cityscapes': 'autodeeplab/autodeeplab-s_paper-genotype_8xb2-1.5m_'
+                  'cityscapes-769x769.py',
+    'voc': 'autodeeplab/autodeeplab-s_paper-genotype_8xb2-1.5m_voc12aug-'
+           '513x513.py',
+    'ade20k': 'autodeeplab/autodeeplab-s_paper-genotype_8xb2-4m_ade20k-'
+              '513x513.py',
+    'custom': 'autodeeplab/autodeeplab-s_paper-genotype_8xb2-80k_custom-'
+              '513x513.py',
 }
 
 _CKPT_RE = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
+_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
 class DecodeError(Exception):
@@ -59,16 +59,26 @@ class _Opaque:
         pass
 
 
-def load_checkpoint_state(path):
-    """The ``state_dict`` of a checkpoint, read with ``weights_only=True``."""
+def _read_checkpoint(path):
+    """The checkpoint object, read weights-only (nothing in it executes).
+
+    mmengine pickles its message hub (``HistoryBuffer``, numpy arrays) into
+    every checkpoint; those globals are mapped to the inert :class:`_Opaque`
+    for this one call instead of being allowed. Only ``state_dict`` is used.
+    """
     import torch
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    with torch.serialization.safe_globals([(_Opaque, name)
+                                           for name in unsafe]):
+        return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def load_checkpoint_state(path):
+    """The ``state_dict`` of a checkpoint file."""
     if not osp.isfile(path):
         raise DecodeError(f'{path}: checkpoint not found')
     try:
-        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        with torch.serialization.safe_globals([(_Opaque, name)
-                                               for name in unsafe]):
-            ckpt = torch.load(path, map_location='cpu', weights_only=True)
+        ckpt = _read_checkpoint(path)
     except Exception as e:  # corrupt file, not a torch checkpoint, ...
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ''
         raise DecodeError(f'{path}: cannot read checkpoint '
@@ -124,16 +134,21 @@ def latest_checkpoint(work_dir):
     return None
 
 
-def load_source(source, end_level=None):
-    """``(genotype, description)`` from a work_dir or a checkpoint file."""
+def _load_json(path):
     from ..search_space import Genotype, GenotypeError
+    try:
+        return Genotype.load(path), path
+    except GenotypeError as e:
+        raise DecodeError(str(e)) from None
+
+
+def load_source(source, end_level=None):
+    """``(genotype, file it came from)`` from a work_dir, checkpoint or
+    genotype JSON (``.json`` in any letter case)."""
     if osp.isdir(source):
         path = osp.join(source, 'genotype.json')
         if osp.isfile(path):
-            try:
-                return Genotype.load(path), path
-            except GenotypeError as e:
-                raise DecodeError(str(e)) from None
+            return _load_json(path)
         ckpt = latest_checkpoint(source)
         if ckpt is None:
             raise DecodeError(
@@ -141,148 +156,280 @@ def load_source(source, end_level=None):
                 'work_dir')
         return genotype_from_checkpoint(ckpt, end_level), ckpt
     if osp.isfile(source):
-        if source.endswith('.json'):
-            try:
-                return Genotype.load(source), source
-            except GenotypeError as e:
-                raise DecodeError(str(e)) from None
+        if source.lower().endswith('.json'):
+            return _load_json(source)
         return genotype_from_checkpoint(source, end_level), source
     raise DecodeError(f'{source}: no such work_dir or checkpoint')
 
 
-def model_base_path():
-    """Absolute path of this project's model base config."""
+def base_config_path(dataset):
+    """Absolute path of the shipped retraining config for ``dataset``."""
     from ..utils import find_project_config
-    rel = osp.join('_base_', 'models', 'autodeeplab_net.py')
-    path = find_project_config(rel)
-    if path:
-        return path
-    raise DecodeError(f'cannot find the model base config {rel} (neither '
-                      'in the repo nor in the installed package)')
-
-
-def _train_data_cfg(dataset, crop_size):
-    """Lines overriding the base's train pipeline to use ``crop_size``."""
-    reduce = ', reduce_zero_label=True' if dataset == 'ade20k' else ''
-    scale = '(2048, 1024)' if dataset == 'cityscapes' else '(2048, 512)'
-    lines = [
-        'train_pipeline = [',
-        "    dict(type='LoadImageFromFile'),",
-        f"    dict(type='LoadAnnotations'{reduce}),",
-        f"    dict(type='RandomResize', scale={scale}, ratio_range=(0.5, 2.0),"
-        ' keep_ratio=True),',
-        "    dict(type='RandomCrop', crop_size=crop_size, "
-        'cat_max_ratio=0.75),',
-        "    dict(type='RandomFlip', prob=0.5),",
-        "    dict(type='PhotoMetricDistortion'),",
-        "    dict(type='Pad', size=crop_size),",
-        "    dict(type='PackSegInputs')",
-        ']',
-    ]
-    if dataset == 'voc':
-        # mmseg's VOC-aug base is a ConcatDataset; lists replace (not merge),
-        # so both parts are spelled out with the 513 pipeline.
-        lines += [
-            "_voc = dict(type='PascalVOCDataset', "
-            "data_root='data/VOCdevkit/VOC2012', pipeline=train_pipeline)",
-            'train_dataloader = dict(batch_size=2, num_workers=2, '
-            'dataset=dict(',
-            "    type='ConcatDataset', datasets=[",
-            "        dict(_voc, data_prefix=dict(img_path='JPEGImages', "
-            "seg_map_path='SegmentationClass'),",
-            "             ann_file='ImageSets/Segmentation/train.txt'),",
-            "        dict(_voc, data_prefix=dict(img_path='JPEGImages', "
-            "seg_map_path='SegmentationClassAug'),",
-            "             ann_file='ImageSets/Segmentation/aug.txt')]))",
-        ]
-    else:
-        lines.append('train_dataloader = dict(batch_size=2, num_workers=2, '
-                     'dataset=dict(pipeline=train_pipeline))')
-    return lines
-
-
-def render_config(genotype, genotype_path, dataset, filter_multiplier,
-                  source='', max_iters=None):
-    """The retraining config's text for ``genotype`` on ``dataset``."""
     if dataset not in DATASETS:
         raise DecodeError(f'unknown dataset {dataset!r}; expected one of '
                           f'{", ".join(DATASETS)}')
-    info = DATASETS[dataset]
-    max_iters = max_iters or info['max_iters']
+    path = find_project_config(DATASETS[dataset])
+    if path is None:
+        raise DecodeError(f'cannot find the shipped config {DATASETS[dataset]}'
+                          ' (neither in the repo nor in the installed '
+                          'package)')
+    return path
+
+
+def head_channels(genotype, filter_multiplier):
+    """``(c1_in_channels, in_channels)`` of the head for this genotype.
+
+    The backbone returns Cell_2 (low-level feature) and the last cell; a
+    cell at level ``j`` has ``B * F * 2**j`` channels.
+    """
     blocks = len(genotype.cell.blocks)
-    path = genotype.path
-    if len(path) < 3:
-        raise DecodeError(f'the genotype has {len(path)} layers; the '
-                          'DeepLabv3+ decoder needs Cell_2 (at least 3)')
-    c1_channels = blocks * filter_multiplier * 2**path[2]
-    in_channels = blocks * filter_multiplier * 2**path[-1]
-    crop = info['crop_size']
+    return (blocks * filter_multiplier * 2**genotype.path[2],
+            blocks * filter_multiplier * 2**genotype.path[-1])
+
+
+def _dataset_leaves(cfg, prefix):
+    """``(dotted key, dataset cfg)`` of every innermost dataset."""
+    if not isinstance(cfg, dict):
+        return
+    if isinstance(cfg.get('dataset'), dict):
+        yield from _dataset_leaves(cfg['dataset'], prefix + '.dataset')
+    elif isinstance(cfg.get('datasets'), (list, tuple)):
+        for i, sub in enumerate(cfg['datasets']):
+            yield from _dataset_leaves(sub, f'{prefix}.datasets.{i}')
+    else:
+        yield prefix, cfg
+
+
+def dataset_options(base, data_root=None, classes=None, palette=None,
+                    img_suffix=None, seg_map_suffix=None):
+    """cfg-options setting these on every dataset of every dataloader."""
+    values = {}
+    if data_root is not None:
+        values['data_root'] = data_root
+    if classes is not None:
+        values['metainfo'] = dict(classes=tuple(classes))
+        if palette is not None:
+            values['metainfo']['palette'] = [list(c) for c in palette]
+    if img_suffix is not None:
+        values['img_suffix'] = img_suffix
+    if seg_map_suffix is not None:
+        values['seg_map_suffix'] = seg_map_suffix
+    options = {}
+    for loader in _LOADERS:
+        if loader not in base:
+            continue
+        for key, _ in _dataset_leaves(base[loader].get('dataset'),
+                                      loader + '.dataset'):
+            for name, value in values.items():
+                options[f'{key}.{name}'] = value
+    return options
+
+
+#: ``--smoke``: image side of the tiny run (crops SMOKE_SIZE², resizes to
+#: 2·SMOKE_SIZE × SMOKE_SIZE), 2 iterations, no worker processes.
+SMOKE_SIZE = 64
+
+
+def smoke_options(base, size=SMOKE_SIZE, iters=2):
+    """cfg-options turning a retraining config into a seconds-long run.
+
+    Small resizes and crops in every dataset pipeline, a small stem and
+    head, ``iters`` iterations with validation and a checkpoint at the end,
+    no dataloader workers. What the network is (genotype, F, classes) is
+    left alone.
+    """
+    crop, scale = (size, size), (2 * size, size)
+    per_transform = {'RandomResize': ('scale', scale),
+                     'Resize': ('scale', scale),
+                     'RandomCrop': ('crop_size', crop),
+                     'Pad': ('size', crop)}
+    opts = {
+        'model.data_preprocessor.size': crop,
+        'model.backbone.stem_channels': (8, 8, 16),
+        'model.decode_head.channels': 16,
+        'model.decode_head.c1_channels': 8,
+        'train_cfg.max_iters': iters,
+        'train_cfg.val_interval': iters,
+        'default_hooks.checkpoint.interval': iters,
+        'default_hooks.logger.interval': 1,
+    }
+    for i, sched in enumerate(base.get('param_scheduler', [])):
+        if sched.get('end') == base.train_cfg.get('max_iters'):
+            opts[f'param_scheduler.{i}.end'] = iters
+    for loader in _LOADERS:
+        if loader not in base:
+            continue
+        opts[f'{loader}.num_workers'] = 0
+        opts[f'{loader}.persistent_workers'] = False
+        for key, leaf in _dataset_leaves(base[loader].get('dataset'),
+                                         loader + '.dataset'):
+            for i, step in enumerate(leaf.get('pipeline', [])):
+                if step.get('type') in per_transform:
+                    name, value = per_transform[step['type']]
+                    opts[f'{key}.pipeline.{i}.{name}'] = value
+    return opts
+
+
+def _plain(obj):
+    """ConfigDicts and tuples-of-ConfigDicts as plain containers."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    return obj
+
+
+def _get(tree, parts):
+    for part in parts:
+        if isinstance(tree, dict):
+            tree = tree[part]
+        else:
+            tree = tree[int(part)]
+    return tree
+
+
+def delta(base, options):
+    """The smallest file-level delta over ``base`` that ``options`` make.
+
+    A config file merges dicts into its base's dicts but REPLACES lists, so
+    an option inside a list (``param_scheduler.0.end``, a VOC ConcatDataset
+    member) is written as the whole list, taken from the base with every
+    option applied.
+
+    Args:
+        base (Config): the loaded base config.
+        options (dict): dotted keys -> values, as ``--cfg-options`` gives.
+
+    Returns:
+        dict: nested top-level keys -> values.
+    """
+    merged = copy.deepcopy(base)
+    merged.merge_from_dict(copy.deepcopy(options), allow_list_keys=True)
+    merged = _plain(merged._cfg_dict.to_dict())
+    plain_base = _plain(base._cfg_dict.to_dict())
+    out = {}
+    for key in options:
+        parts = key.split('.')
+        cut = len(parts)
+        for i in range(1, len(parts)):
+            try:
+                sub = _get(plain_base, parts[:i])
+            except (KeyError, IndexError, ValueError, TypeError):
+                cut = i  # a new key: written whole from here
+                break
+            if not isinstance(sub, dict):
+                cut = i
+                break
+        node = out
+        for part in parts[:cut - 1]:
+            node = node.setdefault(part, {})
+        node[parts[cut - 1]] = _get(merged, parts[:cut])
+    return out
+
+
+def _is_identifier_dict(obj):
+    return isinstance(obj, dict) and all(
+        isinstance(k, str) and k.isidentifier() for k in obj)
+
+
+def _format(value, indent=0, width=79, refs=None):
+    """``value`` as config source: ``dict(k=v)``, wrapped at ``width``.
+
+    A list equal to one of ``refs`` (base variable name -> value) is written
+    as ``{{_base_.NAME}}``, which mmengine replaces by the base's value.
+    """
+    for name, ref in (refs or {}).items():
+        if isinstance(value, list) and value == ref:
+            return '{{_base_.%s}}' % name
+    pad = ' ' * (indent + 4)
+    if _is_identifier_dict(value):
+        items = [f'{k}={_format(v, indent + 4, width, refs)}'
+                 for k, v in value.items()]
+        opening, closing = 'dict(', ')'
+    elif isinstance(value, dict):
+        items = [f'{k!r}: {_format(v, indent + 4, width, refs)}'
+                 for k, v in value.items()]
+        opening, closing = '{', '}'
+    elif isinstance(value, list):
+        items = [_format(v, indent + 4, width, refs) for v in value]
+        opening, closing = '[', ']'
+    else:
+        return repr(value)
+    one_line = opening + ', '.join(items) + closing
+    if '\n' not in one_line and indent + len(one_line) <= width - 10:
+        return one_line
+    return (opening + '\n' + ''.join(f'{pad}{item},\n' for item in items)
+            + ' ' * indent + closing)
+
+
+def format_config(body, base=None):
+    """Top-level ``key = value`` lines of a config delta."""
+    refs = {}
+    if base is not None:
+        refs = {k: _plain(v) for k, v in base.items()
+                if isinstance(v, list) and k not in body}
+    return ''.join(f'{key} = {_format(value, refs=refs)}\n'
+                   for key, value in body.items())
+
+
+def render_config(genotype, genotype_path, config_path, dataset,
+                  filter_multiplier, source='', options=None):
+    """The retraining config's text (a delta over the shipped config).
+
+    Args:
+        genotype (Genotype): the network to retrain.
+        genotype_path (str): where the genotype JSON will be.
+        config_path (str): where this config will be (paths in it are
+            relative to its folder).
+        dataset (str): a key of :data:`DATASETS`.
+        filter_multiplier (int): F.
+        source (str): where the genotype came from (a comment).
+        options (dict): further dotted keys -> values (data root, classes,
+            work_dir, schedule, ``--cfg-options``).
+
+    Returns:
+        str: Python config text.
+    """
+    from mmengine.config import Config
+    if len(genotype.path) < 3:
+        raise DecodeError(
+            f'{source or "genotype"}: the genotype has {len(genotype.path)} '
+            'layers; the DeepLabv3+ decoder needs Cell_2 (at least 3)')
+    base_path = base_config_path(dataset)
+    base = Config.fromfile(base_path)
+    c1, last = head_channels(genotype, filter_multiplier)
+    folder = osp.dirname(osp.abspath(config_path))
+    genotype_rel = osp.relpath(osp.abspath(genotype_path), folder)
+    opts = {
+        'model.backbone.genotype': '{{ fileDirname }}/' + genotype_rel,
+        'model.backbone.filter_multiplier': filter_multiplier,
+        'model.decode_head.in_channels': last,
+        'model.decode_head.c1_in_channels': c1,
+    }
+    opts.update(options or {})
+    try:
+        body = delta(base, opts)
+    except (KeyError, IndexError, ValueError, TypeError,
+            AttributeError) as e:
+        raise DecodeError(f'cannot apply the options to {base_path} '
+                          f'({type(e).__name__}: {e})') from None
+    body_text = format_config(body, base)
     describe = '\n'.join('#   ' + line
                          for line in genotype.describe().splitlines())
-    lines = [
-        f'# Auto-DeepLab retraining, F={filter_multiplier}, on {dataset} '
-        f'({crop[0]}x{crop[1]} crops), written by tools/decode_genotype.py',
-        f'# from {source}.' if source else '#',
+    header = [
+        f'# Auto-DeepLab retraining of a searched genotype, F={filter_multiplier}'
+        f', {dataset}; written by tools/decode_genotype.py',
+        f'# from {osp.relpath(osp.abspath(source), folder)}.' if source
+        else '#',
         '# Genotype:',
         describe,
-        '# Train: mim train mmsegmentation THIS_CONFIG [--gpus N '
-        '--launcher pytorch]',
-        '_base_ = [',
-        f'    {model_base_path()!r},',
-        f"    {info['base']!r},",
-        "    'mmseg::_base_/default_runtime.py'",
-        ']',
-        "custom_imports = dict(imports=['mmseg_autodeeplab'], "
-        'allow_failed_imports=False)',
-        '',
-        f'crop_size = {crop!r}',
-        f'max_iters = {max_iters}',
-        f'num_classes = {info["num_classes"]}',
-        '# Channels from the genotype: Cell_2 at stride '
-        f'{genotype.path_strides[2]} -> {c1_channels}, last cell at stride '
-        f'{genotype.path_strides[-1]} -> {in_channels}.',
-        'model = dict(',
-        '    data_preprocessor=dict(size=crop_size),',
-        '    backbone=dict(',
-        f'        genotype={osp.abspath(genotype_path)!r},',
-        f'        filter_multiplier={filter_multiplier},',
-        '        drop_path_prob=0.0),',
-        f'    decode_head=dict(in_channels={in_channels}, '
-        f'c1_in_channels={c1_channels}, num_classes=num_classes),',
-        "    test_cfg=dict(mode='whole'))",
-        '',
+        f'# Channels: Cell_2 at stride {genotype.path_strides[2]} -> {c1}, '
+        f'last cell at stride {genotype.path_strides[-1]} -> {last}.',
+        '# Paths are relative to this file. Train: mim train mmsegmentation '
+        'THIS_CONFIG',
+        f'_base_ = {osp.relpath(base_path, folder)!r}',
     ]
-    if dataset != 'cityscapes':
-        lines += _train_data_cfg(dataset, crop)
-    else:
-        lines.append('train_dataloader = dict(batch_size=2, num_workers=2)')
-    lines += [
-        '',
-        '# Paper: poly LR from 0.05; SGD momentum 0.9 and weight decay 4e-5 '
-        '(TF DeepLab).',
-        'optim_wrapper = dict(',
-        "    type='OptimWrapper',",
-        "    optimizer=dict(type='SGD', lr=0.05, momentum=0.9, "
-        'weight_decay=4e-5),',
-        '    clip_grad=None,',
-        '    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))',
-        'param_scheduler = [',
-        "    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, "
-        'end=max_iters, by_epoch=False)',
-        ']',
-        "train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, "
-        'val_interval=50000)',
-        "val_cfg = dict(type='ValLoop')",
-        "test_cfg = dict(type='TestLoop')",
-        'default_hooks = dict(',
-        "    logger=dict(type='LoggerHook', interval=50, "
-        'log_metric_by_epoch=False),',
-        "    checkpoint=dict(type='CheckpointHook', by_epoch=False, "
-        'interval=50000, max_keep_ckpts=3))',
-        "custom_hooks = [dict(type='DropPathScheduleHook')]",
-        '',
-    ]
-    return '\n'.join(lines)
+    return '\n'.join(header) + '\n' + body_text
 
 
 def default_genotype_out(config_out):
@@ -290,32 +437,131 @@ def default_genotype_out(config_out):
     return stem + '_genotype.json'
 
 
+def _rgb(text):
+    parts = text.split(',')
+    try:
+        rgb = [int(p) for p in parts]
+    except ValueError:
+        rgb = []
+    if len(rgb) != 3 or not all(0 <= c <= 255 for c in rgb):
+        raise argparse.ArgumentTypeError(
+            f'expected R,G,B with values 0-255, got {text!r}')
+    return rgb
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """argparse whose usage errors are one line on stderr, exit code 2."""
 
     def error(self, message):
-        print(f'error: {message}', file=sys.stderr)
-        sys.exit(2)
+        from ..utils import exit_with_error
+        exit_with_error(message)
 
 
 def parse_args(argv=None):
+    from mmengine.config import DictAction
     parser = _OneLineParser(
         description='Decode a searched Auto-DeepLab genotype and write a '
-        'retraining config.')
+        'retraining config (a delta over the shipped config).')
     parser.add_argument('source', help='search work_dir, checkpoint (.pth) '
                         'or genotype JSON')
     parser.add_argument('--dataset', default='cityscapes',
-                        choices=list(DATASETS), help='target dataset')
+                        choices=list(DATASETS), help='target dataset '
+                        "('custom': mmseg's img_dir/ann_dir layout, with "
+                        '--classes)')
     parser.add_argument('--filter-multiplier', '-F', type=int, default=20,
                         help='F of the retrained network (S/M/L: 20/32/48)')
     parser.add_argument('--out', required=True, help='config file to write')
     parser.add_argument('--genotype-out', help='genotype JSON to write '
                         '(default: next to --out, <config>_genotype.json)')
+    parser.add_argument('--data-root', help='data root of every dataset '
+                        '(as mmseg resolves it: relative to where training '
+                        'runs, or absolute)')
+    parser.add_argument('--work-dir', help='work_dir written into the '
+                        'config')
+    parser.add_argument('--classes', nargs='+', metavar='NAME',
+                        help="class names, in label order ('custom' only)")
+    parser.add_argument('--palette', nargs='+', type=_rgb, metavar='R,G,B',
+                        help='one colour per class (custom; default: '
+                        "mmseg's random palette)")
+    parser.add_argument('--img-suffix', help="image suffix ('custom', "
+                        "default '.jpg')")
+    parser.add_argument('--seg-map-suffix', help="label suffix ('custom', "
+                        "default '.png')")
     parser.add_argument('--end-level', type=int, default=None,
                         help='force the last level when decoding β')
     parser.add_argument('--max-iters', type=int, default=None,
-                        help='override the paper schedule length')
+                        help='override the schedule length')
+    parser.add_argument('--smoke', action='store_true',
+                        help=f'a tiny run: {SMOKE_SIZE}x{SMOKE_SIZE} crops, '
+                        'small stem/head, 2 iterations with validation, no '
+                        'workers (to check data and set-up in seconds)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        default={}, metavar='KEY=VALUE',
+                        help='further overrides written into the config, '
+                        'as for mmseg tools (e.g. '
+                        'train_dataloader.batch_size=4)')
     return parser.parse_args(argv)
+
+
+def _options(args):
+    """The dotted-key overrides the arguments ask for."""
+    from mmengine.config import Config
+    if args.dataset == 'custom':
+        if not args.classes:
+            raise DecodeError('--dataset custom needs --classes (the class '
+                              'names, in label order)')
+    else:
+        for flag in ('classes', 'palette', 'img_suffix', 'seg_map_suffix'):
+            if getattr(args, flag) is not None:
+                raise DecodeError(f'--{flag.replace("_", "-")} is for '
+                                  f'--dataset custom only (got '
+                                  f'--dataset {args.dataset})')
+    if args.palette is not None and len(args.palette) != len(args.classes):
+        raise DecodeError(f'--palette has {len(args.palette)} colours for '
+                          f'{len(args.classes)} classes')
+    if len(set(args.classes or ())) != len(args.classes or ()):
+        raise DecodeError('--classes: class names must be distinct')
+    base = Config.fromfile(base_config_path(args.dataset))
+    opts = dataset_options(base, args.data_root, args.classes, args.palette,
+                           args.img_suffix, args.seg_map_suffix)
+    if args.classes:
+        opts['model.decode_head.num_classes'] = len(args.classes)
+    if args.work_dir:
+        opts['work_dir'] = args.work_dir
+    if args.smoke:
+        opts.update(smoke_options(base))
+    if args.max_iters is not None:
+        opts['train_cfg.max_iters'] = args.max_iters
+        for i, sched in enumerate(base.get('param_scheduler', [])):
+            if sched.get('end') == base.train_cfg.max_iters:
+                opts[f'param_scheduler.{i}.end'] = args.max_iters
+    opts.update(args.cfg_options or {})
+    return opts
+
+
+def _check_loads(text, config_out):
+    """Load ``text`` as the config at ``config_out`` would load."""
+    import tempfile
+
+    from mmengine.config import Config
+    folder = osp.dirname(osp.abspath(config_out))
+    created = not osp.isdir(folder)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.check_', suffix='.py', dir=folder)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            f.write(text)
+        Config.fromfile(tmp)
+    except Exception as e:
+        raise DecodeError(f'the written config would not load '
+                          f'({type(e).__name__}: {e})') from None
+    finally:
+        os.remove(tmp)
+        if created:
+            try:
+                os.removedirs(folder)  # only empty folders made here
+            except OSError:
+                pass
 
 
 def run(args):
@@ -330,13 +576,20 @@ def run(args):
                           f'{args.max_iters}')
     if not args.out.endswith('.py'):
         raise DecodeError(f'--out must be a .py config path, got {args.out}')
-    genotype, source = load_source(args.source, args.end_level)
     genotype_out = args.genotype_out or default_genotype_out(args.out)
-    text = render_config(genotype, genotype_out, args.dataset,
-                         args.filter_multiplier, source, args.max_iters)
-    # Round-trip check before writing anything.
+    if osp.realpath(genotype_out) == osp.realpath(args.out):
+        raise DecodeError(f'--genotype-out and --out are the same file '
+                          f'({args.out}); the genotype JSON and the config '
+                          'need two files')
+    genotype, source = load_source(args.source, args.end_level)
+    text = render_config(genotype, genotype_out, args.out, args.dataset,
+                         args.filter_multiplier, source, _options(args))
+    # Checks before writing anything: the genotype round-trips, the config
+    # compiles and loads with its relative _base_ (from a temporary file in
+    # the target folder).
     Genotype.from_json(genotype.to_json(), source=genotype_out)
     compile(text, args.out, 'exec')
+    _check_loads(text, args.out)
     existed = osp.exists(genotype_out)
     atomic_write_text(genotype_out, genotype.to_json())
     try:
@@ -352,11 +605,11 @@ def main(argv=None):
     args = parse_args(argv)
     import mmseg_autodeeplab  # noqa: F401  (compat fixes)
     from ..search_space import GenotypeError
+    from ..utils import error_line
     try:
         genotype, genotype_out, config_out = run(args)
     except (DecodeError, GenotypeError, OSError) as e:
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-        print(f'error: {msg}', file=sys.stderr)
+        print(f'error: {error_line(e) or repr(e)}', file=sys.stderr)
         return 2
     print(genotype.describe())
     print(f'genotype: {genotype_out}')

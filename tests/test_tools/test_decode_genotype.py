@@ -150,8 +150,29 @@ def test_errors_are_one_line_and_write_nothing(tmp_path, capsys, work_dir):
     bad_json.mkdir()
     (bad_json / 'genotype.json').write_text('{"cell": []')
     out_dir = tmp_path / 'out'
+    short = tmp_path / 'short.json'
+    g = Genotype.load(PAPER_JSON).to_dict()
+    g['path'], g['path_strides'] = g['path'][:2], g['path_strides'][:2]
+    g['search_space']['num_layers'] = 2
+    short.write_text(Genotype.from_dict(g).to_json())
+    bad_upper = tmp_path / 'BAD.JSON'
+    bad_upper.write_text('{"cell": []')
     cases = [
         ([str(wd), '--dataset', 'bogus'], 'invalid choice'),
+        ([str(short)], f'{short}: the genotype has 2 layers'),
+        ([str(bad_upper)], f'{bad_upper}: invalid JSON'),
+        ([str(wd), '--genotype-out', str(out_dir / 'c.py')],
+         '--genotype-out and --out are the same file'),
+        ([str(wd), '--dataset', 'custom'], '--dataset custom needs --classes'),
+        ([str(wd), '--classes', 'a', 'b'], '--classes is for --dataset custom'),
+        ([str(wd), '--dataset', 'custom', '--classes', 'a', 'b',
+          '--palette', '1,2,3'], '--palette has 1 colours for 2 classes'),
+        ([str(wd), '--dataset', 'custom', '--classes', 'a', 'a'],
+         'must be distinct'),
+        ([str(wd), '--dataset', 'custom', '--classes', 'a', '--palette',
+          '1,2'], 'expected R,G,B'),
+        ([str(wd), '--cfg-options', 'model.backbone.genotype.x=1'],
+         'cannot apply the options'),
         ([str(tmp_path / 'missing')], 'no such work_dir or checkpoint'),
         ([str(empty)], 'no genotype.json and no checkpoint'),
         ([no_arch], "no 'backbone.alphas'"),
@@ -211,3 +232,214 @@ def test_failed_config_write_leaves_no_genotype(work_dir, tmp_path, capsys):
                       '--genotype-out', str(gout)], capsys)
     assert rc == 2 and err.count('\n') == 1
     assert not gout.exists()
+
+
+# --------------------------------------------------------------------------
+# the written config is a small delta over the shipped one
+def _load(config):
+    from mmengine.config import Config
+    return Config.fromfile(str(config))
+
+
+def test_config_is_a_relative_delta_over_the_shipped_config(tmp_path):
+    out = tmp_path / 'a' / 'retrain.py'
+    assert main([PAPER_JSON, '-F', '4', '--out', str(out)]) == 0
+    text = out.read_text()
+    code = [line for line in text.splitlines()
+            if line.strip() and not line.startswith('#')]
+    assert len(code) <= 8, text  # _base_ + genotype, F and two channels
+    base_line = [line for line in code if line.startswith('_base_')][0]
+    assert "autodeeplab-s_paper-genotype_8xb2-1.5m_cityscapes-769x769.py" \
+        in base_line
+    assert "'/" not in text and ' /' not in text, text  # no absolute paths
+    assert "'{{ fileDirname }}/retrain_genotype.json'" in text
+    cfg = _load(out)
+    # everything the shipped config has: checked loops, checkpoint check,
+    # best checkpoint on mIoU
+    assert cfg.train_cfg.type == 'CheckedIterBasedTrainLoop'
+    assert cfg.test_cfg.type == 'CheckedTestLoop'
+    assert {'type': 'CheckpointMatchHook'} in cfg.custom_hooks
+    assert cfg.default_hooks.checkpoint.save_best == 'mIoU'
+    assert cfg.model.backbone.filter_multiplier == 4
+    assert (cfg.model.decode_head.in_channels,
+            cfg.model.decode_head.c1_in_channels) == (40, 20)
+    # the pair moves: copied to another folder at the same depth, the config
+    # reads the genotype beside it
+    moved = tmp_path / 'b'
+    moved.mkdir()
+    for name in ('retrain.py', 'retrain_genotype.json'):
+        (moved / name).write_text((tmp_path / 'a' / name).read_text())
+    assert _load(moved / 'retrain.py').model.backbone.genotype == str(
+        moved / 'retrain_genotype.json')
+
+
+def test_data_root_work_dir_schedule_and_cfg_options(tmp_path):
+    out = tmp_path / 'voc.py'
+    assert main([PAPER_JSON, '--dataset', 'voc', '-F', '4', '--out', str(out),
+                 '--data-root', 'data/my_voc', '--work-dir', 'work_dirs/x',
+                 '--max-iters', '1000', '--cfg-options',
+                 'train_dataloader.batch_size=4',
+                 'default_hooks.checkpoint.interval=500']) == 0
+    cfg = _load(out)
+    loaders = [cfg.val_dataloader, cfg.test_dataloader]
+    datasets = list(cfg.train_dataloader.dataset.datasets) + [
+        d.dataset for d in loaders]
+    assert len(datasets) == 4  # VOC: train.txt + aug.txt, val, test
+    assert {d.data_root for d in datasets} == {'data/my_voc'}
+    for d in cfg.train_dataloader.dataset.datasets:  # the 513 pipeline kept
+        assert d.pipeline == cfg.train_pipeline
+    assert cfg.work_dir == 'work_dirs/x'
+    assert cfg.train_cfg.max_iters == 1000
+    assert cfg.param_scheduler[0].end == 1000
+    assert cfg.train_dataloader.batch_size == 4
+    assert cfg.default_hooks.checkpoint.interval == 500
+    assert cfg.default_hooks.checkpoint.save_best == 'mIoU'
+
+
+def test_uppercase_json_is_a_genotype(tmp_path):
+    upper = tmp_path / 'PAPER.JSON'
+    upper.write_text(open(PAPER_JSON).read())
+    assert main([str(upper), '--out', str(tmp_path / 'c.py')]) == 0
+    assert Genotype.load(str(tmp_path / 'c_genotype.json')) == \
+        Genotype.load(PAPER_JSON)
+
+
+def make_custom_dataset(root, num_train=4, num_val=2, size=(64, 96),
+                        num_classes=3, seed=0):
+    """mmseg's generic layout: img_dir/{train,val}/*.jpg, ann_dir/*.png;
+    each image is split into class regions with their own colour."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 255, (num_classes, 3))
+    h, w = size
+    for split, n in (('train', num_train), ('val', num_val)):
+        os.makedirs(osp.join(root, 'img_dir', split), exist_ok=True)
+        os.makedirs(osp.join(root, 'ann_dir', split), exist_ok=True)
+        for i in range(n):
+            label = np.zeros(size, np.uint8)
+            for c in range(1, num_classes):
+                y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+                label[y:y + h // 2, x:x + w // 2] = c
+            img = colours[label] + rng.integers(0, 20, (h, w, 3))
+            name = f'{split}_{i:03d}'
+            cv2.imwrite(osp.join(root, 'img_dir', split, name + '.jpg'),
+                        img.clip(0, 255).astype(np.uint8))
+            cv2.imwrite(osp.join(root, 'ann_dir', split, name + '.png'),
+                        label)
+    return root
+
+
+def _train_two_iters(config, work_dir):
+    """mmengine Runner on the config as written (what mim train runs)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(str(config))
+    cfg.work_dir = str(work_dir)
+    cfg.launcher = 'none'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def test_custom_dataset_decodes_and_trains(tmp_path):
+    root = make_custom_dataset(str(tmp_path / 'mine'))
+    out = tmp_path / 'cfg' / 'mine.py'
+    assert main([PAPER_JSON, '--dataset', 'custom', '-F', '2', '--out',
+                 str(out), '--classes', 'bg', 'thing', 'stuff', '--palette',
+                 '0,0,0', '255,0,0', '0,255,0', '--data-root', root,
+                 '--smoke']) == 0
+    cfg = _load(out)
+    assert cfg.model.decode_head.num_classes == 3
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        ds = cfg[loader].dataset
+        assert ds.type == 'BaseSegDataset' and ds.data_root == root
+        assert tuple(ds.metainfo.classes) == ('bg', 'thing', 'stuff')
+        assert ds.metainfo.palette == [[0, 0, 0], [255, 0, 0], [0, 255, 0]]
+        assert cfg[loader].num_workers == 0
+    assert cfg.train_cfg.max_iters == 2
+    runner = _train_two_iters(out, tmp_path / 'work')
+    assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
+    assert runner.val_loop.dataloader.dataset.metainfo['classes'] == (
+        'bg', 'thing', 'stuff')
+    metrics = runner.message_hub.get_scalar('val/mIoU')
+    assert 0 <= metrics.current() <= 100
+
+
+def test_search_config_for_own_data_builds(tmp_path):
+    """The documented way to search on one's own data: a small delta over
+    the custom search config (configs/autodeeplab_search/README.md)."""
+    from mmseg_autodeeplab.apis.search import load_search_cfg
+    from mmseg.registry import DATASETS
+    root = make_custom_dataset(str(tmp_path / 'mine'), num_train=6)
+    mine = tmp_path / 'search_mine.py'
+    mine.write_text(CUSTOM_SEARCH_DELTA.format(
+        base=osp.join(REPO, 'configs', 'autodeeplab_search',
+                      'autodeeplab-search_f8-l12_1xb2-40e_custom-321x321.py'),
+        root=root))
+    from mmengine.registry import DefaultScope
+    cfg = load_search_cfg(str(mine), work_dir=str(tmp_path / 'w'))
+    assert cfg.model.decode_head.num_classes == 3
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        train = DATASETS.build(cfg.train_dataloader.dataset)
+        val = DATASETS.build(cfg.val_dataloader.dataset)
+        assert len(train) == 3  # trainA: half of 6
+        assert train.metainfo['classes'] == ('bg', 'thing', 'stuff')
+        assert len(val) == 2
+        sample = train[0]
+        labels = sample['data_samples'].gt_sem_seg.data.unique().tolist()
+        assert set(labels) <= {0, 1, 2, 255}
+        assert tuple(sample['inputs'].shape[1:]) == (321, 321)  # paper crop
+
+
+#: what configs/autodeeplab_search/README.md tells users to write
+CUSTOM_SEARCH_DELTA = '''
+_base_ = '{base}'
+data_root = '{root}'
+metainfo = dict(classes=('bg', 'thing', 'stuff'))
+train_dataloader = dict(
+    dataset=dict(dataset=dict(data_root=data_root, metainfo=metainfo)))
+val_dataloader = dict(dataset=dict(data_root=data_root, metainfo=metainfo))
+test_dataloader = val_dataloader
+model = dict(decode_head=dict(num_classes=3))
+'''
+
+
+@pytest.mark.slow
+def test_search_on_own_data_then_decode_and_train(tmp_path, capsys):
+    """Search (tiny) on a custom-layout dataset -> decode -> train."""
+    from mmengine.runner import Runner
+
+    from mmseg_autodeeplab.apis.search import load_search_cfg
+    from conftest import tiny_search_options
+    root = make_custom_dataset(str(tmp_path / 'mine'), num_train=8,
+                               size=(64, 128))
+    mine = tmp_path / 'search_mine.py'
+    mine.write_text(CUSTOM_SEARCH_DELTA.format(
+        base=osp.join(REPO, 'configs', 'autodeeplab_search',
+                      'autodeeplab-search_f8-l12_1xb2-40e_custom-321x321.py'),
+        root=root))
+    work_dir = str(tmp_path / 'search')
+    opts = tiny_search_options(root, work_dir)
+    opts.update({
+        'model.data_preprocessor.size': (64, 64),
+        'train_dataloader.dataset.dataset.pipeline.2.scale': (128, 64),
+        'train_dataloader.dataset.dataset.pipeline.3.crop_size': (64, 64),
+        'val_dataloader.dataset.pipeline.1.scale': (128, 64),
+        'test_dataloader.dataset.pipeline.1.scale': (128, 64),
+        'train_dataloader.num_workers': 0,
+        'val_dataloader.num_workers': 0,
+        'val_dataloader.persistent_workers': False,
+        'test_dataloader.num_workers': 0,
+        'test_dataloader.persistent_workers': False,
+    })
+    cfg = load_search_cfg(str(mine), opts, work_dir=work_dir)
+    Runner.from_cfg(cfg).train()
+    assert osp.isfile(osp.join(work_dir, 'genotype.json'))
+    out = tmp_path / 'retrain.py'
+    assert main([work_dir, '--dataset', 'custom', '-F', '2', '--out',
+                 str(out), '--classes', 'bg', 'thing', 'stuff',
+                 '--data-root', root, '--smoke']) == 0
+    _train_two_iters(out, tmp_path / 'work')
+    assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
+    capsys.readouterr()
