@@ -9,6 +9,16 @@ follow :data:`PRIMITIVES`.
 ``s`` at layer ``l - 1`` (layer -1 is the stem, at level 0) to level
 ``s + d - 1`` at layer ``l``; ``d = 0`` goes one level finer, ``d = 1`` stays,
 ``d = 2`` goes one level coarser.
+
+Boundary bias: β is normalised per node over its OUTGOING moves, 2-way at
+``/4`` and ``/32`` and 3-way elsewhere, so even for uniform β a step that
+leaves a boundary node is worth ``log 1/2`` and any other step ``log 1/3``;
+the plain Viterbi decode (``path_prior='none'``, the paper's) therefore
+prefers paths that hug ``/4`` (uniform β decodes to all-``/4``). With
+``path_prior='uniform'`` each transition is scored against the uniform
+prior of its node, ``log(p / (1 / n_out)) = log(n_out * p)``, i.e. the path
+whose β most EXCEED what a uniform β would give
+(:func:`debias_path_probs`, :func:`path_log_score`).
 """
 import math
 
@@ -51,6 +61,51 @@ def normalize_betas(betas):
     mask = valid_moves(betas.shape[1]).to(betas.device)
     masked = betas.masked_fill(~mask, float('-inf'))
     return torch.softmax(masked, dim=-1)
+
+
+PATH_PRIORS = ('none', 'uniform')
+
+
+def debias_path_probs(probs):
+    """Scale each node's outgoing probabilities by its number of moves.
+
+    ``decode_path(debias_path_probs(p))`` is the unbiased decode: it
+    maximises ``sum log(n_out * p)``, the log-ratio of the path's β
+    probability to its probability under uniform β. Uniform β give every
+    transition the score 0, so no path is favoured by the node sizes.
+
+    Args:
+        probs (Tensor): normalised β ``(L, num_levels, 3)``.
+
+    Returns:
+        Tensor: same shape (rows no longer sum to 1).
+    """
+    probs = torch.as_tensor(probs)
+    n_out = valid_moves(probs.shape[1]).sum(-1).to(probs)
+    return probs * n_out[None, :, None]
+
+
+def path_log_score(probs, path, path_prior='none'):
+    """Log score of ``path`` (levels per layer) under ``probs``.
+
+    Args:
+        probs (Tensor): normalised β ``(L, num_levels, 3)``.
+        path (Sequence[int]): one level per layer, from the stem's level 0.
+        path_prior (str): ``'none'`` (``sum log p``) or ``'uniform'``
+            (``sum log(n_out * p)``).
+    """
+    if path_prior not in PATH_PRIORS:
+        raise ValueError(f'path_prior: expected one of {PATH_PRIORS}, got '
+                         f'{path_prior!r}')
+    probs = _as_tensor(probs, 'probs', 3)
+    if path_prior == 'uniform':
+        probs = debias_path_probs(probs)
+    src, total = 0, 0.0
+    for layer, dst in enumerate(path):
+        p = probs[layer, src, dst - src + 1].item()
+        total += math.log(p) if p > 0 else -math.inf
+        src = dst
+    return total
 
 
 def _as_tensor(x, name, ndim):
@@ -159,7 +214,7 @@ def decode_path(betas, end_level=None):
 
 
 def decode_genotype(alphas, betas, search_space=None, end_level=None,
-                    normalized=False):
+                    normalized=False, path_prior='none'):
     """Decode raw α and β into a :class:`Genotype`.
 
     Args:
@@ -168,9 +223,17 @@ def decode_genotype(alphas, betas, search_space=None, end_level=None,
         search_space (SearchSpace, optional): defaults from the shapes.
         end_level (int, optional): see :func:`decode_path`.
         normalized (bool): whether ``betas`` are already probabilities.
+        path_prior (str): ``'none'``: the paper's Viterbi on β (biased
+            towards /4 and /32, see the module docstring); ``'uniform'``:
+            transitions scored against their node's uniform prior.
     """
+    if path_prior not in PATH_PRIORS:
+        raise ValueError(f'path_prior: expected one of {PATH_PRIORS}, got '
+                         f'{path_prior!r}')
     betas = torch.as_tensor(betas).detach().float().cpu()
     probs = betas if normalized else normalize_betas(betas)
+    if path_prior == 'uniform':
+        probs = debias_path_probs(probs)
     cell = decode_cell(alphas, PRIMITIVES if search_space is None else
                        search_space.primitives)
     if search_space is None:

@@ -21,6 +21,8 @@ from mmseg_autodeeplab import decode_cell, decode_path  # noqa: E402
 from mmseg_autodeeplab.search_space import (PRIMITIVES, CellGenotype,  # noqa
                                             decode_genotype, normalize_betas,
                                             num_edges)
+from mmseg_autodeeplab.search_space.decode import (  # noqa: E402
+    debias_path_probs, path_log_score)
 
 COL = {name: k for k, name in enumerate(PRIMITIVES)}
 B = 5
@@ -416,3 +418,78 @@ def test_decode_genotype_normalises_raw_betas():
     assert g.search_space.num_layers == 5
     g2 = decode_genotype(a, normalize_betas(raw), normalized=True)
     assert g2 == g
+
+
+# -- the boundary bias and the unbiased (uniform-prior) decode ----------------
+
+def _n_out(level):
+    return 2 if level in (0, 3) else 3
+
+
+def _ratio_score(probs, path):
+    """sum log(n_out * p), computed independently of the code under test."""
+    prev, s = 0, 0.0
+    for layer, level in enumerate(path):
+        s += math.log(_n_out(prev) * float(probs[layer, prev,
+                                                 level - prev + 1]))
+        prev = level
+    return s
+
+
+def test_uniform_betas_biased_decode_is_all_stride_4():
+    # the bias in numbers: every step from /4 is worth log 1/2, every other
+    # step at most log 1/3, so uniform β decode to the all-/4 path
+    probs = normalize_betas(torch.zeros(6, 4, 3, dtype=torch.float64))
+    assert decode_path(probs) == [0] * 6
+    assert path_log_score(probs, [0] * 6) == pytest.approx(6 * math.log(.5))
+    assert path_log_score(probs, [1, 1, 1, 1, 1, 1]) == pytest.approx(
+        math.log(.5) + 5 * math.log(1 / 3))
+    # the unbiased score of every path under uniform β is exactly 0
+    for path in _all_paths(6):
+        assert path_log_score(probs, path, 'uniform') == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_unbiased_decode_brute_force_cross_check(seed):
+    probs = normalize_betas(_raw_betas(layers=5, seed=seed, scale=2.0))
+    scores = {p: _ratio_score(probs, p) for p in _all_paths(5)}
+    raw = _raw_betas(layers=5, seed=seed, scale=2.0)
+    got = decode_genotype(_alphas(), raw, path_prior='uniform').path
+    assert got == max(scores, key=scores.get)
+    assert tuple(decode_path(debias_path_probs(probs))) == got
+    assert path_log_score(probs, got, 'uniform') == pytest.approx(
+        scores[got])
+
+
+def test_unbiased_decode_removes_the_pull_to_the_boundaries():
+    # near-uniform random β (a short search): the biased decode almost
+    # always stays at /4; the unbiased one spreads over the levels
+    biased, unbiased = [], []
+    for seed in range(40):
+        raw = _raw_betas(layers=8, seed=100 + seed, scale=0.05)
+        probs = normalize_betas(raw)
+        biased += decode_path(probs)
+        unbiased += decode_path(debias_path_probs(probs))
+    boundary = lambda path: np.isin(path, (0, 3)).mean()  # noqa: E731
+    assert boundary(biased) > 0.9
+    assert boundary(unbiased) < 0.7
+    assert len(set(unbiased)) == 4
+
+
+def test_hand_case_where_the_two_decodes_differ():
+    # L = 2. From the stem (/4): stay .55, up .45 (2-way). Layer 1 from /4:
+    # stay .5 up .5; from /8: .1 .45 .45.
+    # biased:   00: .275  01: .275  10: .045  11: .2025  12: .2025 -> [0, 0]
+    # unbiased: 00: 1.1   01: 1.1   10: .27   11: 1.215   12: 1.215 -> [1, 1]
+    b = _probs(2, {(0, 0): (0, .55, .45), (1, 0): (0, .5, .5),
+                   (1, 1): (.1, .45, .45)})
+    assert decode_path(b) == [0, 0]
+    assert decode_path(debias_path_probs(torch.as_tensor(b))) == [1, 1]
+    g = decode_genotype(_alphas(), torch.as_tensor(b), normalized=True,
+                        path_prior='uniform')
+    assert list(g.path) == [1, 1]
+
+
+def test_path_prior_is_validated():
+    with pytest.raises(ValueError, match='path_prior'):
+        decode_genotype(_alphas(), torch.zeros(3, 4, 3), path_prior='flat')

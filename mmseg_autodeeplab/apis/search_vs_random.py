@@ -1,0 +1,466 @@
+"""``tools/search_vs_random.py``: searched vs random genotypes, same budget.
+
+Random search is a strong baseline for differentiable NAS (Li & Talwalkar
+2019; Yu et al. 2020), so the question a search has to answer is whether
+its genotype retrains better than genotypes drawn uniformly from the same
+space. This module:
+
+1. samples genotypes uniformly from the space (:func:`sample_cell`,
+   :func:`sample_path`): every valid cell (per block two DISTINCT inputs and
+   two non-zero operators) and every valid path (moves of at most one level
+   per layer from the stem's ``/4``) is equally likely; optionally only
+   genotypes whose retrain model has the searched one's multiply-adds within
+   ``±tolerance`` are kept (rejection sampling), so capacity is not the
+   explanation;
+2. retrains every genotype (searched, random, the paper's) with the SAME
+   config and budget through mmengine's Runner and scores it with mmseg's
+   IoUMetric, over several seeds;
+3. writes ``results.json`` (after every run, atomically: a killed comparison
+   resumes where it stopped), ``results.md`` (mean ± std per genotype, the
+   searched genotype's rank and percentile among the random ones, a
+   permutation p-value) and ``results.png``.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shutil
+import time
+
+import numpy as np
+
+from ..search_space import Genotype, GenotypeError, SearchSpace, max_level
+from ..search_space.decode import decode_cell, decode_path, \
+    debias_path_probs
+from ..search_space.primitives import ZERO_OP
+from ..utils import atomic_write_json, atomic_write_text, exit_with_error
+
+DEFAULT_CONFIG = ('configs/search_vs_random/'
+                  'autodeeplab_genotype-f8_1xb4-600i_demo-cityscapes-64x64.py')
+PAPER_GENOTYPE = 'configs/genotypes/autodeeplab_paper.json'
+
+
+# -- uniform sampling of the space -------------------------------------------
+def count_paths(num_layers, num_levels=4):
+    """``counts[l][j]``: number of valid completions of a path that is at
+    level ``j`` after layer ``l - 1`` (``l = 0``: the stem, level 0)."""
+    counts = [[0] * num_levels for _ in range(num_layers + 1)]
+    counts[num_layers] = [1] * num_levels
+    for layer in range(num_layers - 1, -1, -1):
+        top = max_level(layer, num_levels)
+        for j in range(num_levels):
+            counts[layer][j] = sum(counts[layer + 1][k]
+                                   for k in (j - 1, j, j + 1)
+                                   if 0 <= k <= top)
+    return counts
+
+
+def sample_path(rng, num_layers, num_levels=4):
+    """A path drawn uniformly from all valid paths (not a random walk,
+    which would favour paths through the boundary levels)."""
+    counts = count_paths(num_layers, num_levels)
+    path, level = [], 0
+    for layer in range(num_layers):
+        top = max_level(layer, num_levels)
+        nexts = [k for k in (level - 1, level, level + 1) if 0 <= k <= top]
+        weights = np.array([counts[layer + 1][k] for k in nexts], float)
+        level = nexts[rng.choice(len(nexts), p=weights / weights.sum())]
+        path.append(int(level))
+    return path
+
+
+def sample_cell(rng, num_blocks, primitives):
+    """A cell drawn uniformly: per block an unordered pair of distinct
+    inputs and one non-zero operator per input."""
+    ops = [p for p in primitives if p != ZERO_OP]
+    blocks = []
+    for b in range(num_blocks):
+        pair = sorted(rng.choice(b + 2, size=2, replace=False).tolist())
+        blocks.append(tuple((int(i), ops[rng.integers(len(ops))])
+                            for i in pair))
+    return tuple(blocks)
+
+
+def sample_genotype(rng, space):
+    """A uniformly drawn :class:`Genotype` of ``space``."""
+    from ..search_space import CellGenotype
+    return Genotype(cell=CellGenotype(sample_cell(rng, space.num_blocks,
+                                                  space.primitives)),
+                    path=tuple(sample_path(rng, space.num_layers,
+                                           space.num_levels)),
+                    search_space=space)
+
+
+def decode_history(history_entry, path_prior='none'):
+    """Genotype from one ``search_history.json`` entry (α and β stored as
+    probabilities: ``log softmax`` recovers α's ordering exactly)."""
+    import torch
+    alpha = torch.tensor(history_entry['alpha'], dtype=torch.float64)
+    beta = torch.tensor(history_entry['beta'], dtype=torch.float64)
+    if path_prior == 'uniform':
+        beta = debias_path_probs(beta)
+    space = Genotype.from_dict(history_entry['genotype']).search_space
+    return Genotype(cell=decode_cell(alpha.clamp_min(1e-30).log(),
+                                     space.primitives),
+                    path=tuple(decode_path(beta)), search_space=space)
+
+
+def genotype_agreement(a, b):
+    """Share of cell branches (input, op) and of path levels two genotypes
+    agree on: ``dict(edges=, ops=, path=)`` in [0, 1]."""
+    edges = ops = total = 0
+    for x, y in zip(a.cell.blocks, b.cell.blocks):
+        total += len(x)
+        edges += len({i for i, _ in x} & {i for i, _ in y})
+        ops += len(set(x) & set(y))
+    same = sum(p == q for p, q in zip(a.path, b.path))
+    return dict(edges=edges / total, ops=ops / total,
+                path=same / max(len(a.path), len(b.path)))
+
+
+# -- retraining ----------------------------------------------------------------
+def retrain_cfg(config, genotype_file, genotype, seed, work_dir,
+                options=None):
+    """The retrain config of ``genotype``: ``config`` (a path or a loaded
+    Config, not modified) with the genotype's file and channels
+    (``B*F*2**level`` of Cell_2 and of the last cell)."""
+    import copy
+
+    from mmengine.config import Config
+    cfg = copy.deepcopy(config) if isinstance(config, Config) else \
+        Config.fromfile(config)
+    if options:
+        cfg.merge_from_dict(options)
+    f = cfg.model.backbone.filter_multiplier
+    b = genotype.search_space.num_blocks
+    cfg.model.backbone.genotype = osp.abspath(genotype_file)
+    cfg.model.decode_head.c1_in_channels = b * f * 2**genotype.path[2]
+    cfg.model.decode_head.in_channels = b * f * 2**genotype.path[-1]
+    cfg.work_dir = work_dir
+    cfg.randomness = dict(seed=int(seed))
+    cfg.log_level = 'WARNING'
+    return cfg
+
+
+def model_macs(cfg):
+    """Multiply-adds of the retrain model (backbone + head up to the
+    logits) on one crop, counted by mmengine."""
+    import torch
+    from mmengine.analysis import get_model_complexity_info
+    from mmseg.registry import MODELS
+
+    class Logits(torch.nn.Module):
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model.decode_head(self.model.extract_feat(x))
+
+    model = MODELS.build(cfg.model).eval()
+    size = tuple(cfg.model.data_preprocessor.size)
+    with torch.no_grad():
+        info = get_model_complexity_info(
+            Logits(model), inputs=(torch.rand(1, 3, *size), ),
+            show_table=False, show_arch=False)
+    return int(info['flops'])
+
+
+def run_retrain(cfg):
+    """Train ``cfg`` with the Runner; return the last validation mIoU."""
+    from mmengine.hooks import Hook
+    from mmengine.runner import Runner
+    scores = []
+
+    class Keep(Hook):
+
+        def after_val_epoch(self, runner, metrics=None):
+            scores.append(float((metrics or {})['mIoU']))
+
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(Keep(), priority='LOWEST')
+    runner.train()
+    if not scores:
+        raise RuntimeError('the retrain ran no validation')
+    return scores[-1]
+
+
+# -- statistics and reports --------------------------------------------------
+def summarize(results):
+    """Per-genotype mean/std and the searched genotypes vs the random ones.
+
+    ``p_value``: one-sided permutation p-value of "the genotype is no better
+    than a random draw" — the genotype's mean mIoU is exchangeable with the
+    random genotypes' means under that hypothesis, so
+    ``p = (1 + #{random >= it}) / (N + 1)``.
+    """
+    per = {}
+    for name, info in results['genotypes'].items():
+        vals = [r['mIoU'] for k, r in results['runs'].items()
+                if k.split('@')[0] == name]
+        if vals:
+            per[name] = dict(kind=info['kind'], n=len(vals),
+                             mean=float(np.mean(vals)),
+                             std=float(np.std(vals, ddof=1))
+                             if len(vals) > 1 else 0.0,
+                             macs=info.get('macs'), values=vals)
+    rand = np.array([v['mean'] for v in per.values()
+                     if v['kind'] == 'random'])
+    for v in per.values():
+        if v['kind'] != 'random' and len(rand):
+            v['rank'] = int(1 + (rand > v['mean']).sum())
+            v['percentile'] = float(100 * (rand < v['mean']).mean())
+            v['p_value'] = float((1 + (rand >= v['mean']).sum()) /
+                                 (len(rand) + 1))
+    within = [v['std'] for v in per.values() if v['n'] > 1]
+    spread = dict(
+        between_random_std=float(np.std(rand, ddof=1))
+        if len(rand) > 1 else None,
+        within_genotype_std=float(np.mean(within)) if within else None,
+        num_random=int(len(rand)))
+    return dict(genotypes=per, spread=spread)
+
+
+def render_markdown(summary, settings):
+    rows = ['| genotype | kind | MACs (M) | runs | mIoU mean ± std | '
+            'rank among random (1 = best) | percentile | p-value |',
+            '|---|---|---:|---:|---:|---:|---:|---:|']
+    order = sorted(summary['genotypes'].items(),
+                   key=lambda kv: (kv[1]['kind'] == 'random', -kv[1]['mean']))
+    nr = summary['spread']['num_random']
+    for name, v in order:
+        macs = '' if v['macs'] is None else f"{v['macs'] / 1e6:.1f}"
+        extra = ['', '', '']
+        if 'rank' in v:
+            extra = [f"{v['rank']} of {nr + 1}", f"{v['percentile']:.0f}%",
+                     f"{v['p_value']:.3f}"]
+        rows.append(f"| {name} | {v['kind']} | {macs} | {v['n']} | "
+                    f"{v['mean']:.2f} ± {v['std']:.2f} | " +
+                    ' | '.join(extra) + ' |')
+    s = summary['spread']
+
+    def fmt(x):
+        return 'n/a' if x is None else f'{x:.2f}'
+    return '\n'.join([
+        f"Config: `{settings['config']}`; seeds {settings['seeds']}; "
+        f"{nr} random genotypes"
+        + (f" (MACs within ±{settings['macs_tolerance']:.0%} of "
+           f"{settings['match_macs_of']})" if settings['match_macs'] else '')
+        + '.', '', *rows, '',
+        f"Spread of mean mIoU across random genotypes (std): "
+        f"{fmt(s['between_random_std'])}; mean spread of one genotype across "
+        f"seeds (std): {fmt(s['within_genotype_std'])}.", ''])
+
+
+def plot(summary, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    per = summary['genotypes']
+    rand = sorted((v['mean'], n) for n, v in per.items()
+                  if v['kind'] == 'random')
+    for x, (_, name) in enumerate(rand):
+        vals = per[name]['values']
+        ax.scatter([x] * len(vals), vals, s=10, color='0.6')
+        ax.scatter([x], [per[name]['mean']], s=30, color='0.2')
+    colours = iter(('tab:red', 'tab:orange', 'tab:blue', 'tab:green'))
+    for name, v in per.items():
+        if v['kind'] != 'random':
+            ax.axhline(v['mean'], color=next(colours, 'k'),
+                       label=f"{name}: {v['mean']:.2f}")
+    ax.set_xlabel('random genotypes (sorted by mean; grey: single seeds)')
+    ax.set_ylabel('val mIoU')
+    ax.legend(fontsize=8, loc='best')
+    fig.tight_layout()
+    tmp = f'{path}.tmp.png'
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)  # atomic, like every other output
+
+
+# -- the comparison ----------------------------------------------------------
+def _load_genotype(path):
+    """A genotype from a JSON file or a search work_dir's genotype.json."""
+    if osp.isdir(path):
+        path = osp.join(path, 'genotype.json')
+    try:
+        return Genotype.load(path)
+    except (OSError, GenotypeError) as e:
+        exit_with_error(f'{path}: {e}')
+
+
+def _searched(path, decodes):
+    """``{name: genotype}`` for a search work_dir (decoded from its last
+    search_history.json entry, with each path prior) or a genotype file."""
+    hist = osp.join(path, 'search_history.json')
+    if not osp.isdir(path) or not osp.isfile(hist):
+        return {'searched': _load_genotype(path)}
+    with open(hist, encoding='utf-8') as f:
+        last = json.load(f)[-1]
+    out = {}
+    for prior in decodes:
+        g = decode_history(last, prior)
+        if g not in out.values():
+            out['searched' + ('' if prior == 'none' else '_unbiased')] = g
+    return out
+
+
+def _plan(args, out_dir, config):
+    """Genotypes to compare, stored in ``out_dir/genotypes`` (re-read on
+    resume, so a resumed comparison uses exactly the same ones)."""
+    from mmengine.config import Config
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    config = Config.fromfile(config)
+    gdir = osp.join(out_dir, 'genotypes')
+    genotypes = {}
+    for name, g in _searched(args.searched, args.decode).items():
+        genotypes[name] = ('searched', g)
+    if args.paper:
+        genotypes['paper'] = ('paper', _load_genotype(args.paper))
+    ref = next(iter(genotypes.values()))[1]
+    macs = {}
+
+    def measure(name, g):
+        if name not in macs:
+            path = osp.join(gdir, f'{name}.json')
+            g.save(path)
+            macs[name] = model_macs(retrain_cfg(config, path, g, 0, out_dir,
+                                                args.cfg_options))
+        return macs[name]
+
+    for name, (_, g) in genotypes.items():
+        measure(name, g)
+    target = macs[next(iter(genotypes))]
+    rng = np.random.default_rng(args.sample_seed)
+    tries = 0
+    while sum(k == 'random' for k, _ in genotypes.values()) < args.num_random:
+        name = f"random_{sum(k == 'random' for k, _ in genotypes.values()):02d}"
+        g = sample_genotype(rng, ref.search_space)
+        tries += 1
+        if tries > 200 * args.num_random:
+            exit_with_error(f'no random genotype within ±{args.macs_tolerance:.0%} '
+                            'of the searched MACs after '
+                            f'{tries} tries; widen --macs-tolerance')
+        m = measure(name, g)
+        if args.match_macs and abs(m / target - 1) > args.macs_tolerance:
+            del macs[name]
+            continue
+        genotypes[name] = ('random', g)
+    return {name: dict(kind=kind, genotype=g.to_dict(), macs=macs[name],
+                       file=osp.join('genotypes', f'{name}.json'))
+            for name, (kind, g) in genotypes.items()}, tries
+
+
+def _project_file(path):
+    """``path`` if it exists, else the project's ``configs/...`` copy."""
+    from ..utils import find_project_config
+    if osp.isfile(path):
+        return path
+    rel = path[len('configs/'):] if path.startswith('configs/') else path
+    return find_project_config(rel)
+
+
+def parse_args(argv=None):
+    from mmengine.config import DictAction
+    p = argparse.ArgumentParser(
+        prog='search_vs_random',
+        description='Retrain the searched genotype, uniformly sampled random '
+        'genotypes and the paper genotype with the same config and budget; '
+        'compare their mIoU.')
+    p.add_argument('--searched', default='work_dirs/demo_search',
+                   help='search work_dir or genotype JSON')
+    p.add_argument('--decode', nargs='+', default=['none', 'uniform'],
+                   choices=['none', 'uniform'],
+                   help='path priors to decode a search work_dir with')
+    p.add_argument('--paper', default=PAPER_GENOTYPE,
+                   help="the paper's genotype ('' to leave it out)")
+    p.add_argument('--config', default=DEFAULT_CONFIG,
+                   help='retrain config shared by every genotype')
+    p.add_argument('--num-random', type=int, default=8)
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--sample-seed', type=int, default=0)
+    p.add_argument('--match-macs', action='store_true',
+                   help='keep random genotypes whose MACs are within '
+                   '--macs-tolerance of the (first) searched genotype')
+    p.add_argument('--macs-tolerance', type=float, default=0.10)
+    p.add_argument('--out', default='work_dirs/search_vs_random')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = p.parse_args(argv)
+    if args.num_random < 1 or not args.seeds or args.macs_tolerance <= 0:
+        exit_with_error('--num-random and --macs-tolerance must be positive '
+                        'and --seeds non-empty')
+    if not osp.exists(args.searched):
+        exit_with_error(f'--searched {args.searched}: no such work_dir or '
+                        'genotype file (run `make demo` first)')
+    return args
+
+
+def main(argv=None):
+    """Run (or resume) the comparison; return 0."""
+    args = parse_args(argv)
+    config = _project_file(args.config)
+    if config is None:
+        exit_with_error(f'--config {args.config}: no such config file')
+    if args.paper:
+        args.paper = _project_file(args.paper) or args.paper
+    out = args.out
+    res_path = osp.join(out, 'results.json')
+    settings = dict(config=args.config, seeds=args.seeds,
+                    num_random=args.num_random, sample_seed=args.sample_seed,
+                    match_macs=args.match_macs,
+                    macs_tolerance=args.macs_tolerance,
+                    match_macs_of=None, searched=args.searched,
+                    decode=args.decode, paper=args.paper,
+                    cfg_options=dict(args.cfg_options or {}))
+    if osp.isfile(res_path):
+        with open(res_path, encoding='utf-8') as f:
+            results = json.load(f)
+        old = {k: v for k, v in results['settings'].items()
+               if k not in ('seeds', 'match_macs_of')}
+        new = {k: v for k, v in settings.items()
+               if k not in ('seeds', 'match_macs_of')}
+        if old != new:
+            exit_with_error(f'{res_path} was made with other settings; use '
+                            'another --out or delete it')
+        results['settings']['seeds'] = args.seeds
+        done = len(results['runs'])
+        print(f'search_vs_random: resuming, {done} runs already in {res_path}')
+    else:
+        genotypes, tries = _plan(args, out, config)
+        settings['match_macs_of'] = next(iter(genotypes))
+        results = dict(settings=settings, genotypes=genotypes, runs={},
+                       sampling_tries=tries)
+        atomic_write_json(res_path, results)
+    from mmengine.config import Config
+    config = Config.fromfile(config)
+    for name, info in results['genotypes'].items():
+        g = Genotype.from_dict(info['genotype'], source=name)
+        gfile = osp.join(out, info['file'])
+        if not osp.isfile(gfile):
+            g.save(gfile)
+        for seed in args.seeds:
+            key = f'{name}@{seed}'
+            if key in results['runs']:
+                continue
+            wd = osp.join(out, 'runs', f'{name}_seed{seed}')
+            shutil.rmtree(wd, ignore_errors=True)  # a killed run restarts
+            cfg = retrain_cfg(config, gfile, g, seed, wd, args.cfg_options)
+            start = time.time()
+            miou = run_retrain(cfg)
+            results['runs'][key] = dict(mIoU=miou,
+                                        seconds=round(time.time() - start, 1))
+            atomic_write_json(res_path, results)
+            print(f'search_vs_random: {key}: mIoU {miou:.2f} '
+                  f'({time.time() - start:.0f} s)', flush=True)
+    summary = summarize(results)
+    results['summary'] = summary
+    atomic_write_json(res_path, results)
+    atomic_write_text(osp.join(out, 'results.md'),
+                      render_markdown(summary, results['settings']))
+    plot(summary, osp.join(out, 'results.png'))
+    print(f'search_vs_random: wrote {out}/results.json, results.md, '
+          'results.png')
+    return 0

@@ -1,0 +1,231 @@
+"""tools/search_vs_random.py: the uniform sampler, the statistics, resuming
+a killed comparison, and (slow) one real retrain through the Runner."""
+import collections
+import itertools
+import json
+import math
+import os.path as osp
+
+import numpy as np
+import pytest
+
+from mmseg_autodeeplab.apis import search_vs_random as svr
+from mmseg_autodeeplab.search_space import (PRIMITIVES, Genotype,
+                                            SearchSpace)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+OPS = [p for p in PRIMITIVES if p != 'none']
+
+
+def _valid_paths(num_layers):
+    for path in itertools.product(range(4), repeat=num_layers):
+        prev, ok = 0, True
+        for layer, level in enumerate(path):
+            ok &= abs(level - prev) <= 1 and level <= min(layer + 1, 3)
+            prev = level
+        if ok:
+            yield path
+
+
+def test_path_counts_match_enumeration():
+    for layers in (1, 2, 3, 5, 6):
+        n = sum(1 for _ in _valid_paths(layers))
+        assert svr.count_paths(layers)[0][0] == n
+    assert svr.count_paths(1)[0][0] == 2  # /4 or /8 after the stem
+
+
+def _chi2_ok(counts, n_cells, n):
+    """Pearson chi-square against uniform, within ~5 sigma of its mean."""
+    expected = n / n_cells
+    chi2 = sum((c - expected)**2 / expected for c in counts.values()) + \
+        (n_cells - len(counts)) * expected
+    dof = n_cells - 1
+    return chi2 < dof + 5 * math.sqrt(2 * dof), chi2
+
+
+def test_path_sampler_is_uniform_over_valid_paths():
+    paths = list(_valid_paths(4))
+    rng = np.random.default_rng(0)
+    n = 20000
+    counts = collections.Counter(
+        tuple(svr.sample_path(rng, 4)) for _ in range(n))
+    assert set(counts) == set(paths)  # only valid paths, all of them
+    ok, chi2 = _chi2_ok(counts, len(paths), n)
+    assert ok, chi2
+    # a random walk would not be uniform: all-/4 is 1/2**4 of its mass
+    assert abs(counts[(0, 0, 0, 0)] / n - 1 / len(paths)) < 0.01
+
+
+def test_cell_sampler_is_valid_and_uniform():
+    rng = np.random.default_rng(1)
+    n = 14000
+    cells = [svr.sample_cell(rng, 2, PRIMITIVES) for _ in range(n)]
+    for cell in cells:
+        for b, block in enumerate(cell):
+            (i, op_i), (j, op_j) = block
+            assert 0 <= i < j < b + 2  # two distinct inputs, ordered
+            assert op_i in OPS and op_j in OPS  # never 'none'
+    # block 0: 1 pair x 49 op pairs; block 1: 3 pairs x 49
+    counts = collections.Counter(cell[1] for cell in cells)
+    assert len(counts) == 3 * 49
+    ok, chi2 = _chi2_ok(counts, 3 * 49, n)
+    assert ok, chi2
+    ops = collections.Counter(op for cell in cells for block in cell
+                              for _, op in block)
+    assert set(ops) == set(OPS)
+    assert max(ops.values()) / min(ops.values()) < 1.1
+
+
+def test_sample_genotype_is_a_valid_genotype():
+    space = SearchSpace(num_layers=6, num_blocks=5)
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        g = svr.sample_genotype(rng, space)
+        assert Genotype.from_dict(json.loads(g.to_json())) == g
+        assert len(g.path) == 6 and len(g.cell.blocks) == 5
+
+
+def test_agreement():
+    rng = np.random.default_rng(3)
+    space = SearchSpace(num_layers=4, num_blocks=5)
+    a, b = svr.sample_genotype(rng, space), svr.sample_genotype(rng, space)
+    assert svr.genotype_agreement(a, a) == dict(edges=1.0, ops=1.0,
+                                                path=1.0)
+    got = svr.genotype_agreement(a, b)
+    assert all(0 <= v <= 1 for v in got.values())
+    assert got['ops'] <= got['edges']
+
+
+def _results(means):
+    runs, genotypes = {}, {}
+    for name, (kind, values) in means.items():
+        genotypes[name] = dict(kind=kind, macs=1e6)
+        for seed, v in enumerate(values):
+            runs[f'{name}@{seed}'] = dict(mIoU=v)
+    return dict(genotypes=genotypes, runs=runs)
+
+
+def test_summary_rank_percentile_and_p_value():
+    res = _results({
+        'searched': ('searched', [50.0, 52.0]),
+        'paper': ('paper', [10.0, 12.0]),
+        **{f'random_{i}': ('random', [20.0 + 10 * i, 22.0 + 10 * i])
+           for i in range(4)}})  # random means 21, 31, 41, 51
+    s = svr.summarize(res)
+    searched = s['genotypes']['searched']
+    assert searched['mean'] == 51.0
+    assert searched['std'] == pytest.approx(math.sqrt(2))
+    # 51 vs random 21, 31, 41, 51: rank 1 of 5 (ties count against it)
+    assert searched['rank'] == 1
+    assert searched['percentile'] == 75.0
+    assert searched['p_value'] == pytest.approx(2 / 5)
+    paper = s['genotypes']['paper']
+    assert (paper['rank'], paper['percentile']) == (5, 0.0)
+    assert paper['p_value'] == 1.0
+    assert s['spread']['between_random_std'] == pytest.approx(
+        np.std([21, 31, 41, 51], ddof=1))
+    assert s['spread']['within_genotype_std'] == pytest.approx(math.sqrt(2))
+    md = svr.render_markdown(s, dict(config='c.py', seeds=[0, 1],
+                                     match_macs=False))
+    assert '| searched | searched |' in md and '1 of 5' in md
+    assert md.index('| searched') < md.index('| random_3')
+
+
+def _searched_file(tmp_path):
+    g = svr.sample_genotype(np.random.default_rng(9),
+                            SearchSpace(num_layers=4, num_blocks=5))
+    path = tmp_path / 'searched.json'
+    g.save(path)
+    return str(path)
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_comparison_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
+    calls, killed = [], []
+
+    def fake_retrain(cfg):
+        calls.append(cfg.work_dir)
+        if len(calls) == 5 and not killed:
+            killed.append(True)
+            raise _Killed  # killed in the middle of run 5
+        name = osp.basename(cfg.work_dir)
+        return float(len(name) + cfg.randomness['seed'])
+
+    monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
+    monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
+    out = tmp_path / 'cmp'
+    argv = ['--searched', _searched_file(tmp_path), '--num-random', '3',
+            '--seeds', '0', '1', '--out', str(out)]
+    with pytest.raises(_Killed):
+        svr.main(argv)
+    saved = json.loads((out / 'results.json').read_text())
+    assert len(saved['runs']) == 4  # the interrupted 5th is not recorded
+    assert not (out / 'results.md').exists()
+    genotypes = {n: g['genotype'] for n, g in saved['genotypes'].items()}
+    assert sorted(genotypes) == ['paper', 'random_00', 'random_01',
+                                 'random_02', 'searched']
+
+    calls.clear()
+    assert svr.main(argv) == 0
+    assert len(calls) == 10 - 4  # only the missing runs
+    assert 'resuming, 4 runs' in capsys.readouterr().out
+    final = json.loads((out / 'results.json').read_text())
+    assert len(final['runs']) == 10
+    # the same genotypes as before the interruption
+    assert {n: g['genotype'] for n, g in final['genotypes'].items()} == \
+        genotypes
+    assert final['summary']['genotypes']['searched']['n'] == 2
+    assert (out / 'results.md').is_file() and (out / 'results.png').is_file()
+
+    calls.clear()
+    assert svr.main(argv) == 0 and calls == []  # all done: nothing rerun
+    # other settings in the same folder: refused, not mixed
+    with pytest.raises(SystemExit):
+        svr.main(argv[:3] + ['5'] + argv[4:])
+    assert capsys.readouterr().err.startswith('error:')
+
+
+def test_macs_matching_rejects_out_of_range(tmp_path, monkeypatch):
+    sizes = iter([1000, 5000, 1000] + [2000, 1050, 900, 1099] * 10)
+    monkeypatch.setattr(svr, 'model_macs', lambda cfg: next(sizes))
+    monkeypatch.setattr(svr, 'run_retrain', lambda cfg: 1.0)
+    out = tmp_path / 'm'
+    svr.main(['--searched', _searched_file(tmp_path), '--num-random', '3',
+              '--seeds', '0', '--match-macs', '--out', str(out)])
+    res = json.loads((out / 'results.json').read_text())
+    macs = {n: g['macs'] for n, g in res['genotypes'].items()}
+    assert macs['searched'] == 1000 and macs['paper'] == 5000
+    assert sorted(macs[f'random_0{i}'] for i in range(3)) == [900, 1000,
+                                                              1050]
+    assert res['sampling_tries'] == 4
+
+
+def test_bad_arguments_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        svr.main(['--searched', str(tmp_path / 'missing')])
+    err = capsys.readouterr().err
+    assert err.startswith('error:') and err.count('\n') == 1
+
+
+@pytest.mark.slow
+def test_one_real_retrain_through_the_runner(tmp_path, tiny_cityscapes):
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    g = svr.sample_genotype(np.random.default_rng(4),
+                            SearchSpace(num_layers=4, num_blocks=5))
+    gfile = tmp_path / 'g.json'
+    g.save(gfile)
+    config = osp.join(REPO, svr.DEFAULT_CONFIG)
+    opts = {'train_cfg.max_iters': 4, 'train_cfg.val_interval': 4,
+            'param_scheduler.0.end': 4,
+            'model.backbone.filter_multiplier': 2,
+            'train_dataloader.dataset.data_root': tiny_cityscapes,
+            'val_dataloader.dataset.data_root': tiny_cityscapes}
+    cfg = svr.retrain_cfg(config, str(gfile), g, 0, str(tmp_path / 'wd'),
+                          opts)
+    assert svr.model_macs(cfg) > 0
+    miou = svr.run_retrain(cfg)
+    assert 0.0 <= miou <= 100.0
