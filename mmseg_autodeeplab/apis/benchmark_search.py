@@ -3,7 +3,10 @@
 Each measured variant runs in a fresh subprocess, so its peak memory (CPU:
 peak RSS; GPU: max allocated) belongs to that variant alone. All variants of
 one invocation run side by side on the same machine, so their ratios are
-meaningful even on a shared, noisy machine.
+meaningful even on a shared, noisy machine. ``--baseline DIR`` also runs
+every variant with the package of another checkout (e.g. ``git archive REV
+| tar -x -C DIR``), just before the same variant of this one: a before/after
+table from one run.
 
 Measured per variant:
 
@@ -11,11 +14,11 @@ Measured per variant:
   α/β step on another), median of ``--repeat`` after ``--warmup``;
 * ``weight_step_s``: the weight step alone;
 * ``macs_fwd``: multiply-adds of one forward pass (mmengine's counter),
-  counted once, in a separate process, on the ``stacked`` implementation:
-  every variant computes the same network, and counting one fixed
-  implementation keeps the figure independent of how a fast path groups its
-  kernels (the counter also charges a BN's affine weight, which the fused
-  path uses to apply α);
+  counted once, in a separate process, on the ``fused`` implementation in
+  eval mode: every variant computes the same network; the fused one does
+  each H(l-2) branch once (the per-edge reference repeats it for each
+  incoming input). The counter also charges the α scale that the fused BNs
+  apply (+1.5% at F=2, L=4 against the earlier count without it);
 * ``flop_rate``: ``3 * 2 * macs_fwd / weight_step_s`` (forward + backward
   ~ 3 forwards) as a fraction of the dense fp32 matmul rate measured in the
   same process.
@@ -36,16 +39,14 @@ from ..analysis import (OneLineParser, SegmentorLogits, build_segmentor,
 from ..utils import exit_with_error
 
 VARIANTS = {
-    # name: backbone overrides / runtime options
+    # name: backbone impl / runtime options
     # per-edge: every cell applied separately to each input, every edge its
-    # own small convs, plain BN (the straightforward implementation)
-    'per-edge': dict(stack_inputs=False, fuse_edges=False),
-    'stacked': dict(stack_inputs=True, fuse_edges=False),
-    'fused': dict(stack_inputs=True, fuse_edges=True),
-    'fused+cp': dict(stack_inputs=True, fuse_edges=True, with_cp=True),
-    'fused+channels_last': dict(stack_inputs=True, fuse_edges=True,
-                                channels_last=True),
-    'fused+amp': dict(stack_inputs=True, fuse_edges=True, amp=True),
+    # own small convs, plain BN (the readable reference)
+    'per-edge': dict(impl='per_edge'),
+    'fused': dict(impl='fused'),
+    'fused+cp': dict(impl='fused', with_cp=True),
+    'fused+channels_last': dict(impl='fused', channels_last=True),
+    'fused+amp': dict(impl='fused', amp=True),
 }
 DEFAULT_CONFIG = osp.join(
     'configs', 'autodeeplab_search',
@@ -61,9 +62,12 @@ def parse_args(argv=None):
     p.add_argument('--batch', type=int, default=2)
     p.add_argument('--filter-multiplier', type=int, default=None)
     p.add_argument('--num-layers', type=int, default=None)
-    p.add_argument('--variants', nargs='+',
-                   default=['per-edge', 'stacked', 'fused'],
+    p.add_argument('--variants', nargs='+', default=['per-edge', 'fused'],
                    choices=sorted(VARIANTS))
+    p.add_argument('--baseline', metavar='DIR', default=None,
+                   help='also time each variant with the package in DIR (a '
+                   'checkout of an earlier revision; a relative --config is '
+                   'read from DIR too), run just before this one')
     p.add_argument('--device', default='auto', choices=['auto', 'cpu',
                                                         'cuda'])
     p.add_argument('--warmup', type=int, default=1)
@@ -103,10 +107,7 @@ def _build(args, variant):
     cfg = load_config(args.config)
     backbone = cfg.model.backbone
     opts = VARIANTS[variant]
-    backbone.stack_inputs = opts.get('stack_inputs', True)
-    if not backbone.stack_inputs:
-        backbone.op_norm_cfg = dict(type='BN', affine=False)
-    backbone.fuse_edges = opts.get('fuse_edges', True)
+    backbone.impl = opts['impl']
     backbone.with_cp = opts.get('with_cp', False)
     if args.filter_multiplier:
         backbone.filter_multiplier = args.filter_multiplier
@@ -219,8 +220,8 @@ def _worker(args, variant):
 
 
 def _count_macs(args):
-    """Forward multiply-adds of the network (``stacked`` implementation)."""
-    model, _, cfg = _build(args, 'stacked')
+    """Forward multiply-adds of the network (``fused``, eval mode)."""
+    model, _, cfg = _build(args, 'fused')
     inputs, _ = _batch(args, 'cpu', cfg.model.decode_head.num_classes, 0)
     return dict(variant='macs',
                 macs_fwd=count_macs(SegmentorLogits(model).eval(), inputs))
@@ -252,11 +253,13 @@ def _table(args, results, machine):
             f'{r["peak_memory_bytes"] / 1e9:.2f} ({r["peak_memory_kind"]}) '
             f'| {macs:.2f} | {rate} |')
     lines.append('')
-    lines.append('Speed-ups (xN) are relative to the first variant, measured '
+    lines.append('Speed-ups (xN) are relative to the first row, measured '
                  'in the same run. Forward MACs: mmengine\'s counter on the '
-                 '`stacked` implementation (every variant computes the same '
+                 '`fused` implementation (every variant computes the same '
                  'network); FLOP rate = 6 x MACs / weight step / dense '
-                 'matmul FLOP/s.')
+                 'matmul FLOP/s.' + (f' Rows marked (baseline): the package '
+                                     f'in {args.baseline}.' if args.baseline
+                                     else ''))
     return '\n'.join(lines)
 
 
@@ -272,11 +275,17 @@ def main(argv=None):
             args, args._worker)
         print(json.dumps(out))
         return 0
+    if args.baseline and not osp.isdir(osp.join(args.baseline,
+                                                'mmseg_autodeeplab')):
+        exit_with_error(f'--baseline {args.baseline!r}: no mmseg_autodeeplab '
+                        'package there')
     results, macs = [], None
-    jobs = list(args.variants) + ([] if args.no_macs else ['macs'])
-    for i, variant in enumerate(jobs):
+    trees = ([args.baseline] if args.baseline else []) + [None]
+    jobs = [(v, tree) for v in args.variants for tree in trees]
+    jobs += [] if args.no_macs else [('macs', None)]
+    for i, (variant, tree) in enumerate(jobs):
         what = 'counting forward multiply-adds' if variant == 'macs' \
-            else variant
+            else variant + (' (baseline)' if tree else '')
         print(f'[{i + 1}/{len(jobs)}] {what} ...', flush=True)
         cmd = [sys.executable, '-m', 'mmseg_autodeeplab.apis.benchmark_search',
                '--config', args.config, '--crop', '{}x{}'.format(*args.crop),
@@ -288,7 +297,13 @@ def main(argv=None):
                             ('--num-layers', args.num_layers)):
             if value:
                 cmd += [flag, str(value)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        env = dict(os.environ)
+        if tree:  # the checkout's package first on sys.path
+            env['PYTHONPATH'] = os.pathsep.join(
+                [osp.abspath(tree)] + env.get('PYTHONPATH', '').split(
+                    os.pathsep)).rstrip(os.pathsep)
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tree,
+                              env=env)
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or ['?']
             exit_with_error(f'{what} failed: {tail[0]}', 1)
@@ -297,6 +312,8 @@ def main(argv=None):
             macs = r['macs_fwd']
             print(f'    {macs / 1e9:.2f} GMACs', flush=True)
             continue
+        if tree:
+            r['variant'] += ' (baseline)'
         results.append(r)
         if 'skipped' not in r:
             print(f'    search iter {r["search_iter_s"]:.3f}s, weight step '

@@ -10,8 +10,8 @@ inputs (97, 321, 769, ...) stay consistent across operators.
     OPS[name](channels: int, stride: int, norm_cfg: dict) -> nn.Module
 
 ``norm_cfg`` is an mmcv norm config; the supernet passes
-``dict(type='StackedBN', affine=False)`` (DARTS convention; see
-:mod:`.stacked_bn`), retraining an affine BN or SyncBN.
+``dict(type='BN', affine=False)`` (DARTS convention), retraining an affine
+BN or SyncBN.
 """
 from collections import OrderedDict
 
@@ -34,11 +34,8 @@ PRIMITIVES = (
 ZERO_OP = 'none'
 
 
-def _norm(norm_cfg, channels):
-    if norm_cfg.get('type') == 'StackedBN':
-        from .stacked_bn import StackedBatchNorm2d
-        kwargs = {k: v for k, v in norm_cfg.items() if k != 'type'}
-        return StackedBatchNorm2d(channels, **kwargs)
+def build_norm(norm_cfg, channels):
+    """The norm layer of an mmcv ``norm_cfg`` over ``channels``."""
     return build_norm_layer(norm_cfg, channels)[1]
 
 
@@ -69,7 +66,7 @@ class ReLUConvBN(nn.Sequential):
             nn.ReLU(inplace=False),
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding,
                       dilation=dilation, bias=False),
-            _norm(norm_cfg, out_channels))
+            build_norm(norm_cfg, out_channels))
 
 
 class SepConv(nn.Sequential):
@@ -89,7 +86,7 @@ class SepConv(nn.Sequential):
                 nn.Conv2d(channels, channels, kernel_size, s, pad,
                           groups=channels, bias=False),
                 nn.Conv2d(channels, channels, 1, bias=False),
-                _norm(norm_cfg, channels),
+                build_norm(norm_cfg, channels),
             ]
         super().__init__(*layers)
 
@@ -101,7 +98,7 @@ class StridedSkip(nn.Sequential):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(channels, channels, 1, stride, bias=False),
-            _norm(norm_cfg, channels))
+            build_norm(norm_cfg, channels))
 
 
 def _skip(channels, stride, norm_cfg):
@@ -147,11 +144,5 @@ def build_op(name, channels, stride=1, norm_cfg=dict(type='BN')):
     return OPS[name](channels, stride, norm_cfg)
 
 
-def op_is_parametric(name):
-    """Whether the operator has learnable weights (for tests and reports)."""
-    module = build_op(name, 4)
-    return any(p.requires_grad for p in module.parameters())
-
-
-__all__ = ['PRIMITIVES', 'ZERO_OP', 'OPS', 'build_op', 'check_op_names',
-           'ReLUConvBN', 'SepConv', 'Zero']
+__all__ = ['PRIMITIVES', 'ZERO_OP', 'OPS', 'build_op', 'build_norm',
+           'check_op_names', 'ReLUConvBN', 'SepConv', 'Zero']

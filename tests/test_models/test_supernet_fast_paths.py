@@ -1,18 +1,18 @@
-"""The fast supernet paths compute exactly what the per-edge reference does.
+"""The fused supernet computes exactly what the per-edge reference does.
 
-Reference: every cell applied separately to each incoming input, every edge
-its own ops, plain ``nn.BatchNorm2d`` (``stack_inputs=False``). Fast paths:
-inputs stacked along the batch (``StackedBatchNorm2d`` keeps each input's
-statistics separate) and, on top, all edges reading a state fused into one
-conv per operator. Compared in float64: outputs, every gradient, every BN
-running statistic, train and eval mode.
+Reference (``impl='per_edge'``): every cell applied separately to each
+incoming input, every edge its own ops, plain ``nn.BatchNorm2d``. Fast path
+(``impl='fused'``): inputs stacked along the batch (each input's BN
+statistics kept separate) and all edges reading a state fused into one conv
+per operator. Compared in float64: outputs, every gradient, every BN running
+statistic, train and eval mode.
 """
 import pytest
 import torch
 import torch.nn as nn
 
 from mmseg_autodeeplab.models import AutoDeepLabSupernet
-from mmseg_autodeeplab.search_space.stacked_bn import StackedBatchNorm2d
+from mmseg_autodeeplab.models.utils import stacked_batch_norm
 
 
 @pytest.fixture(autouse=True)
@@ -26,8 +26,8 @@ def _one_thread():
 def _pair(**fast):
     torch.manual_seed(0)
     ref = AutoDeepLabSupernet(
-        num_layers=4, filter_multiplier=2, stack_inputs=False,
-        op_norm_cfg=dict(type='BN', affine=False)).double()
+        num_layers=4, filter_multiplier=2, impl='per_edge',
+        bn_convention=fast.get('bn_convention', 'pytorch')).double()
     net = AutoDeepLabSupernet(num_layers=4, filter_multiplier=2,
                               **fast).double()
     net.load_state_dict(ref.state_dict())
@@ -40,10 +40,10 @@ def _pair(**fast):
 
 
 @pytest.mark.parametrize('fast', [
-    dict(fuse_edges=False),
-    dict(fuse_edges=True),
-    dict(fuse_edges=True, with_cp=True),
-], ids=['stacked', 'stacked+fused', 'fused+checkpointing'])
+    dict(impl='fused'),
+    dict(impl='fused', with_cp=True),
+    dict(impl='fused', bn_convention='tf'),
+], ids=['fused', 'fused+checkpointing', 'fused+tf-bn'])
 def test_fast_path_equals_reference(fast):
     ref, net = _pair(**fast)
     x = torch.rand(2, 3, 41, 35, dtype=torch.float64)
@@ -74,32 +74,54 @@ def test_fast_path_equals_reference(fast):
 @pytest.mark.parametrize('track', [True, False])
 def test_stacked_bn_equals_separate_bn(momentum, track):
     torch.manual_seed(0)
-    stacked = StackedBatchNorm2d(4, momentum=momentum,
-                                 track_running_stats=track).double()
+    bn = nn.BatchNorm2d(4, momentum=momentum, affine=False,
+                        track_running_stats=track).double()
     plain = nn.BatchNorm2d(4, momentum=momentum, affine=False,
                            track_running_stats=track).double()
     x = torch.randn(6, 4, 5, 3, dtype=torch.float64)
-    stacked.groups = 3
-    y = stacked(x)
+    y = stacked_batch_norm(x, [bn], groups=3)
     expected = torch.cat([plain(x[2 * g:2 * g + 2]) for g in range(3)])
     torch.testing.assert_close(y, expected)
-    stacked.groups, stacked.repeats = 1, 3
     x2 = torch.randn(2, 4, 5, 3, dtype=torch.float64)
-    y2 = stacked(x2)
+    y2 = stacked_batch_norm(x2, [bn], groups=1, repeats=3)
     for _ in range(3):
         expected2 = plain(x2)
     torch.testing.assert_close(y2, expected2)
+    # a checkpoint recomputation: same output, statistics left alone
+    state = {k: v.clone() for k, v in bn.state_dict().items()}
+    torch.testing.assert_close(
+        stacked_batch_norm(x2, [bn], groups=1, update=False), expected2)
+    for name, value in bn.state_dict().items():
+        assert torch.equal(value, state[name]), name
     if track:
-        torch.testing.assert_close(stacked.running_mean, plain.running_mean)
-        torch.testing.assert_close(stacked.running_var, plain.running_var)
-        assert int(stacked.num_batches_tracked) == int(
+        torch.testing.assert_close(bn.running_mean, plain.running_mean)
+        torch.testing.assert_close(bn.running_var, plain.running_var)
+        assert int(bn.num_batches_tracked) == int(
             plain.num_batches_tracked) == 6
+
+
+def test_bad_impl_options_are_one_line():
+    for kwargs, match in (
+            (dict(impl='stacked'), 'impl must be one of'),
+            (dict(with_cp=True, impl='per_edge'), 'with_cp needs'),
+            (dict(op_norm_cfg=dict(type='BN')), "needs op_norm_cfg"),
+            (dict(bn_convention='caffe'), 'bn_convention')):
+        with pytest.raises(ValueError, match=match):
+            AutoDeepLabSupernet(num_layers=3, filter_multiplier=2, **kwargs)
+
+
+def test_tf_bn_convention_sets_every_bn():
+    net = AutoDeepLabSupernet(num_layers=3, filter_multiplier=2,
+                              bn_convention='tf')
+    bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all((m.eps, m.momentum) == (1e-3, 3e-4) for m in bns)
 
 
 def test_shared_running_stats_survive_save_load_and_moves():
     import io
 
-    from mmseg_autodeeplab.search_space.stacked_bn import shared_running_stats
+    from mmseg_autodeeplab.models.utils.stacked_bn import \
+        shared_running_stats
     torch.manual_seed(0)
     net = AutoDeepLabSupernet(num_layers=3, filter_multiplier=2)
     x = torch.rand(2, 3, 33, 33)

@@ -18,8 +18,13 @@ model = dict(
         num_blocks=5,
         filter_multiplier=8,
         norm_cfg=norm_cfg,
-        op_norm_cfg=dict(type='StackedBN', affine=False),
-        arch_init_std=1e-3),
+        op_norm_cfg=dict(type='BN', affine=False),
+        # 'tf': TF's BN eps 1e-3 / momentum 3e-4 (decay 0.9997) in the
+        # backbone, for a paper-reproduction run; PyTorch's 1e-5 / 0.1 here
+        bn_convention='pytorch',
+        arch_init_std=1e-3,
+        # 'fused' (fast) or 'per_edge' (the readable reference); same maths
+        impl='fused'),
     neck=dict(
         type='AutoDeepLabSearchASPP',
         in_channels=[40, 80, 160, 320],

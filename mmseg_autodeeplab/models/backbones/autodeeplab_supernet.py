@@ -19,9 +19,14 @@ from mmseg.registry import MODELS
 
 from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
                              max_level, normalize_betas, num_edges)
-from ...search_space.primitives import ReLUConvBN
-from ...search_space.stacked_bn import StackedBatchNorm2d
-from .fused_edges import fused_edges, fused_kind
+from ...search_space.primitives import ReLUConvBN, build_norm
+from ..utils import fused_edges, fused_kind, relu_conv_bn
+
+#: the two implementations of the same supernet (see :class:`SearchCell`)
+IMPLS = ('per_edge', 'fused')
+#: BN eps / momentum of TF's DeepLab backbones (decay 0.9997 = 1 - 3e-4),
+#: for ``bn_convention='tf'``; PyTorch's defaults are 1e-5 / 0.1
+TF_BN = dict(eps=1e-3, momentum=3e-4)
 
 
 def _positive_int(value, name):
@@ -83,29 +88,32 @@ class SearchCell(nn.Module):
     """One cell of the supernet: B blocks over 2 + 3 + ... + (B + 1) mixed edges.
 
     The cell of node ``(l, j)`` is applied to each of its ``k`` (1-3)
-    incoming H(l-1) inputs with the same H(l-2). With ``stack_inputs`` the k
-    applications run as ONE pass over the inputs stacked along the batch
-    axis; :class:`StackedBatchNorm2d` keeps each input's batch statistics
-    separate, and branches fed by H(l-2) (identical for all k) run once, so
-    the result equals k separate applications.
+    incoming H(l-1) inputs with the same H(l-2). Two implementations of the
+    same mathematics (pinned to each other in float64 by
+    ``tests/test_models/test_supernet_fast_paths.py``):
+
+    * ``'per_edge'``, the reference: the cell applied to each input
+      separately, every edge its own modules, plain BN;
+    * ``'fused'``: the k inputs stacked along the batch axis and run ONCE
+      (each input's BN statistics kept separate), branches fed by H(l-2)
+      (identical for all k) run once, and all edges leaving one state
+      evaluated together (:func:`~..utils.fused_edges`).
 
     Args:
         channels (int): per-block channels ``C = F * 2**level``.
         prev_channels (int): channels of H(l-1) after edge resampling.
         prev_prev_channels (int): channels of H(l-2).
-        stack_inputs (bool): the stacked evaluation (default) or the plain
-            per-input loop (reference implementation).
-        fuse_edges (bool): with ``stack_inputs``, evaluate all edges that
-            read the same state together (see :mod:`.fused_edges`).
+        num_blocks (int): B.
+        primitives (Sequence[str]): operator names (α's columns).
+        norm_cfg (dict): the op norm (``BN`` with ``affine=False``).
+        impl (str): ``'fused'`` or ``'per_edge'``.
     """
 
     def __init__(self, channels, prev_channels, prev_prev_channels,
-                 num_blocks, primitives, norm_cfg, stack_inputs=True,
-                 fuse_edges=True):
+                 num_blocks, primitives, norm_cfg, impl='fused'):
         super().__init__()
         self.num_blocks = num_blocks
-        self.stack_inputs = stack_inputs
-        self.fuse_edges = fuse_edges and stack_inputs
+        self.impl = impl
         self.preprocess0 = ReLUConvBN(prev_prev_channels, channels, 1,
                                       norm_cfg=norm_cfg)
         self.preprocess1 = ReLUConvBN(prev_channels, channels, 1,
@@ -113,38 +121,32 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList(
             MixedOp(channels, primitives, norm_cfg)
             for _ in range(num_edges(num_blocks)))
-        # edges whose input is H(l-2) (index 0 of every block's inputs)
-        pp_edges, offset = set(), 0
-        for b in range(num_blocks):
-            pp_edges.add(offset)
-            offset += b + 2
-        # Every StackedBatchNorm2d of the cell with whether its input is
-        # shared by all stacked inputs (H(l-2) branches: one group, k
-        # repeats) or stacked (k groups); collected once, since the stacking
-        # is set on every forward.
-        shared = [self.preprocess0] + [
-            e for i, e in enumerate(self.edges) if i in pp_edges]
-        stacked = [self.preprocess1] + [
-            e for i, e in enumerate(self.edges) if i not in pp_edges]
-        self._stacked_bns = [
-            (m, is_shared) for group, is_shared in ((shared, True),
-                                                    (stacked, False))
-            for module in group for m in module.modules()
-            if isinstance(m, StackedBatchNorm2d)]
 
-    def _set_stacking(self, groups):
-        for bn, is_shared in self._stacked_bns:
-            # plain attributes: skip nn.Module.__setattr__'s type checks
-            # (thousands of BNs, every forward)
-            bn.__dict__['groups'], bn.__dict__['repeats'] = (
-                1, groups) if is_shared else (groups, 1)
+    def forward(self, prev_prev, prevs, weights, betas, update_stats=True):
+        """Cell output for each input, β-weighted and summed.
 
-    def set_frozen(self, frozen):
-        """Freeze BN running statistics (gradient-checkpoint recompute)."""
-        for bn, _ in self._stacked_bns:
-            bn.frozen = frozen
+        Args:
+            prev_prev (Tensor): H(l-2) at this node's size, ``(N, C'', h, w)``.
+            prevs (list[Tensor]): the k resampled H(l-1), ``(N, C', h, w)``.
+            weights (Tensor): softmax(α), ``(E, P)``.
+            betas (Tensor): the k β weights of the incoming edges, ``(k,)``.
+            update_stats (bool): update BN running statistics in training
+                (False while gradient checkpointing recomputes; ``'fused'``
+                only).
 
-    def _single(self, prev_prev, prev, weights):
+        Returns:
+            Tensor: ``(N, B*C, h, w)``.
+        """
+        if self.impl == 'fused':
+            return self._fused(prev_prev, prevs, weights, betas,
+                               update_stats)
+        out = None
+        for beta, prev in zip(betas, prevs):
+            y = beta * self._per_edge(prev_prev, prev, weights)
+            out = y if out is None else out + y
+        return out
+
+    def _per_edge(self, prev_prev, prev, weights):
         states = [self.preprocess0(prev_prev), self.preprocess1(prev)]
         offset = 0
         for _ in range(self.num_blocks):
@@ -156,57 +158,20 @@ class SearchCell(nn.Module):
             states.append(out)
         return torch.cat(states[2:], dim=1)
 
-    def forward(self, prev_prev, prevs, weights, betas):
-        """Cell output for each input, β-weighted and summed.
-
-        Args:
-            prev_prev (Tensor): H(l-2) at this node's size, ``(N, C'', h, w)``.
-            prevs (list[Tensor]): the k resampled H(l-1), ``(N, C', h, w)``.
-            weights (Tensor): softmax(α), ``(E, P)``.
-            betas (Tensor): the k β weights of the incoming edges, ``(k,)``.
-
-        Returns:
-            Tensor: ``(N, B*C, h, w)``.
-        """
-        k = len(prevs)
-        if self.fuse_edges:
-            return self._fused(prev_prev, prevs, weights, betas)
-        if not self.stack_inputs or k == 1:
-            self._set_stacking(1)
-            out = None
-            for i, prev in enumerate(prevs):
-                y = betas[i] * self._single(prev_prev, prev, weights)
-                out = y if out is None else out + y
-            return out
-        self._set_stacking(k)
-        n = prev_prev.shape[0]
-        s0 = self.preprocess0(prev_prev)
-        s1 = self.preprocess1(torch.cat(prevs, dim=0))
-        states = [s0, s1]
-        blocks, offset = [], 0
-        for _ in range(self.num_blocks):
-            out = None
-            for i, h in enumerate(states):
-                y = self.edges[offset + i](h, weights[offset + i])
-                y = y.view(-1 if i else 1, n, *y.shape[1:])
-                out = y if out is None else out + y
-            offset += len(states)
-            blocks.append(out)
-            states.append(out.view(k * n, *out.shape[2:]))
-        return _beta_weighted_concat(blocks, betas)
-
-    def _fused(self, prev_prev, prevs, weights, betas):
+    def _fused(self, prev_prev, prevs, weights, betas, update):
         """Stacked inputs AND all edges leaving a state evaluated at once.
 
         State ``i`` (0: H(l-2), 1: H(l-1), i >= 2: block ``i - 2``) feeds
         blocks ``max(i - 1, 0) .. B - 1``; a block is complete once every
-        state before it has been consumed.
+        state before it has been consumed. H(l-2) is one group repeated k
+        times; every other state is k stacked groups.
         """
         k, n = len(prevs), prev_prev.shape[0]
-        self._set_stacking(k)  # preprocess BNs: stacked / repeated
-        states = [self.preprocess0(prev_prev),
-                  self.preprocess1(torch.cat(prevs, dim=0)
-                                   if k > 1 else prevs[0])]
+        states = [
+            relu_conv_bn(F.relu(prev_prev), [self.preprocess0], 1, k,
+                         update=update),
+            relu_conv_bn(F.relu(torch.cat(prevs, dim=0)), [self.preprocess1],
+                         k, 1, update=update)]
         offsets = [sum(b + 2 for b in range(i)) for i in range(
             self.num_blocks)]
         partial = [None] * self.num_blocks
@@ -216,7 +181,7 @@ class SearchCell(nn.Module):
             ids = [offsets[b] + i for b in targets]
             groups, repeats = (1, k) if i == 0 else (k, 1)
             out = fused_edges(states[i], [self.edges[e] for e in ids],
-                              weights[ids], groups, repeats)
+                              weights[ids], groups, repeats, update)
             for t, b in enumerate(targets):
                 y = out[:, t].reshape(groups, n, *out.shape[2:])
                 partial[b] = y if partial[b] is None else partial[b] + y
@@ -251,17 +216,17 @@ class AutoDeepLabSupernet(BaseModule):
         in_channels (int): image channels.
         num_levels (int): resolutions /4 ... /(4 * 2**(num_levels - 1)).
         norm_cfg (dict): norm of the stem and edge resamplers.
-        op_norm_cfg (dict): norm inside cells (affine=False, as in DARTS);
-            ``StackedBN`` is needed for ``stack_inputs``.
+        op_norm_cfg (dict): norm inside cells: ``BN`` with ``affine=False``
+            (as in DARTS; any mmcv norm with ``impl='per_edge'``).
+        bn_convention (str): ``'pytorch'`` (the norm configs as given) or
+            ``'tf'``: :data:`TF_BN` eps/momentum in both norm configs, as
+            TF's DeepLab backbones (a paper-reproduction option).
         arch_init_std (float): α and β start as ``std * N(0, 1)``.
-        stack_inputs (bool): evaluate each node's cell once over its stacked
-            incoming inputs (same mathematics, fewer kernels; see
-            :class:`SearchCell`).
-        fuse_edges (bool): also evaluate all edges reading the same cell
-            state at once (same mathematics; needs ``stack_inputs``).
-        with_cp (bool): gradient checkpointing per node: exact (the
-            recomputation in backward leaves BN running statistics alone);
-            trades compute for memory.
+        impl (str): ``'fused'`` (default, fast) or ``'per_edge'`` (the
+            readable reference); same mathematics, see :class:`SearchCell`.
+        with_cp (bool): gradient checkpointing per node (``impl='fused'``):
+            exact (the recomputation in backward leaves BN running
+            statistics alone); trades compute for memory.
 
     Returns (forward):
         tuple[Tensor]: last-layer states of levels 0..num_levels-1,
@@ -281,10 +246,10 @@ class AutoDeepLabSupernet(BaseModule):
                  in_channels=3,
                  num_levels=4,
                  norm_cfg=dict(type='BN'),
-                 op_norm_cfg=dict(type='StackedBN', affine=False),
+                 op_norm_cfg=dict(type='BN', affine=False),
+                 bn_convention='pytorch',
                  arch_init_std=1e-3,
-                 stack_inputs=True,
-                 fuse_edges=True,
+                 impl='fused',
                  with_cp=False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -309,11 +274,25 @@ class AutoDeepLabSupernet(BaseModule):
         self.primitives = primitives
         self.num_levels = num_levels
         self.with_cp = with_cp
-        if stack_inputs and op_norm_cfg.get('type') != 'StackedBN':
+        if impl not in IMPLS:
+            raise ValueError(f'AutoDeepLabSupernet: impl must be one of '
+                             f'{IMPLS}, got {impl!r}')
+        if impl == 'fused' and (op_norm_cfg.get('type') != 'BN'
+                                or op_norm_cfg.get('affine', True)):
             raise ValueError(
-                'AutoDeepLabSupernet: stack_inputs=True needs op_norm_cfg '
-                f"type 'StackedBN' (got {op_norm_cfg.get('type')!r}); set "
-                'stack_inputs=False to use another norm')
+                "AutoDeepLabSupernet: impl='fused' needs op_norm_cfg "
+                f"dict(type='BN', affine=False), got {dict(op_norm_cfg)}; "
+                "use impl='per_edge' for another norm")
+        if with_cp and impl != 'fused':
+            raise ValueError("AutoDeepLabSupernet: with_cp needs "
+                             "impl='fused'")
+        if bn_convention not in ('pytorch', 'tf'):
+            raise ValueError("AutoDeepLabSupernet: bn_convention must be "
+                             f"'pytorch' or 'tf', got {bn_convention!r}")
+        if bn_convention == 'tf':
+            norm_cfg = {**norm_cfg, **TF_BN}
+            op_norm_cfg = {**op_norm_cfg, **TF_BN}
+        self.impl = impl
 
         base = num_blocks * filter_multiplier  # node channels at level 0
         self.level_channels = [base * 2**j for j in range(num_levels)]
@@ -322,11 +301,11 @@ class AutoDeepLabSupernet(BaseModule):
         # cells (B*F*s/4 at s = 2, 2, 4).
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, half, 3, 2, 1, bias=False),
-            _norm(norm_cfg, half), nn.ReLU(inplace=True),
+            build_norm(norm_cfg, half), nn.ReLU(inplace=True),
             nn.Conv2d(half, half, 3, 1, 1, bias=False),
-            _norm(norm_cfg, half), nn.ReLU(inplace=True),
+            build_norm(norm_cfg, half), nn.ReLU(inplace=True),
             nn.Conv2d(half, base, 3, 2, 1, bias=False),
-            _norm(norm_cfg, base), nn.ReLU(inplace=True))
+            build_norm(norm_cfg, base), nn.ReLU(inplace=True))
 
         self.cells = nn.ModuleDict()
         self.down_edges = nn.ModuleDict()
@@ -340,7 +319,7 @@ class AutoDeepLabSupernet(BaseModule):
                 self.cells[key] = SearchCell(
                     filter_multiplier * 2**level, ch,
                     self.level_channels[pp_level], num_blocks, primitives,
-                    op_norm_cfg, stack_inputs, fuse_edges)
+                    op_norm_cfg, impl)
                 src_top = max_level(layer - 1, num_levels) if layer else 0
                 if level >= 1 and level - 1 <= src_top:
                     self.down_edges[key] = ReLUConvBN(
@@ -362,9 +341,6 @@ class AutoDeepLabSupernet(BaseModule):
         """α and β, the parameters the architecture optimizer owns."""
         return [self.alphas, self.betas]
 
-    def named_arch_parameters(self):
-        return [('alphas', self.alphas), ('betas', self.betas)]
-
     def normalized_betas(self):
         """β as outgoing-edge probabilities, ``(L, levels, 3)``."""
         return normalize_betas(self.betas)
@@ -379,12 +355,8 @@ class AutoDeepLabSupernet(BaseModule):
             def run(*args):
                 # the recomputation in backward must not update BN running
                 # statistics a second time
-                cell.set_frozen(calls[0] > 0)
                 calls[0] += 1
-                try:
-                    return cell(*args)
-                finally:
-                    cell.set_frozen(False)
+                return cell(*args, update_stats=calls[0] == 1)
 
             return checkpoint(run, prev_prev, prevs, weights, betas,
                               use_reentrant=False)
@@ -424,7 +396,3 @@ class AutoDeepLabSupernet(BaseModule):
             prev_prev, prev = prev, current
         return tuple(prev)
 
-
-def _norm(norm_cfg, channels):
-    from mmcv.cnn import build_norm_layer
-    return build_norm_layer(norm_cfg, channels)[1]

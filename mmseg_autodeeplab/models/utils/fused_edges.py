@@ -16,27 +16,29 @@ state are evaluated at once, without changing the mathematics:
 
 Parameters stay in the per-edge modules built from the OPS table, so
 checkpoints and the search space are unchanged; the weights are only
-concatenated at forward time.
+concatenated at forward time. Every function takes the stacking explicitly:
+``groups`` batches stacked along dim 0 (separate statistics) and
+``repeats`` identical running-statistics updates per group.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from ...search_space.primitives import ReLUConvBN, SepConv
-from ...search_space.stacked_bn import (shared_running_stats,
-                                         stacked_batch_norm)
+from .stacked_bn import shared_running_stats, stacked_batch_norm
 
 
-def _fused_bn(x, bns, groups, repeats, scale=None):
+def _fused_bn(x, bns, groups, repeats, scale=None, update=True):
     """BN over the concatenated channels of ``bns``, one group at a time.
 
     Args:
         x (Tensor): ``(groups * N, n * C, h, w)``.
-        bns (list[StackedBatchNorm2d]): the n edges' BN modules (C each).
+        bns (list[nn.BatchNorm2d]): the n edges' BN modules (C each).
         groups (int): stacked batches in ``x`` (separate statistics).
         repeats (int): identical updates per group (shared H(l-2) input).
         scale (Tensor, optional): ``(n,)`` factor per edge (its α weight),
             applied inside the BN kernels.
+        update (bool): update the running statistics (training mode).
     """
     bn = bns[0]
     if scale is not None:
@@ -47,21 +49,33 @@ def _fused_bn(x, bns, groups, repeats, scale=None):
             torch.cat([b.running_mean for b in bns]),
             torch.cat([b.running_var for b in bns]))
         return F.batch_norm(x, mean, var, scale, None, False, 0.0, bn.eps)
-    return stacked_batch_norm(x, bns, groups, repeats, scale)
+    return stacked_batch_norm(x, bns, groups, repeats, scale, update)
 
 
 def _cat_weight(convs):
+    if len(convs) == 1:
+        return convs[0].weight
     return torch.cat([c.weight for c in convs], dim=0)
 
 
-def _atrous(relu_x, mods, groups, repeats, scale):
+def relu_conv_bn(relu_x, mods, groups, repeats, scale=None, update=True):
+    """Stride-1 :class:`ReLUConvBN` modules on one input, as one conv.
+
+    Args:
+        relu_x (Tensor): the input after its ReLU, ``(groups * N, C, h, w)``.
+        mods (list[ReLUConvBN]): n modules (same conv shape).
+        groups, repeats, scale, update: see :func:`_fused_bn`.
+
+    Returns:
+        Tensor: ``(groups * N, n * C_out, h, w)``.
+    """
     convs = [m[1] for m in mods]
     y = F.conv2d(relu_x, _cat_weight(convs), None, 1, convs[0].padding,
                  convs[0].dilation)
-    return _fused_bn(y, [m[2] for m in mods], groups, repeats, scale)
+    return _fused_bn(y, [m[2] for m in mods], groups, repeats, scale, update)
 
 
-def _separable(relu_x, mods, groups, repeats, scale):
+def _separable(relu_x, mods, groups, repeats, scale, update):
     n, c = len(mods), relu_x.shape[1]
     # edge-major channel layout: [edge 0 channels, edge 1 channels, ...]
     x = relu_x.repeat(1, n, 1, 1) if n > 1 else relu_x
@@ -79,32 +93,28 @@ def _separable(relu_x, mods, groups, repeats, scale):
         x = F.conv2d(x, _cat_weight(dw), None, 1, dw[0].padding, 1, n * c)
         x = F.conv2d(x, _cat_weight(pw), None, 1, 0, 1, n)
         x = _fused_bn(x, [m[first + 3] for m in mods], groups, repeats,
-                      scale if first else None)
+                      scale if first else None, update)
     return x
 
 
 #: how :func:`fused_edges` evaluates an operator (see :func:`fused_kind`)
-FREE, ATROUS, SEPARABLE, OTHER = 'free', 'atrous', 'separable', 'other'
+FREE, ATROUS, SEPARABLE = 'free', 'atrous', 'separable'
 
 
 def fused_kind(module):
-    """How :func:`fused_edges` evaluates operator ``module`` of an edge.
-
-    ``free``: parameter-free, computed once per state; ``atrous`` /
-    ``separable``: the edges' convs concatenated; ``other``: edge by edge.
-    """
+    """How :func:`fused_edges` evaluates a cell operator (stride 1, never
+    the zero op): ``free`` (parameter-free) once per state; ``atrous`` /
+    ``separable`` with the edges' convs concatenated."""
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.Identity)):
         return FREE
-    stride1 = all(getattr(m, 'stride', 1) in (1, (1, 1))
-                  for m in module.modules())
-    if isinstance(module, ReLUConvBN) and stride1:
+    if isinstance(module, ReLUConvBN):
         return ATROUS
-    if isinstance(module, SepConv) and stride1:
+    if isinstance(module, SepConv):
         return SEPARABLE
-    return OTHER
+    raise TypeError(f'fused_edges: no fused form for {type(module).__name__}')
 
 
-def fused_edges(x, edges, weights, groups, repeats):
+def fused_edges(x, edges, weights, groups, repeats, update=True):
     """Mixed-op outputs of every edge that reads ``x``.
 
     Args:
@@ -114,6 +124,8 @@ def fused_edges(x, edges, weights, groups, repeats):
         groups (int): stacked batches in ``x``.
         repeats (int): how many times a separate evaluation would have
             applied each edge to this same input (for BN running stats).
+        update (bool): update BN running statistics (see
+            :func:`stacked_batch_norm`).
 
     Returns:
         Tensor: ``(groups * N, n, C, h, w)``.
@@ -129,13 +141,11 @@ def fused_edges(x, edges, weights, groups, repeats):
         if kind in (ATROUS, SEPARABLE):
             if relu_x is None:
                 relu_x = F.relu(x)
-            fn = _atrous if kind == ATROUS else _separable
+            fn = relu_conv_bn if kind == ATROUS else _separable
             # α-weighted inside the BN kernels
-            y = fn(relu_x, mods, groups, repeats, alpha[:, j]).view(
-                gn, n, c, h, w)
-        else:
-            y = mods[0](x).unsqueeze(1) if kind == FREE else torch.stack(
-                [m(x) for m in mods], dim=1)
-            y = y * alpha[:, j].view(1, n, 1, 1, 1)
+            y = fn(relu_x, mods, groups, repeats, alpha[:, j],
+                   update).view(gn, n, c, h, w)
+        else:  # parameter-free: the same output for every edge
+            y = mods[0](x).unsqueeze(1) * alpha[:, j].view(1, n, 1, 1, 1)
         out = y if out is None else out + y
     return out

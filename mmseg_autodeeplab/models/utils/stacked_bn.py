@@ -1,21 +1,20 @@
 """Batch norm over several independent batches stacked along dim 0.
 
-The supernet evaluates a node's cell ONCE on its (up to 3) incoming inputs
-stacked along the batch axis (fewer, larger kernels). Stacking must not
-change the mathematics, so in training mode each stacked group is normalised
-with its own batch statistics — exactly as if the cell ran on each input
-separately — and the running statistics receive one update per group, in
-order. Layout: ``x`` is ``(G * N, C, H, W)`` with group ``g`` in rows
+The fused supernet evaluates a node's cell ONCE on its (up to 3) incoming
+inputs stacked along the batch axis (fewer, larger kernels). Stacking must
+not change the mathematics, so in training mode each stacked group is
+normalised with its own batch statistics — exactly as if the cell ran on
+each input separately — and the running statistics of the (plain
+``nn.BatchNorm2d``) modules receive one update per group, in order.
+Layout: ``x`` is ``(G * N, C, H, W)`` with group ``g`` in rows
 ``g*N:(g+1)*N``.
 
 ``repeats`` covers the other shared case: a branch whose input is the same
 for every group (H(l-2)) is computed once; running statistics then get the
 ``repeats`` identical updates the separate evaluation would have made.
+The grouping is always an argument: the BN modules hold no per-call state.
 """
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 
 _aten = torch.ops.aten
 
@@ -79,30 +78,45 @@ class _GroupNormalize(torch.autograd.Function):
         return dx, dscale, None, None
 
 
-def stacked_batch_norm(x, bns, groups, repeats=1, scale=None):
+def stacked_batch_norm(x, bns, groups, repeats=1, scale=None, update=True):
     """Training-mode BN of ``groups`` batches stacked along dim 0, each alone.
 
-    Normalises each group with its own batch statistics and gives ``bns``
-    the running-statistics updates separate evaluations would have made
-    (:func:`update_running_stats`).
+    Normalises each group with its own batch statistics and, with
+    ``update``, gives ``bns`` the running-statistics updates separate
+    evaluations would have made (:func:`update_running_stats`).
 
     Args:
         x (Tensor): ``(groups * N, n * C, H, W)``; group ``g`` is rows
             ``g*N:(g+1)*N``, BN ``e`` owns channels ``e*C:(e+1)*C``.
-        bns (list[StackedBatchNorm2d]): the n BNs (their ``eps`` is used).
+        bns (list[nn.BatchNorm2d]): the n BNs (``affine=False``; their
+            ``eps`` and ``momentum`` are used).
         groups (int): number of stacked batches.
         repeats (int): identical updates per group.
         scale (Tensor, optional): per-channel factor ``(n * C,)`` applied to
             the normalised output (differentiable).
+        update (bool): False while gradient checkpointing recomputes a
+            forward (the original forward already updated the statistics).
 
     Returns:
         Tensor: like ``x``.
     """
     y, mean, rstd = _GroupNormalize.apply(x, scale, groups, bns[0].eps)
-    with torch.no_grad():
-        update_running_stats(bns, mean, rstd.pow(-2).sub_(bns[0].eps),
-                             x.numel() // (x.shape[1] * groups), repeats)
+    if update and bns[0].track_running_stats:
+        with torch.no_grad():
+            update_running_stats(bns, mean, rstd.pow(-2).sub_(bns[0].eps),
+                                 x.numel() // (x.shape[1] * groups), repeats)
     return y
+
+
+def _update_one(bn, mean, unbiased_var):
+    """One running-statistics update, as ``nn.BatchNorm2d`` does it."""
+    bn.num_batches_tracked.add_(1)
+    if bn.momentum is None:  # cumulative moving average
+        m = 1.0 / float(bn.num_batches_tracked)
+    else:
+        m = bn.momentum
+    bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
+    bn.running_var.mul_(1 - m).add_(unbiased_var, alpha=m)
 
 
 def update_running_stats(bns, means, variances, count, repeats=1):
@@ -115,15 +129,13 @@ def update_running_stats(bns, means, variances, count, repeats=1):
     identical to updating each BN alone.
 
     Args:
-        bns (list[StackedBatchNorm2d]): n BNs of C channels each.
+        bns (list[nn.BatchNorm2d]): n BNs of C channels each.
         means (Tensor): batch means, ``(groups, n * C)``.
         variances (Tensor): biased batch variances, ``(groups, n * C)``.
         count (int): values per channel in one group (for the unbiased var).
         repeats (int): identical updates per group.
     """
     first = bns[0]
-    if first.frozen or not (first.training and first.track_running_stats):
-        return
     unbiased = variances * (count / max(count - 1, 1))
     steps = [g for g in range(means.shape[0]) for _ in range(repeats)]
     if first.momentum is None or len(bns) == 1:
@@ -131,7 +143,7 @@ def update_running_stats(bns, means, variances, count, repeats=1):
         for e, bn in enumerate(bns):
             cols = slice(e * c, (e + 1) * c)
             for g in steps:
-                bn._update_running(means[g, cols], unbiased[g, cols])
+                _update_one(bn, means[g, cols], unbiased[g, cols])
         return
     mean, var, tracked = shared_running_stats(bns) or share_running_stats(
         bns)
@@ -190,53 +202,3 @@ def shared_running_stats(bns):
             if buffers[name]._base is not whole:
                 return None
     return tuple(flat)
-
-
-class StackedBatchNorm2d(nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` that treats ``groups`` stacked batches separately.
-
-    Set ``groups``/``repeats`` (attributes) before calling; with
-    ``groups == repeats == 1`` it is exactly ``nn.BatchNorm2d``.
-    Grouped normalisation is implemented for ``affine=False`` (the search's
-    op BN); with affine parameters the grouped path applies them after.
-    """
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
-                 track_running_stats=True):
-        super().__init__(num_features, eps, momentum, affine,
-                         track_running_stats)
-        self.groups = 1
-        self.repeats = 1
-        # True while gradient checkpointing recomputes a forward: batch
-        # statistics are used, running statistics are left alone (they were
-        # updated by the original forward)
-        self.frozen = False
-
-    def _update_running(self, mean, unbiased_var):
-        """One running-statistics update, as ``nn.BatchNorm2d`` does it."""
-        self.num_batches_tracked.add_(1)
-        if self.momentum is None:  # cumulative moving average
-            m = 1.0 / float(self.num_batches_tracked)
-        else:
-            m = self.momentum
-        self.running_mean.mul_(1 - m).add_(mean, alpha=m)
-        self.running_var.mul_(1 - m).add_(unbiased_var, alpha=m)
-
-    def forward(self, x):
-        use_batch_stats = self.training or not self.track_running_stats
-        if not use_batch_stats or (self.groups == 1 and self.repeats == 1):
-            if self.frozen and self.training and self.track_running_stats:
-                # same kernel (same saved tensors for checkpointing), but
-                # the update lands in throw-away copies
-                return F.batch_norm(x, self.running_mean.clone(),
-                                    self.running_var.clone(), self.weight,
-                                    self.bias, True, self.momentum or 0.0,
-                                    self.eps)
-            return super().forward(x)
-        # identical inputs repeated (groups == 1): one normalisation,
-        # `repeats` identical running-statistics updates
-        y = stacked_batch_norm(x, [self], self.groups, self.repeats)
-        if self.affine:
-            y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(
-                1, -1, 1, 1)
-        return y
