@@ -3,6 +3,7 @@ evaluates through mmseg's real dataset classes, pipelines and IoUMetric on
 generated data; ``mim train`` / ``mim test`` end to end (slow); bad input
 (missing data root, mismatching checkpoint) gives one line.
 """
+import functools
 import glob
 import os
 import os.path as osp
@@ -16,6 +17,7 @@ import torch
 import mmseg_autodeeplab  # noqa: F401  (compat + registration)
 from mmseg_autodeeplab.datasets.demo_data import (make_ade20k,
                                                   make_cityscapes, make_voc)
+from custom_data import make_custom_dataset  # tests/test_tools
 # imported explicitly: the tests below use them directly
 from mmseg_autodeeplab.engine import checked_loops  # noqa: F401
 from mmseg_autodeeplab.engine.checkpoint_match_hook import (
@@ -36,9 +38,13 @@ FAMILIES = {
             '513x513.py', 21, 513, 1500000),
     'ade20k': (make_ade20k, 'autodeeplab-s_paper-genotype_8xb2-4m_ade20k-'
                '513x513.py', 150, 513, 4000000),
+    # mmseg's generic img_dir/ann_dir layout (BaseSegDataset), 2 classes
+    'custom': (functools.partial(make_custom_dataset, num_classes=2),
+               'autodeeplab-s_paper-genotype_8xb2-80k_custom-513x513.py', 2,
+               513, 80000),
 }
 _TAGS = {'cityscapes-769x769': 'cityscapes', 'voc12aug-513x513': 'voc',
-         'ade20k-513x513': 'ade20k'}
+         'ade20k-513x513': 'ade20k', 'custom-513x513': 'custom'}
 _SCHEDULES = {'1.5m': 1500000, '4m': 4000000, '160k': 160000, '80k': 80000}
 
 
