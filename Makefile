@@ -27,9 +27,13 @@ $(STAMP): setup.py Makefile mmseg_autodeeplab_mmcv_ext.py mmseg_autodeeplab_mmcv
 	$(PIP) install -q click colorama model-index ordered-set markdown pandas requests rich tabulate
 	touch $(STAMP)
 
+# --overwrite: the demo's own work_dir is replaced by a new run. The plots
+# (DEMO_WORK_DIR/plots) and the one-line summary show how far α/β moved.
 demo: $(STAMP)
 	$(PY) tools/make_demo_data.py --layout cityscapes --out data/demo_cityscapes
-	$(PY) tools/search.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR)
+	$(PY) tools/search.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR) --overwrite
+	$(PY) tools/plot_search.py $(DEMO_WORK_DIR)
+	$(PY) -m mmseg_autodeeplab.apis.search_summary $(DEMO_WORK_DIR)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q

@@ -46,7 +46,7 @@ def _chi2_ok(counts, n_cells, n):
 def test_path_sampler_is_uniform_over_valid_paths():
     paths = list(_valid_paths(4))
     rng = np.random.default_rng(0)
-    n = 20000
+    n = 6000
     counts = collections.Counter(
         tuple(svr.sample_path(rng, 4)) for _ in range(n))
     assert set(counts) == set(paths)  # only valid paths, all of them
