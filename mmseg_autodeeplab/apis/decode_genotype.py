@@ -45,44 +45,19 @@ class DecodeError(Exception):
     """Bad input for the decode tool; the message is one line."""
 
 
-class _Opaque:
-    """Inert stand-in for non-tensor globals in a checkpoint (never runs
-    anything; every call or state just gives another placeholder)."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __call__(self, *args, **kwargs):
-        return _Opaque()
-
-    def __setstate__(self, state):
-        pass
-
-
-def _read_checkpoint(path):
-    """The checkpoint object, read weights-only (nothing in it executes).
-
-    mmengine pickles its message hub (``HistoryBuffer``, numpy arrays) into
-    every checkpoint; those globals are mapped to the inert :class:`_Opaque`
-    for this one call instead of being allowed. Only ``state_dict`` is used.
-    """
-    import torch
-    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    with torch.serialization.safe_globals([(_Opaque, name)
-                                           for name in unsafe]):
-        return torch.load(path, map_location='cpu', weights_only=True)
-
-
 def load_checkpoint_state(path):
-    """The ``state_dict`` of a checkpoint file."""
+    """The ``state_dict`` of a checkpoint file.
+
+    Read by :func:`~mmseg_autodeeplab.utils.checkpoint.safe_load_checkpoint`
+    (weights-only, nothing allow-listed: nothing in the file can run).
+    """
+    from ..utils.checkpoint import CheckpointError, safe_load_checkpoint
     if not osp.isfile(path):
         raise DecodeError(f'{path}: checkpoint not found')
     try:
-        ckpt = _read_checkpoint(path)
-    except Exception as e:  # corrupt file, not a torch checkpoint, ...
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ''
-        raise DecodeError(f'{path}: cannot read checkpoint '
-                          f'({type(e).__name__}: {msg})') from None
+        ckpt = safe_load_checkpoint(path)
+    except CheckpointError as e:
+        raise DecodeError(f'cannot read checkpoint: {e}') from None
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise DecodeError(f'{path}: not a checkpoint with a state_dict')
@@ -225,7 +200,7 @@ def dataset_options(base, data_root=None, classes=None, palette=None,
     return options
 
 
-#: ``--smoke``: image side of the tiny run (crops SMOKE_SIZE², resizes to
+#: ``--smoke``: image side of the tiny run (crops SMOKE_SIZE^2, resizes to
 #: 2·SMOKE_SIZE × SMOKE_SIZE), 2 iterations, no worker processes.
 SMOKE_SIZE = 64
 

@@ -35,11 +35,13 @@ def _save_ckpt(path, alphas=None, betas=None, with_hub=False):
         state['backbone.betas'] = betas
     ckpt = {'meta': {'epoch': 3, 'iter': 30, 'seed': 0},
             'state_dict': state}
-    if with_hub:  # what mmengine's Runner puts in every checkpoint
+    if with_hub:  # what our Runner hooks put in every checkpoint
         from mmengine.logging import MessageHub
+
+        from mmseg_autodeeplab.utils.checkpoint import to_plain
         hub = MessageHub.get_instance('decode_genotype_test')
         hub.update_scalar('train/loss', 1.5)
-        ckpt['message_hub'] = hub.state_dict()
+        ckpt['message_hub'] = to_plain(hub.state_dict())
     torch.save(ckpt, path)
     return path
 
@@ -157,11 +159,19 @@ def test_errors_are_one_line_and_write_nothing(tmp_path, capsys, work_dir):
     g['path'], g['path_strides'] = g['path'][:2], g['path_strides'][:2]
     g['search_space']['num_layers'] = 2
     short.write_text(Genotype.from_dict(g).to_json())
+    legacy = tmp_path / 'legacy.pth'  # plain mmengine: pickled HistoryBuffer
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('decode_genotype_legacy')
+    hub.update_scalar('train/loss', 1.5)
+    torch.save({'state_dict': dict(zip(('backbone.alphas', 'backbone.betas'),
+                                       _arch())),
+                'message_hub': hub.state_dict()}, str(legacy))
     bad_upper = tmp_path / 'BAD.JSON'
     bad_upper.write_text('{"cell": []')
     cases = [
         ([str(wd), '--dataset', 'bogus'], 'invalid choice'),
         ([str(short)], f'{short}: the genotype has 2 layers'),
+        ([str(legacy)], f'cannot read checkpoint: {legacy}: '),
         ([str(bad_upper)], f'{bad_upper}: invalid JSON'),
         ([str(wd), '--genotype-out', str(out_dir / 'c.py')],
          '--genotype-out and --out are the same file'),
