@@ -1,6 +1,6 @@
-from .atomic import atomic_write_json, atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-__all__ = ['atomic_write_json', 'atomic_write_text']
+__all__ = ['atomic_write_bytes', 'atomic_write_json', 'atomic_write_text']
 from .checks import (ConfigError, check_dataset_cfg, check_search_cfg,
                      sync_search_channels)
 
