@@ -20,9 +20,7 @@ with a 255 band on thing outlines, plus ``SegmentationClassAug`` and
 Image ``i`` of a split comes from its own generator seeded by
 ``(seed, layout, split, i)``: byte-for-byte reproducible and independent of
 how many other images are requested. Only numpy, OpenCV and Pillow are used.
-
-Example:
-    python tools/make_demo_data.py --layout voc --num-train 16 --seed 3
+Command line: ``python tools/make_demo_data.py --layout voc --seed 3``.
 """
 import argparse
 import json
@@ -34,13 +32,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-__all__ = [
-    'LAYOUTS', 'DEFAULTS', 'MANIFEST_NAME', 'FORMAT_VERSION', 'ROLES',
-    'LABELS', 'CITYSCAPES_CLASSES', 'VOC_CLASSES', 'ADE20K_USED_CLASSES',
-    'DemoDataError', 'draw_scene', 'make_cityscapes', 'make_voc',
-    'make_ade20k', 'ensure_demo_data', 'voc_palette', 'parse_size', 'main'
-]
 
 FORMAT_VERSION = 2  # bump when the drawn content changes (cache key)
 MANIFEST_NAME = 'demo_data.json'
@@ -91,17 +82,9 @@ class DemoDataError(ValueError):
 
 
 def draw_scene(rng, h, w, num_regions=(3, 6), num_things=(2, 6)):
-    """Draw one scene.
-
-    Args:
-        rng (np.random.Generator): the image's own generator.
-        h, w (int): image size.
-        num_regions, num_things (tuple[int, int]): inclusive ranges.
-
-    Returns:
-        tuple: ``(rgb, roles)``: ``(h, w, 3)`` uint8 image and ``(h, w)``
-        uint8 map of indices into :data:`ROLES`.
-    """
+    """Draw one ``h x w`` scene from the generator ``rng``; returns the
+    ``(h, w, 3)`` uint8 RGB image and the ``(h, w)`` uint8 map of indices
+    into :data:`ROLES`. ``num_*``: inclusive ranges."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     # Layout: a Voronoi partition with wavy borders into a few stuff regions.
     n = int(rng.integers(num_regions[0], num_regions[1] + 1))
@@ -159,14 +142,11 @@ def _sample(seed, layout, split, index, h, w):
 
 def voc_palette():
     """The standard 256-entry PASCAL VOC colour map, ``(256, 3)`` uint8."""
-    pal = np.zeros((256, 3), np.uint8)
-    for i in range(256):
-        c = i
-        for bit in range(8):
-            for ch in range(3):
-                pal[i, ch] |= ((c >> ch) & 1) << (7 - bit)
-            c >>= 3
-    return pal
+    i, pal = np.arange(256), np.zeros((256, 3), np.int64)
+    for bit in range(8):
+        for ch in range(3):
+            pal[:, ch] |= ((i >> (3 * bit + ch)) & 1) << (7 - bit)
+    return pal.astype(np.uint8)
 
 
 def _imwrite(path, arr, params=()):
@@ -175,11 +155,6 @@ def _imwrite(path, arr, params=()):
         arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
     if not cv2.imwrite(str(path), arr, list(params)):
         raise OSError(f'could not write {path}')
-
-
-def _write_list(path, names):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(''.join(n + '\n' for n in names))
 
 
 def _check_params(num_train, num_val, size, seed):
@@ -284,10 +259,11 @@ def make_voc(out_dir, num_train=24, num_val=8, size=(64, 80), seed=0,
     info = _make('voc', out_dir, num_train, num_val, size, seed, write,
                  num_aug=int(num_aug))
     sets = Path(out_dir) / 'ImageSets' / 'Segmentation'
-    _write_list(sets / 'train.txt', names['train'])
-    _write_list(sets / 'val.txt', names['val'])
-    _write_list(sets / 'trainval.txt', names['train'] + names['val'])
-    _write_list(sets / 'aug.txt', sorted(names['train'] + names['aug']))
+    sets.mkdir(parents=True, exist_ok=True)
+    for name, listed in (('train', names['train']), ('val', names['val']),
+                         ('trainval', names['train'] + names['val']),
+                         ('aug', sorted(names['train'] + names['aug']))):
+        (sets / f'{name}.txt').write_text(''.join(n + '\n' for n in listed))
     return info
 
 
@@ -308,28 +284,16 @@ _MAKERS = {'cityscapes': make_cityscapes, 'voc': make_voc,
            'ade20k': make_ade20k}
 
 
-def _read_manifest(root):
-    try:
-        data = json.loads((root / MANIFEST_NAME).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def ensure_demo_data(layout='cityscapes', out_dir=None, num_train=None,
                      num_val=None, size=None, seed=0, force=False):
     """Build a dataset atomically unless an identical one is already there.
 
     Built in a hidden sibling folder and renamed into place when complete,
     so an interrupted run leaves nothing (or the previous dataset). A
-    non-empty ``out_dir`` not made by this generator is refused, even with
-    ``force``. ``None`` arguments take the layout's :data:`DEFAULTS`.
-
-    Returns:
-        dict: the manifest plus ``root`` and ``created`` (False if reused).
-
-    Raises:
-        DemoDataError: invalid parameters or an unsafe ``out_dir``.
+    non-empty ``out_dir`` not made by this generator is refused
+    (:class:`DemoDataError`, as are bad parameters), even with ``force``.
+    ``None`` arguments take :data:`DEFAULTS`. Returns the manifest plus
+    ``root`` and ``created`` (False if an identical dataset was reused).
     """
     if layout not in LAYOUTS:
         raise DemoDataError(f'layout must be one of {LAYOUTS}, got '
@@ -343,12 +307,15 @@ def ensure_demo_data(layout='cityscapes', out_dir=None, num_train=None,
     if target.exists() or target.is_symlink():
         if not target.is_dir():
             raise DemoDataError(f'{target} exists and is not a directory')
-        old = _read_manifest(target)
-        if old is None and any(target.iterdir()):
+        try:
+            old = json.loads((target / MANIFEST_NAME).read_text())
+        except (OSError, ValueError):
+            old = None
+        if not isinstance(old, dict) and any(target.iterdir()):
             raise DemoDataError(
                 f'{target} is a non-empty folder not made by this generator; '
                 'refusing to replace it (remove it or choose another --out)')
-        if old is not None and not force and all(
+        if isinstance(old, dict) and not force and all(
                 old.get(k) == v for k, v in key.items()):
             return dict(old, root=str(target), created=False)
     target.parent.mkdir(parents=True, exist_ok=True)
