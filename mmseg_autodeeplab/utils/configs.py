@@ -1,16 +1,39 @@
-"""Where this project's config files are: the repo or the installed package."""
+"""Where this project's files are: the CWD, the repo or the installed package.
+
+One resolver for the relative paths configs hold (``_base_`` configs,
+``configs/genotypes/*.json``), so a shipped config works from a checkout, from
+any working directory and after ``pip install``.
+"""
+import os
 import os.path as osp
+
+_PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def project_search_dirs():
+    """Folders a relative project path is resolved against, in order.
+
+    1. the current working directory;
+    2. the repository root (the folder holding the ``mmseg_autodeeplab``
+       package: a git checkout or an editable install);
+    3. ``mmseg_autodeeplab/.mim`` (configs shipped inside a wheel).
+    """
+    return [os.getcwd(), osp.dirname(_PACKAGE), osp.join(_PACKAGE, '.mim')]
+
+
+def find_project_file(path):
+    """``(found, candidates)``: the first existing file among the candidates
+    for ``path`` (itself if absolute, else joined to each of
+    :func:`project_search_dirs`), or None."""
+    path = osp.expanduser(os.fspath(path))
+    candidates = [path] if osp.isabs(path) else [
+        osp.join(d, path) for d in project_search_dirs()]
+    found = next((c for c in candidates if osp.isfile(c)), None)
+    return found, candidates
 
 
 def find_project_config(rel):
-    """Absolute path of ``configs/<rel>``, or None if it is nowhere.
-
-    Looked up in the repository checkout (``<repo>/configs``) first, then in
-    the copy an install puts inside the package (``mmseg_autodeeplab/.mim``).
-    """
-    pkg = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    for root in (osp.join(osp.dirname(pkg), 'configs'),
-                 osp.join(pkg, '.mim', 'configs')):
-        if osp.isfile(osp.join(root, rel)):
-            return osp.join(root, rel)
-    return None
+    """Absolute path of ``configs/<rel>`` (see :func:`find_project_file`),
+    or None if it is nowhere."""
+    found, _ = find_project_file(osp.join('configs', rel))
+    return found and osp.abspath(found)

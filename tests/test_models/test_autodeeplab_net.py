@@ -76,7 +76,7 @@ def test_paper_net_forward_backward_small_f(size, f):
 def test_tf_sizes_for_769():
     # TF: 769 -> 385 -> 193 (/4) -> 97 (/8) -> 49 -> 25
     assert [_level_size(769, j) for j in range(4)] == [193, 97, 49, 25]
-    from mmseg_autodeeplab.models.backbones.autodeeplab_net import \
+    from mmseg_autodeeplab.models.backbones.autodeeplab_supernet import \
         level_sizes
     assert level_sizes(193, 193, 4)[1:] == [(97, 97), (49, 49), (25, 25)]
     # upsampling (d - 1) * 2 + 1 lands on the canonical size for odd sizes

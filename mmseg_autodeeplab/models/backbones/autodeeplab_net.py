@@ -45,47 +45,30 @@ import os.path as osp
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ...search_space import Genotype, GenotypeError, build_op
-from ...search_space.primitives import ReLUConvBN
+from ...search_space.primitives import ReLUConvBN, build_norm
+from ...utils.configs import find_project_file
 from .autodeeplab_supernet import level_sizes
 
-#: The operator that TF calls 'none' (identity / strided 1×1): never dropped.
+#: Drop path never drops a skip connection (identity, or a strided 1×1 when
+#: the cell goes coarser), as TF's NAS cells.
 _NO_DROP_OPS = ('skip_connect', )
 
-_PACKAGE_DIR = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def genotype_search_dirs():
-    """Folders a relative genotype path is resolved against, in order.
-
-    1. the current working directory;
-    2. the repository root (the folder holding the ``mmseg_autodeeplab``
-       package: a git checkout or an editable install);
-    3. ``mmseg_autodeeplab/.mim`` (configs shipped inside a wheel).
-    """
-    return [os.getcwd(), osp.dirname(_PACKAGE_DIR),
-            osp.join(_PACKAGE_DIR, '.mim')]
-
-
 def resolve_genotype_path(path):
-    """Find a genotype file; a relative path is tried in every search dir.
+    """Find a genotype file; a relative path is tried against the CWD, the
+    repo root and the package's shipped configs
+    (:func:`~mmseg_autodeeplab.utils.configs.project_search_dirs`).
 
     Raises:
         GenotypeError: naming the file and the folders that were searched.
     """
-    path = osp.expanduser(os.fspath(path))
-    if osp.isabs(path):
-        candidates = [path]
-    else:
-        candidates = [osp.join(d, path) for d in genotype_search_dirs()]
-    for candidate in candidates:
-        if osp.isfile(candidate):
-            return candidate
-    where = '' if osp.isabs(path) else ' (looked in: ' + ', '.join(
+    found, candidates = find_project_file(path)
+    if found:
+        return found
+    where = '' if len(candidates) == 1 else ' (looked in: ' + ', '.join(
         dict.fromkeys(osp.dirname(c) or '.' for c in candidates)) + ')'
     raise GenotypeError(f'{path}: genotype file not found{where}')
 
@@ -202,11 +185,11 @@ class AutoDeepLabStem(nn.Module):
         super().__init__()
         c0, c1, c2 = stem_channels
         self.conv0 = nn.Conv2d(in_channels, c0, 3, 2, 1, bias=False)
-        self.bn0 = build_norm_layer(norm_cfg, c0)[1]
+        self.bn0 = build_norm(norm_cfg, c0)
         self.conv1 = nn.Conv2d(c0, c1, 3, 1, 1, bias=False)
-        self.bn1 = build_norm_layer(norm_cfg, c1)[1]
+        self.bn1 = build_norm(norm_cfg, c1)
         self.conv2 = nn.Conv2d(c1, c2, 3, 2, 1, bias=False)
-        self.bn2 = build_norm_layer(norm_cfg, c2)[1]
+        self.bn2 = build_norm(norm_cfg, c2)
 
     def forward(self, x):
         x = F.relu(self.bn0(self.conv0(x)))
@@ -222,7 +205,7 @@ class AutoDeepLabNet(BaseModule):
     Args:
         genotype (str | dict | Genotype): a genotype JSON file (a relative
             path is tried against the CWD, the repo root and the package's
-            shipped ``.mim`` folder, see :func:`genotype_search_dirs`), the
+            shipped ``.mim`` folder, see :func:`resolve_genotype_path`), the
             file's content inline as a dict, or a :class:`Genotype`. Always
             validated; there is no default architecture.
         filter_multiplier (int): F; a level-``j`` cell has ``F * 2**j``
@@ -389,5 +372,4 @@ class AutoDeepLabNet(BaseModule):
 
 
 __all__ = ['AutoDeepLabNet', 'AutoDeepLabCell', 'AutoDeepLabStem',
-           'load_genotype', 'resolve_genotype_path', 'genotype_search_dirs',
-           'drop_path', 'level_sizes']
+           'load_genotype', 'resolve_genotype_path', 'drop_path']
