@@ -229,3 +229,27 @@ def test_one_real_retrain_through_the_runner(tmp_path, tiny_cityscapes):
     assert svr.model_macs(cfg) > 0
     miou = svr.run_retrain(cfg)
     assert 0.0 <= miou <= 100.0
+
+
+def test_search_summary_entropy_ratios_and_stability():
+    from mmseg_autodeeplab.apis.search_summary import (entropy_ratios,
+                                                       summarize)
+    import torch
+
+    from mmseg_autodeeplab.search_space import normalize_betas
+    uniform_beta = normalize_betas(torch.zeros(4, 4, 3)).tolist()
+    entry = dict(alpha=[[1 / 8] * 8] * 20, beta=uniform_beta)
+    assert entropy_ratios(entry) == pytest.approx((1.0, 1.0))
+    peaked = torch.full((4, 4, 3), -20.0)
+    peaked[..., 1] = 0.0  # always stay: zero entropy on every built node
+    alpha = [[0.93] + [0.01] * 7] * 20
+    entry = dict(alpha=alpha, beta=normalize_betas(peaked).tolist())
+    a, b = entropy_ratios(entry)
+    h = -(0.93 * math.log(0.93) + 7 * 0.01 * math.log(0.01))
+    assert a == pytest.approx(h / math.log(8)) and b < 1e-6
+    g = lambda k: dict(cell=k)  # noqa: E731
+    history = [dict(entry, genotype=g(k), epoch=e, mIoU=1.0)
+               for e, k in enumerate('abbb')]
+    s = summarize(history)
+    assert (s['same_genotype_validations'], s['validations']) == (3, 4)
+    assert s['path'] == [0, 0, 0, 0]
