@@ -134,6 +134,99 @@ def count_macs(module, x):
         return int(analyzer.total())
 
 
+def _ceil_to(n, multiple):
+    return -(-n // multiple) * multiple
+
+
+def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
+    """Multiply-adds as TF's DeepLab graph at eval would be counted.
+
+    The paper's Table 2 figures are reproduced by this convention (see the
+    README): one forward of ``1x3xHxW`` at TF's eval size, with
+
+    * convs: ``out_h * out_w * C_out * C_in / groups * k_h * k_w``; a
+      stride-1 dilated conv (rate ``r``) counted as TF runs it, in
+      SpaceToBatch form, its output sides rounded up to multiples of ``r``;
+    * ASPP image pooling as TF's with a training crop size: an average pool
+      of the crop's window (``(crop - 1) // stride + 1``, VALID) instead of a
+      global one, so the pool and the following 1×1 conv run on a
+      ``(h - p + 1) x (w - p + 1)`` map (33×161 at 1025×2049);
+    * non-conv ops at half weight (TF's profiler counts one FLOP per
+      element, a conv two per multiply-add): the adds that sum a cell's
+      block inputs, bias adds, pools (kernel area per output) and the final
+      argmax over the classes at full resolution.
+
+    Args:
+        segmentor (nn.Module): an ``EncoderDecoder`` whose decode head has
+            ``num_classes``.
+        size (tuple[int]): input ``(H, W)``.
+        crop (tuple[int]): training crop of TF's image pooling.
+
+    Returns:
+        dict: ``conv``, ``elementwise`` (ops, full weight) and ``total``
+        (``conv + elementwise / 2``) multiply-adds.
+    """
+    from .models.backbones.autodeeplab_net import AutoDeepLabCell
+    h_in, w_in = size
+    counts = dict(conv=0, elementwise=0)
+    # id(global-pool output) -> (the output, kept alive so that its id is
+    # not reused, and TF's pooled map (h, w)), until its conv consumes it
+    pooled = {}
+
+    def conv_hook(module, inputs, output):
+        _, c_out, h, w = output.shape
+        if id(inputs[0]) in pooled:
+            h, w = pooled.pop(id(inputs[0]))[1]
+        r = module.dilation[0]
+        if r > 1 and module.stride == (1, 1):
+            h, w = _ceil_to(h, r), _ceil_to(w, r)
+        k = module.kernel_size[0] * module.kernel_size[1]
+        counts['conv'] += h * w * c_out * module.in_channels // \
+            module.groups * k
+        if module.bias is not None:
+            counts['elementwise'] += h * w * c_out
+
+    def global_pool_hook(module, inputs, output):
+        _, c, h, w = inputs[0].shape
+        stride = round((h_in - 1) / (h - 1))
+        ph, pw = ((s - 1) // stride + 1 for s in crop)
+        oh, ow = max(h - ph + 1, 1), max(w - pw + 1, 1)
+        pooled[id(output)] = (output, (oh, ow))
+        counts['elementwise'] += oh * ow * c * min(ph, h) * min(pw, w)
+
+    def pool_hook(module, inputs, output):
+        k = module.kernel_size
+        k = k * k if isinstance(k, int) else k[0] * k[1]
+        counts['elementwise'] += output.numel() * k
+
+    def cell_hook(module, inputs, output):
+        # each block sums its inputs: (inputs - 1) adds per block element
+        per_block = len(module.ops) // module.num_blocks
+        counts['elementwise'] += (per_block - 1) * output.numel()
+
+    hooks = []
+    for m in segmentor.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.AdaptiveAvgPool2d):
+            hooks.append(m.register_forward_hook(global_pool_hook))
+        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+            hooks.append(m.register_forward_hook(pool_hook))
+        elif isinstance(m, AutoDeepLabCell):
+            hooks.append(m.register_forward_hook(cell_hook))
+    try:
+        with torch.no_grad():
+            segmentor._forward(torch.zeros(1, 3, h_in, w_in))
+    finally:
+        for h in hooks:
+            h.remove()
+    # argmax over the classes of the logits resized to the input
+    counts['elementwise'] += (segmentor.decode_head.num_classes - 1) * \
+        h_in * w_in
+    counts['total'] = counts['conv'] + counts['elementwise'] / 2
+    return counts
+
+
 def load_avg():
     """1-minute load average (other processes skew timings), or None."""
     try:
@@ -178,4 +271,4 @@ def machine_line(info):
 
 __all__ = ['OneLineParser', 'parse_hw', 'hw_type', 'config_path',
            'load_config', 'build_segmentor', 'SegmentorLogits', 'count_macs',
-           'load_avg', 'machine_info', 'machine_line']
+           'tf_multiply_adds', 'load_avg', 'machine_info', 'machine_line']

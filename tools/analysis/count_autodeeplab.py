@@ -1,19 +1,27 @@
 """Parameters and multiply-adds of Auto-DeepLab-S/M/L vs the paper (Table 2).
 
 Usage: python tools/analysis/count_autodeeplab.py [--models s m l]
-       [--size 1024x2048] [--num-classes 19] [--out JSON] [--no-macs]
+       [--convention mmengine|tf] [--size HxW] [--num-classes 19]
+       [--out JSON] [--json PATH] [--no-macs]
 
 Builds each model from its config in configs/autodeeplab/ (BN instead of
-SyncBN, which changes no count), counts parameters, and measures
-multiply-adds with ``mmengine.analysis.get_model_complexity_info`` on one
-``1x3xHxW`` input (backbone + decode head up to the logits; the final
-upsampling to the input size is not part of the network's compute). Prints a
-Markdown table and writes the numbers as JSON (atomically).
+SyncBN, which changes no count), counts parameters and the multiply-adds of
+one ``1x3xHxW`` forward (backbone + decode head up to the logits), and
+prints a Markdown table against Table 2.
 
-mmengine's counter (fvcore rules) counts a conv's multiply-adds plus one op per
-element for each BN and four per output element of a bilinear resize; the
-table also gives the conv-only multiply-adds (from forward hooks on every
-``nn.Conv2d``) so the two can be told apart.
+Conventions (``--convention``):
+
+* ``mmengine`` (default): ``mmengine.analysis`` (fvcore rules: a conv's
+  multiply-adds plus one op per element for each BN and four per output
+  element of a bilinear resize) at 1024x2048; the table also gives the
+  conv-only count (forward hooks on every ``nn.Conv2d``);
+* ``tf``: how TF's DeepLab graph is counted, which reproduces Table 2
+  (:func:`mmseg_autodeeplab.analysis.tf_multiply_adds`): TF's eval size
+  1025x2049, dilated convs in SpaceToBatch form, ASPP image pooling over
+  the 769x769 training-crop window, non-conv ops at half weight.
+
+``--out`` writes every row (atomically); ``--json PATH`` writes
+``{"Auto-DeepLab-S": {"params": N, "macs": N}, ...}``.
 """
 import os.path as osp
 import sys
@@ -31,6 +39,8 @@ PAPER = {
 }
 CONFIG = ('autodeeplab/autodeeplab-{}_paper-genotype_8xb2-1.5m_'
           'cityscapes-769x769.py')
+#: the input size each convention stands for Table 2's "1024x2048"
+PAPER_SIZE = dict(mmengine=(1024, 2048), tf=(1025, 2049))
 
 
 def parse_args(argv=None):
@@ -38,15 +48,24 @@ def parse_args(argv=None):
     parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument('--models', nargs='+', default=['s', 'm', 'l'],
                         choices=sorted(PAPER))
-    parser.add_argument('--size', type=hw_type(1), default=(1024, 2048),
-                        help='input HxW for multiply-adds (default '
-                        '1024x2048)')
+    parser.add_argument('--convention', choices=sorted(PAPER_SIZE),
+                        default='mmengine', help='how multiply-adds are '
+                        'counted (default mmengine; tf reproduces Table 2)')
+    parser.add_argument('--size', type=hw_type(1), default=None,
+                        help='input HxW (default 1024x2048, with --convention '
+                        'tf 1025x2049)')
     parser.add_argument('--num-classes', type=int, default=19)
     parser.add_argument('--out', default='work_dirs/autodeeplab_counts.json',
-                        help='JSON output')
+                        help='JSON output, every row')
+    parser.add_argument('--json', default=None, metavar='PATH',
+                        help='also write {"Auto-DeepLab-S": {"params": N, '
+                        '"macs": N}, ...}')
     parser.add_argument('--no-macs', action='store_true',
                         help='count parameters only (fast)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.size is None:
+        args.size = PAPER_SIZE[args.convention]
+    return args
 
 
 def build_model(name, num_classes=19):
@@ -86,8 +105,55 @@ def measure_macs(model, size):
     return macs, conv_macs[0]
 
 
-def _fmt(value, unit):
-    return f'{value / unit:.2f}'
+def count_row(name, args):
+    """One model's counts (and ratios to Table 2 at its size)."""
+    from mmseg_autodeeplab.analysis import tf_multiply_adds
+    paper = PAPER[name]
+    model = build_model(name, args.num_classes)
+    row = dict(model=f'Auto-DeepLab-{name.upper()}', F=paper['F'],
+               params=count_params(model), paper_params=paper['params'],
+               size=list(args.size), num_classes=args.num_classes,
+               convention=args.convention)
+    row['params_ratio'] = row['params'] / paper['params']
+    if args.no_macs:
+        return row
+    t0 = time.time()
+    if args.convention == 'tf':
+        counts = tf_multiply_adds(model, args.size)
+        row['macs'], row['conv_macs'] = int(counts['total']), counts['conv']
+        row['elementwise_ops'] = counts['elementwise']
+    else:
+        row['macs'], row['conv_macs'] = measure_macs(model, args.size)
+    row['macs_seconds'] = round(time.time() - t0, 1)
+    # the paper's multi-adds are for its size only
+    at_paper_size = tuple(args.size) == PAPER_SIZE[args.convention]
+    row['paper_macs'] = paper['macs'] if at_paper_size else None
+    for key in ('macs', 'conv_macs'):
+        row[f'{key}_ratio'] = row[key] / paper['macs'] \
+            if at_paper_size else None
+    return row
+
+
+def render_table(rows, args):
+    h, w = args.size
+    header = ['model', 'F', 'params (M)', 'paper (M)', 'ratio']
+    if not args.no_macs:
+        header += [f'MACs ({args.convention}) @{h}x{w} (G)', 'conv-only (G)',
+                   'paper (G)', 'ratio', 'conv-only ratio']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for r in rows:
+        cells = [r['model'], str(r['F']), f'{r["params"] / 1e6:.2f}',
+                 f'{r["paper_params"] / 1e6:.2f}', f'{r["params_ratio"]:.4f}']
+        if not args.no_macs:
+            cells += [f'{r["macs"] / 1e9:.2f}', f'{r["conv_macs"] / 1e9:.2f}']
+            if r['paper_macs'] is None:
+                cells += ['n/a (paper size only)', '-', '-']
+            else:
+                cells += [f'{r["paper_macs"] / 1e9:.2f}',
+                          f'{r["macs_ratio"]:.4f}',
+                          f'{r["conv_macs_ratio"]:.4f}']
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
 
 
 def main(argv=None):
@@ -95,47 +161,17 @@ def main(argv=None):
     from mmseg_autodeeplab.utils import atomic_write_json
     rows = []
     for name in args.models:
-        paper = PAPER[name]
-        model = build_model(name, args.num_classes)
-        row = dict(model=f'Auto-DeepLab-{name.upper()}', F=paper['F'],
-                   params=count_params(model), paper_params=paper['params'],
-                   size=list(args.size), num_classes=args.num_classes)
-        row['params_ratio'] = row['params'] / paper['params']
-        if not args.no_macs:
-            t0 = time.time()
-            row['macs'], row['conv_macs'] = measure_macs(model, args.size)
-            row['macs_seconds'] = round(time.time() - t0, 1)
-            # the paper's multi-adds are for 1024x2048 only
-            at_paper_size = tuple(args.size) == (1024, 2048)
-            row['paper_macs'] = paper['macs'] if at_paper_size else None
-            row['macs_ratio'] = row['macs'] / paper['macs'] \
-                if at_paper_size else None
-            row['conv_macs_ratio'] = row['conv_macs'] / paper['macs'] \
-                if at_paper_size else None
-        rows.append(row)
-        print(f'{row["model"]}: done', file=sys.stderr)
-    h, w = args.size
-    header = ['model', 'F', 'params (M)', 'paper (M)', 'ratio']
-    if not args.no_macs:
-        header += [f'MACs @{h}x{w} (G)', 'conv-only (G)', 'paper (G)',
-                   'ratio', 'conv-only ratio']
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '---|' * len(header)]
-    for r in rows:
-        cells = [r['model'], str(r['F']), _fmt(r['params'], 1e6),
-                 _fmt(r['paper_params'], 1e6), f'{r["params_ratio"]:.4f}']
-        if not args.no_macs:
-            cells += [_fmt(r['macs'], 1e9), _fmt(r['conv_macs'], 1e9)]
-            if r['paper_macs'] is None:
-                cells += ['n/a (1024x2048 only)', '-', '-']
-            else:
-                cells += [_fmt(r['paper_macs'], 1e9),
-                          f'{r["macs_ratio"]:.3f}',
-                          f'{r["conv_macs_ratio"]:.3f}']
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    print('\n'.join(lines))
+        rows.append(count_row(name, args))
+        print(f'{rows[-1]["model"]}: done', file=sys.stderr)
+    print(render_table(rows, args))
     atomic_write_json(args.out, rows)
-    print(f'written {args.out}', file=sys.stderr)
+    written = [args.out]
+    if args.json:
+        atomic_write_json(args.json, {
+            r['model']: dict(params=r['params'], macs=r.get('macs'))
+            for r in rows})
+        written.append(args.json)
+    print(f'written {" and ".join(written)}', file=sys.stderr)
     return 0
 
 
