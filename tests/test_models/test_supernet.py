@@ -23,16 +23,6 @@ B, F = 5, 2
 CH = [B * F * 2**j for j in range(4)]  # 10, 20, 40, 80
 
 
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threading only adds synchronisation, and on a
-    # busy 2-core machine spinning worker threads slow the tests 10-20x
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _reachable(layer, level):
     """Layer ``layer`` (0-based) can be at most at level ``layer + 1``."""
     return 0 <= level <= min(layer + 1, 3)
@@ -309,14 +299,8 @@ NUM_CLASSES = 19
 def _model_cfg():
     return dict(
         type='EncoderDecoder',
-        data_preprocessor=dict(
-            type='SegDataPreProcessor',
-            mean=[123.675, 116.28, 103.53],
-            std=[58.395, 57.12, 57.375],
-            bgr_to_rgb=True,
-            pad_val=0,
-            seg_pad_val=255,
-            size=(97, 75)),  # training batches are padded to this size
+        # training batches are padded to this size
+        data_preprocessor=dict(type='SegDataPreProcessor', size=(97, 75)),
         backbone=dict(type='AutoDeepLabSupernet', num_layers=3,
                       filter_multiplier=F),
         neck=dict(type='AutoDeepLabSearchASPP', in_channels=CH),

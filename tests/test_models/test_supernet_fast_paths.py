@@ -15,14 +15,6 @@ from mmseg_autodeeplab.models import AutoDeepLabSupernet
 from mmseg_autodeeplab.models.utils import stacked_batch_norm
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pair(**fast):
     torch.manual_seed(0)
     ref = AutoDeepLabSupernet(

@@ -9,18 +9,12 @@
 # The genotype path is resolved against the CWD, then the repo root, then the
 # package's shipped configs (mmseg_autodeeplab/.mim), so this relative path
 # works from a checkout and after `pip install`.
+_base_ = './autodeeplab_preprocessor.py'
 custom_imports = dict(imports=['mmseg_autodeeplab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255)
 model = dict(
     type='EncoderDecoder',
-    data_preprocessor=data_preprocessor,
+    data_preprocessor={{_base_.data_preprocessor}},
     backbone=dict(
         type='AutoDeepLabNet',
         genotype='configs/genotypes/autodeeplab_paper.json',

@@ -1,17 +1,11 @@
 # Auto-DeepLab search supernet: L=12 layers, B=5 blocks, F=8 (spec 1-2).
 # The neck/head channel lists follow B*F*s/4; tools/search.py re-derives them
 # from the backbone when F/B/L are overridden with --cfg-options.
+_base_ = './autodeeplab_preprocessor.py'
 norm_cfg = dict(type='BN', requires_grad=True)
-data_preprocessor = dict(
-    type='SegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53],
-    std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True,
-    pad_val=0,
-    seg_pad_val=255)
 model = dict(
     type='EncoderDecoder',
-    data_preprocessor=data_preprocessor,
+    data_preprocessor={{_base_.data_preprocessor}},
     backbone=dict(
         type='AutoDeepLabSupernet',
         num_layers=12,
