@@ -207,6 +207,10 @@ class AutoDeepLabSupernet(BaseModule):
     applied to each neighbouring level of layer ``l - 1`` (resampled to level
     ``j`` on its edge: stride-2 conv going coarser, bilinear + 1×1 conv going
     finer), with the same-level state of layer ``l - 2`` as second input.
+    Where level ``j`` did not exist at layer ``l - 2`` (the paper leaves this
+    open), the second input is the coarsest level that did (the stem for
+    layers 0 and 1), bilinearly resized; the cell's 1×1 ``preprocess0``
+    projects its channels.
 
     Args:
         num_layers (int): L, cells after the stem. Default 12.
