@@ -41,6 +41,24 @@ def parse_hw(text, minimum=1):
     return h, w
 
 
+def int_at_least(minimum):
+    """An ``argparse`` type for integers ``>= minimum`` (one-line error)."""
+    what = {0: 'a non-negative integer', 1: 'a positive integer'}.get(
+        minimum, f'an integer >= {minimum}')
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f'expected {what}, got {text!r}')
+        return value
+
+    return parse
+
+
 def hw_type(minimum):
     """An ``argparse`` type for ``HxW`` sizes of at least ``minimum``."""
     return lambda text: parse_hw(text, minimum)
@@ -269,6 +287,7 @@ def machine_line(info):
             f'mmengine {info["mmengine"]}, mmseg {info["mmseg"]}')
 
 
-__all__ = ['OneLineParser', 'parse_hw', 'hw_type', 'config_path',
+__all__ = ['OneLineParser', 'parse_hw', 'hw_type', 'int_at_least',
+           'config_path',
            'load_config', 'build_segmentor', 'SegmentorLogits', 'count_macs',
            'tf_multiply_adds', 'load_avg', 'machine_info', 'machine_line']

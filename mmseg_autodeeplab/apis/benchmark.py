@@ -23,7 +23,6 @@ Ratios are given against ``--reference`` (DeepLabV3+ R-101-D8 by default).
 Results are written as Markdown and JSON (atomically, after every model, so
 an interrupted run keeps what it measured).
 """
-import argparse
 import os
 import os.path as osp
 import statistics
@@ -31,8 +30,8 @@ import sys
 import time
 
 from ..analysis import (OneLineParser, SegmentorLogits, build_segmentor,
-                        config_path, count_macs, hw_type, load_avg,
-                        load_config, machine_info, machine_line)
+                        config_path, count_macs, hw_type, int_at_least,
+                        load_avg, load_config, machine_info, machine_line)
 from ..utils import exit_with_error
 
 #: name -> (label, config). ``mmseg::`` configs come from mmseg's package.
@@ -194,28 +193,6 @@ def render_markdown(result):
 
 # --------------------------------------------------------------------------
 # command line
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(
-            f'expected a positive integer, got {text!r}')
-    return value
-
-
-def _non_negative(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(
-            f'expected a non-negative integer, got {text!r}')
-    return value
-
-
 def parse_args(argv=None):
     parser = OneLineParser(
         description='Parameters, multiply-adds and latency of Auto-DeepLab '
@@ -227,9 +204,9 @@ def parse_args(argv=None):
                         help='input HxW (default 1024x2048)')
     parser.add_argument('--device', default='cpu',
                         help='cpu, cuda or cuda:N (default cpu)')
-    parser.add_argument('--repeat', type=_positive, default=10,
+    parser.add_argument('--repeat', type=int_at_least(1), default=10,
                         help='timed runs per model (default 10)')
-    parser.add_argument('--warmup', type=_non_negative, default=2,
+    parser.add_argument('--warmup', type=int_at_least(0), default=2,
                         help='untimed runs before timing (default 2)')
     parser.add_argument('--no-latency', action='store_true',
                         help='count parameters and MACs only')
@@ -238,11 +215,11 @@ def parse_args(argv=None):
     parser.add_argument('--reference', default=REFERENCE,
                         help=f'model the ratios refer to (default '
                         f'{REFERENCE})')
-    parser.add_argument('--num-classes', type=_positive, default=19)
-    parser.add_argument('--filter-multiplier', '-F', type=_positive,
+    parser.add_argument('--num-classes', type=int_at_least(1), default=19)
+    parser.add_argument('--filter-multiplier', '-F', type=int_at_least(1),
                         default=None, help='override F of the Auto-DeepLab '
                         'models (e.g. for a quick smoke run)')
-    parser.add_argument('--threads', type=_positive, default=None,
+    parser.add_argument('--threads', type=int_at_least(1), default=None,
                         help='torch CPU threads (default: torch\'s choice)')
     parser.add_argument('--out', default='work_dirs/benchmark',
                         help='folder for benchmark.json and benchmark.md')

@@ -34,8 +34,8 @@ import sys
 import time
 
 from ..analysis import (OneLineParser, SegmentorLogits, build_segmentor,
-                        count_macs, hw_type, load_config, machine_info,
-                        machine_line)
+                        count_macs, hw_type, int_at_least, load_config,
+                        machine_info, machine_line)
 from ..utils import exit_with_error
 
 VARIANTS = {
@@ -60,8 +60,8 @@ def parse_args(argv=None):
     p.add_argument('--crop', type=hw_type(1), default=(321, 321),
                    help='HxW of the batch (default 321x321)')
     p.add_argument('--batch', type=int, default=2)
-    p.add_argument('--filter-multiplier', type=int, default=None)
-    p.add_argument('--num-layers', type=int, default=None)
+    p.add_argument('--filter-multiplier', type=int_at_least(1), default=None)
+    p.add_argument('--num-layers', type=int_at_least(1), default=None)
     p.add_argument('--variants', nargs='+', default=['per-edge', 'fused'],
                    choices=sorted(VARIANTS))
     p.add_argument('--baseline', metavar='DIR', default=None,
@@ -70,8 +70,8 @@ def parse_args(argv=None):
                    'read from DIR too), run just before this one')
     p.add_argument('--device', default='auto', choices=['auto', 'cpu',
                                                         'cuda'])
-    p.add_argument('--warmup', type=int, default=1)
-    p.add_argument('--repeat', type=int, default=3)
+    p.add_argument('--warmup', type=int_at_least(0), default=1)
+    p.add_argument('--repeat', type=int_at_least(1), default=3)
     p.add_argument('--no-macs', action='store_true',
                    help='skip the multiply-add count (slow at large crops)')
     p.add_argument('--out', default='work_dirs/benchmark_search',

@@ -18,7 +18,8 @@ from collections import OrderedDict
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
 
-#: Operator names in the order of the last axis of α (shape ``(E, 8)``, E = 20 edges for B = 5).
+#: Operator names in the order of the last axis of α (shape ``(E, 8)``,
+#: E = 20 edges for B = 5).
 PRIMITIVES = (
     'none',
     'max_pool_3x3',

@@ -10,7 +10,8 @@
 # package's shipped configs (mmseg_autodeeplab/.mim), so this relative path
 # works from a checkout and after `pip install`.
 _base_ = './autodeeplab_preprocessor.py'
-custom_imports = dict(imports=['mmseg_autodeeplab'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['mmseg_autodeeplab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     type='EncoderDecoder',

@@ -6,8 +6,8 @@ Shape vocabulary (input ``(N, 3, H, W)``):
   is ``ceil`` of the previous level's (``h_0 = ceil(ceil(H/2)/2)``);
 * a node at level ``j`` outputs ``B * F * 2**j`` channels (``B`` blocks of
   ``F * 2**j`` channels each; ``B*F*s/4`` in the paper's notation);
-* α: ``(E, P)`` with ``E = 2 + 3 + ... + (B + 1)`` (20 for B = 5) edges and ``P``
-  operators (8), SHARED by every cell;
+* α: ``(E, P)`` with ``E = 2 + 3 + ... + (B + 1)`` (20 for B = 5) edges and
+  ``P`` operators (8), SHARED by every cell;
 * β: ``(L, 4, 3)`` raw logits; ``beta[l, s, d]`` weights the move from level
   ``s`` at layer ``l - 1`` (layer -1 is the stem) to level ``s + d - 1``.
 """
@@ -85,7 +85,7 @@ def _beta_weighted_concat(blocks, betas):
 
 
 class SearchCell(nn.Module):
-    """One cell of the supernet: B blocks over 2 + 3 + ... + (B + 1) mixed edges.
+    """One supernet cell: B blocks over 2 + 3 + ... + (B + 1) mixed edges.
 
     The cell of node ``(l, j)`` is applied to each of its ``k`` (1-3)
     incoming H(l-1) inputs with the same H(l-2). Two implementations of the
