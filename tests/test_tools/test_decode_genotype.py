@@ -1,6 +1,7 @@
 """tools/decode_genotype.py: search output -> genotype JSON + config."""
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -428,4 +429,60 @@ def test_search_on_own_data_then_decode_and_train(tmp_path, capsys):
                  '--data-root', root, '--smoke']) == 0
     _train_two_iters(out, tmp_path / 'work')
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
+    capsys.readouterr()
+
+
+@pytest.mark.slow
+def test_search_decode_mim_train_test_end_to_end(tiny_cityscapes, tiny_cfg,
+                                                 tmp_path, capsys):
+    """The README's path: search -> decode with --data-root and --smoke ->
+    mim train -> mim test -> mmseg's get_flops equivalent and inferencer;
+    a wrong checkpoint and a missing data root stop with one line."""
+    from mmengine.runner import Runner
+
+    from test_retrain_mim import _mim, parse_miou
+    work_dir = str(tmp_path / 'search')
+    Runner.from_cfg(tiny_cfg(tiny_cityscapes, work_dir)).train()
+    out = str(tmp_path / 'retrain' / 'adl.py')
+    assert main([work_dir, '-F', '2', '--data-root', tiny_cityscapes,
+                 '--smoke', '--out', out]) == 0
+    rc, log = _mim('train', 'mmsegmentation', out, '--work-dir',
+                   str(tmp_path / 'train'))
+    assert rc == 0, log[-3000:]
+    ckpt = str(tmp_path / 'train' / 'iter_2.pth')
+    assert osp.isfile(ckpt) and 0 <= parse_miou(log) <= 100
+    rc, log = _mim('test', 'mmsegmentation', out, '--checkpoint', ckpt,
+                   '--work-dir', str(tmp_path / 'test'))
+    assert rc == 0 and 0 <= parse_miou(log) <= 100, log[-3000:]
+    # mmseg's APIs on the result, in a process that never imports us
+    proc = subprocess.run(
+        [sys.executable, '-c', 'import sys\nfrom mmseg.apis import '
+         'MMSegInferencer\nr = MMSegInferencer(model=sys.argv[1], '
+         'weights=sys.argv[2], device="cpu")(sys.argv[3])\n'
+         'print("pred", r["predictions"].shape)', out, ckpt,
+         sorted(__import__('glob').glob(osp.join(
+             tiny_cityscapes, 'leftImg8bit', 'val', '*', '*.png')))[0]],
+        capture_output=True, text=True, cwd=str(tmp_path))
+    assert proc.returncode == 0 and 'pred (64, 128)' in proc.stdout, \
+        proc.stderr[-2000:]
+    # a checkpoint of another F: one line, no evaluation
+    other = str(tmp_path / 'retrain' / 'adl4.py')
+    assert main([work_dir, '-F', '4', '--data-root', tiny_cityscapes,
+                 '--smoke', '--out', other]) == 0
+    rc, log = _mim('test', 'mmsegmentation', other, '--checkpoint', ckpt,
+                   '--work-dir', str(tmp_path / 'test4'))
+    assert rc != 0 and 'mIoU:' not in log
+    assert re.search(r'^error: checkpoint \S+iter_2\.pth does not match',
+                     log, re.M), log[-2000:]
+    # a missing data root: one line before any work
+    missing = str(tmp_path / 'retrain' / 'missing.py')
+    assert main([work_dir, '-F', '2', '--data-root',
+                 str(tmp_path / 'nowhere'), '--smoke', '--out',
+                 missing]) == 0
+    rc, log = _mim('train', 'mmsegmentation', missing, '--work-dir',
+                   str(tmp_path / 'bad'))
+    assert rc != 0
+    assert re.search(r'^error: train_dataloader\.dataset \(CityscapesDataset'
+                     r'\): data_root \S+nowhere\S* does not exist', log,
+                     re.M), log[-2000:]
     capsys.readouterr()
