@@ -119,6 +119,31 @@ def load_segmentor(config, checkpoint=None, cfg_options=None):
     return model.eval(), cfg
 
 
+def to_onnx(module, x, path, output_name='logits', dynamic_axes=None):
+    """``torch.onnx.export`` as every export here does it.
+
+    TorchScript exporter (``dynamo=False``: the dynamo exporter needs
+    onnxscript and re-traces through torch.export), opset :data:`OPSET`,
+    constant folding, input ``input``.
+    """
+    with torch.no_grad():
+        torch.onnx.export(module, (x, ), path, input_names=['input'],
+                          output_names=[output_name],
+                          dynamic_axes=dynamic_axes, opset_version=OPSET,
+                          do_constant_folding=True, dynamo=False)
+
+
+def ort_session(path, threads=None):
+    """An onnxruntime CPU session (``threads``: intra-op threads)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options,
+                                providers=['CPUExecutionProvider'])
+
+
 def compare(reference, candidate, labels=False):
     """``(max abs difference, argmax agreement)`` of two outputs.
 
@@ -165,7 +190,6 @@ def export(model, out, shape, dynamic=False, output='logits', batch=1,
         ExportError: one line on any failure (nothing is left at ``out``).
     """
     import onnx
-    import onnxruntime as ort
     wrapper = SegmentorForExport(model, output).eval()
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 3, *shape, generator=gen)
@@ -189,14 +213,9 @@ def export(model, out, shape, dynamic=False, output='logits', batch=1,
                                suffix='.partial', dir=folder)
     os.close(fd)
     try:
-        with torch.no_grad():
-            torch.onnx.export(wrapper, (x, ), tmp, input_names=['input'],
-                              output_names=[out_name], dynamic_axes=axes,
-                              opset_version=OPSET, do_constant_folding=True,
-                              dynamo=False)
+        to_onnx(wrapper, x, tmp, out_name, axes)
         onnx.checker.check_model(tmp, full_check=True)
-        session = ort.InferenceSession(tmp,
-                                       providers=['CPUExecutionProvider'])
+        session = ort_session(tmp)
         sizes = [tuple(shape)]
         if dynamic:
             sizes.append(tuple(check_shape or odd_check_shape(shape)))
