@@ -184,7 +184,8 @@ def export(model, out, shape, dynamic=False, output='logits', batch=1,
 
     Returns:
         list[dict]: one record per checked size (``shape``, ``max_abs_diff``,
-        ``argmax_agreement``).
+        ``argmax_agreement``, ``max_abs_output``: the scale of PyTorch's
+        output, for reading the difference).
 
     Raises:
         ExportError: one line on any failure (nothing is left at ``out``).
@@ -231,7 +232,8 @@ def export(model, out, shape, dynamic=False, output='logits', batch=1,
                                   f'{size[1]}')
             diff, agree = compare(ref, got, labels=output == 'labels')
             records.append(dict(shape=size, max_abs_diff=diff,
-                                argmax_agreement=agree))
+                                argmax_agreement=agree,
+                                max_abs_output=float(abs(ref).max())))
             if (diff is not None and diff > atol) or agree < min_agreement:
                 raise ExportError(
                     f'onnxruntime disagrees with PyTorch at {size[0]}x'
@@ -325,6 +327,7 @@ def main(argv=None):
         diff = r['max_abs_diff']
         print(f'onnxruntime vs PyTorch at {r["shape"][0]}x{r["shape"][1]}: '
               f'max abs logit diff '
-              f'{"n/a" if diff is None else f"{diff:.2e}"}, '
-              f'argmax agreement {100 * r["argmax_agreement"]:.4f}%')
+              f'{"n/a" if diff is None else f"{diff:.2e}"} (outputs up to '
+              f'{r["max_abs_output"]:.3g}), argmax agreement '
+              f'{100 * r["argmax_agreement"]:.4f}%')
     return 0
