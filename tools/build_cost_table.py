@@ -1,0 +1,17 @@
+"""Multiply-adds lookup table of a retrain config for a budgeted search.
+
+Usage: python tools/build_cost_table.py CONFIG [--size HxW]
+       [--num-layers L] [--num-blocks B] [--verify N] --out PATH
+
+See mmseg_autodeeplab/apis/build_cost_table.py and the README's
+"Budgeted search".
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmseg_autodeeplab.apis.build_cost_table import main  # noqa: E402
+
+if __name__ == '__main__':
+    sys.exit(main())
