@@ -41,7 +41,11 @@ class GenotypeHook(Hook):
     ``genotypes/genotype_epoch_{E}.json`` (one per interval) and
     ``search_history.json`` (per interval: mIoU, α/β probabilities and
     entropies, genotype) for ``tools/plot_search.py``. A changed genotype is
-    logged in one line; entropies go to the visualizer as scalars.
+    logged in one line; entropies go to the visualizer as scalars. With a
+    cost table configured (``train_cfg.arch_cost``) the decoded genotype's
+    predicted cost and the expected cost under α/β are logged, go to the
+    visualizer and into the history entries and the genotype files (a
+    ``cost`` field, which :meth:`Genotype.load` ignores).
 
     Args:
         end_level (int, optional): force the decoded path's last level.
@@ -94,17 +98,39 @@ class GenotypeHook(Hook):
         return decode_genotype(net.alphas, net.betas, space,
                                end_level=self.end_level)
 
+    @staticmethod
+    def _cost(runner, net, genotype):
+        """Predicted/expected cost, or None without a cost table."""
+        model = getattr(runner.train_loop, 'arch_cost', None)
+        if model is None:
+            return None
+        with torch.no_grad():
+            expected = float(model.expected(net))
+        return dict(kind=model.kind, predicted=model.table.predicted(genotype),
+                    expected=expected, target=model.target,
+                    input_size=model.table.data.get('input_size'),
+                    table=model.table.source)
+
     def _record(self, runner, metrics):
         net = find_supernet(runner.model)
         genotype = self._genotype(runner)
         summary = arch_summary(net)
-        runner.visualizer.add_scalars(
-            {'search/alpha_entropy': summary['alpha_entropy'],
-             'search/beta_entropy': summary['beta_entropy'],
-             'search/genotype_changed': int(
-                 self._last is not None
-                 and self._last != genotype.to_dict())},
-            step=runner.iter)
+        summary['cost'] = self._cost(runner, net, genotype)
+        scalars = {'search/alpha_entropy': summary['alpha_entropy'],
+                   'search/beta_entropy': summary['beta_entropy'],
+                   'search/genotype_changed': int(
+                       self._last is not None
+                       and self._last != genotype.to_dict())}
+        if summary['cost'] is not None:
+            cost = summary['cost']
+            scalars['search/predicted_cost'] = cost['predicted']
+            scalars['search/expected_cost'] = cost['expected']
+            print_log(f'decoded genotype: predicted {cost["kind"]} '
+                      f'{cost["predicted"]:.6g} (target {cost["target"]:.6g}'
+                      f', ratio {cost["predicted"] / cost["target"]:.3f}); '
+                      f'expected under alpha/beta {cost["expected"]:.6g}',
+                      logger='current')
+        runner.visualizer.add_scalars(scalars, step=runner.iter)
         self._write(runner, genotype, summary, metrics)
 
     @master_only
@@ -120,9 +146,13 @@ class GenotypeHook(Hook):
     def _write_files(self, runner, genotype, summary, metrics):
         epoch = runner.iter // max(runner.train_loop.iters_per_epoch, 1)
         data = genotype.to_dict()
-        genotype.save(osp.join(runner.work_dir, 'genotype.json'))
-        genotype.save(osp.join(runner.work_dir, 'genotypes',
-                               f'genotype_epoch_{epoch}.json'))
+        for path in (osp.join(runner.work_dir, 'genotype.json'),
+                     osp.join(runner.work_dir, 'genotypes',
+                              f'genotype_epoch_{epoch}.json')):
+            if summary['cost'] is None:
+                genotype.save(path)
+            else:
+                atomic_write_json(path, dict(data, cost=summary['cost']))
         if data != self._last:
             cell = '; '.join(genotype.cell.describe())
             strides = '-'.join(str(s) for s in genotype.path_strides)
@@ -139,6 +169,8 @@ class GenotypeHook(Hook):
             mIoU=None if miou is None else float(miou),
             alpha_entropy=summary['alpha_entropy'],
             beta_entropy=summary['beta_entropy'], alpha=summary['alpha'],
-            beta=summary['beta'], genotype=data))
+            beta=summary['beta'], genotype=data,
+            **({} if summary['cost'] is None else dict(
+                cost=summary['cost']))))
         atomic_write_json(osp.join(runner.work_dir, 'search_history.json'),
                           self._history)

@@ -36,6 +36,7 @@ from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
+from ..arch_cost import ArchCost
 from .checked_loops import check_checkpoint_inputs
 from .search_state_hook import SearchLoopStateHook
 from .utils import find_supernet, unwrap_model
@@ -125,11 +126,17 @@ class AutoDeepLabSearchLoop(BaseLoop):
         weights_key (str): name of the weight optimizer in the
             ``OptimWrapperDict``.
         arch_key (str): name of the α/β optimizer.
+        arch_cost (dict, optional): a budget term in the α/β loss,
+            ``dict(kind='macs', target=..., weight=..., table=PATH,
+            penalty='hinge'|'log')`` (:class:`~..arch_cost.ArchCost`;
+            ``table`` from ``tools/build_cost_table.py``). None (default):
+            the paper's search, unchanged.
     """
 
     def __init__(self, runner, dataloader, max_epochs, arch_start_epoch=20,
                  val_begin=1, val_interval=1, arch_dataloader=None,
-                 val_at_start=False, weights_key='weights', arch_key='arch'):
+                 val_at_start=False, weights_key='weights', arch_key='arch',
+                 arch_cost=None):
         if not isinstance(max_epochs, int) or max_epochs <= 0:
             raise ValueError('train_cfg.max_epochs: expected a positive '
                              f'integer, got {max_epochs!r}')
@@ -176,6 +183,9 @@ class AutoDeepLabSearchLoop(BaseLoop):
         self._stop_signal = None  # set by SIGINT/SIGTERM, acted on per iter
         if hasattr(self.dataloader.dataset, 'metainfo'):
             runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
+        self.arch_cost = ArchCost.build(arch_cost)
+        if self.arch_cost is not None:
+            self.arch_cost.check_supernet(self.supernet)
         if not any(isinstance(h, SearchLoopStateHook) for h in runner.hooks):
             runner.register_hook(SearchLoopStateHook())
 
@@ -391,6 +401,13 @@ class AutoDeepLabSearchLoop(BaseLoop):
             data = model.data_preprocessor(data_batch, True)
             losses = model._run_forward(data, mode='loss')
         loss, log_vars = model.parse_losses(losses)
+        if self.arch_cost is not None:
+            cost = self.arch_cost.expected(self.supernet)
+            penalty = self.arch_cost.penalty(cost)
+            log_vars['cost'] = cost.detach()
+            log_vars['cost_penalty'] = penalty.detach()
+            if self.arch_cost.weight:
+                loss = loss + penalty.to(loss.dtype)
         grads = torch.autograd.grad(loss, params)
         world = get_world_size()
         for p, g in zip(params, grads):
