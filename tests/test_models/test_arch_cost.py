@@ -1,0 +1,214 @@
+"""The cost table against mmengine's counter, the expected cost's gradient
+and the ``arch_cost`` config checks (tiny sizes, CPU)."""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmseg_autodeeplab.analysis import count_macs, load_config
+from mmseg_autodeeplab.apis.build_cost_table import (build_table,
+                                                     count_network, main)
+from mmseg_autodeeplab.apis.search_vs_random import sample_genotype
+from mmseg_autodeeplab.arch_cost import (ArchCost, CostTable, expected_cost,
+                                         op_cost, spearman)
+from mmseg_autodeeplab.search_space import PRIMITIVES, SearchSpace, build_op
+from mmseg_autodeeplab.search_space.decode import normalize_betas
+
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+RETRAIN = (REPO + '/configs/search_vs_random/'
+           'autodeeplab_genotype-f8_1xb4-600i_demo-cityscapes-64x64.py')
+SIZE = (33, 47)  # odd and uneven: every level size is rounded up
+SPACE = SearchSpace(num_layers=4, num_blocks=5)
+
+
+def tiny_retrain_cfg():
+    cfg = load_config(RETRAIN)
+    cfg.merge_from_dict({
+        'model.backbone.filter_multiplier': 2,
+        'model.backbone.stem_channels': (4, 4, 8),
+        'model.decode_head.channels': 8,
+        'model.decode_head.c1_channels': 4,
+        'model.decode_head.num_classes': 3,
+    })
+    return cfg
+
+
+@pytest.fixture(scope='module')
+def tiny():
+    cfg = tiny_retrain_cfg()
+    data = build_table(cfg, SIZE, SPACE.num_layers, SPACE.num_blocks)
+    return cfg, CostTable(data)
+
+
+@pytest.fixture(scope='module')
+def twenty(tiny):
+    """Predicted and counted cost of 20 random genotypes."""
+    cfg, table = tiny
+    rng = np.random.default_rng(20)
+    genotypes = [sample_genotype(rng, SPACE) for _ in range(20)]
+    predicted = [table.predicted(g) for g in genotypes]
+    counted = [count_network(cfg, g, SIZE) for g in genotypes]
+    return genotypes, predicted, counted
+
+
+@pytest.mark.parametrize('affine', [True, False])
+@pytest.mark.parametrize('stride', [1, 2])
+@pytest.mark.parametrize('op', [p for p in PRIMITIVES if p != 'none'])
+def test_op_cost_is_the_counter(op, stride, affine):
+    x = torch.rand(1, 6, 7, 10)
+    module = build_op(op, 6, stride, dict(type='BN', affine=affine)).eval()
+    out = module(x)
+    assert count_macs(module, x) == op_cost(
+        op, 6, stride, out.shape[2] * out.shape[3], bn=2 if affine else 1)
+
+
+def test_table_equals_counted_macs_of_built_static_nets(twenty):
+    _, predicted, counted = twenty
+    assert len(set(counted)) > 15  # the genotypes really differ in cost
+    assert [int(round(p)) for p in predicted] == counted
+
+
+def test_spearman_over_20_random_genotypes(twenty):
+    _, predicted, counted = twenty
+    rho = spearman(predicted, counted)
+    print(f'Spearman(predicted, counted) over 20 random genotypes: {rho}')
+    assert rho >= 0.95
+
+
+def test_spearman_detects_a_wrong_ranking():
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_expected_cost_of_one_hot_path_is_the_path_cost(tiny, twenty):
+    """With the edges zeroed and β one-hot on a genotype's path, the
+    Markov-chain marginals (pairs, triples, head joint) give that path's
+    cost exactly."""
+    _, table = tiny
+    data = dict(table.data)
+    data['edges'] = (table.edges * 0).tolist()
+    no_edges = CostTable(data)
+    for g in twenty[0][:5]:
+        probs = torch.zeros(SPACE.num_layers, 4, 3, dtype=torch.float64)
+        src = 0
+        for layer, dst in enumerate(g.path):
+            probs[layer, :, 1] = 1.  # other rows: any distribution
+            probs[layer, src] = 0.
+            probs[layer, src, dst - src + 1] = 1.
+            src = dst
+        alphas = torch.randn(20, 8, dtype=torch.float64)
+        assert expected_cost(alphas, probs, no_edges).item() == \
+            pytest.approx(no_edges.predicted(g), rel=1e-12)
+
+
+def test_expected_cost_of_sharp_alphas(tiny):
+    """One op per edge (α one-hot in the limit): each edge of block b
+    counts that op's cost times 2 / (b + 2)."""
+    _, table = tiny
+    data = dict(table.data)
+    for key in ('cells', 'head'):
+        data[key] = (getattr(table, key) * 0).tolist()
+    data['stem'] = 0
+    edges_only = CostTable(data)
+    ops = torch.randint(1, 8, (20, ))
+    alphas = torch.full((20, 8), -1e4, dtype=torch.float64)
+    alphas[torch.arange(20), ops] = 0.
+    probs = torch.zeros(4, 4, 3, dtype=torch.float64)
+    probs[:, :, 1] = 1.  # stay at level 0
+    keep = [2. / (b + 2) for b in range(5) for _ in range(b + 2)]
+    manual = sum(keep[e] * float(table.edges[layer, 0, 0, e, ops[e]])
+                 for layer in range(4) for e in range(20))
+    assert expected_cost(alphas, probs, edges_only).item() == \
+        pytest.approx(manual, rel=1e-12)
+
+
+def test_expected_cost_gradient_matches_finite_differences(tiny):
+    _, table = tiny
+    torch.manual_seed(0)
+    alphas = torch.randn(20, 8, dtype=torch.float64, requires_grad=True)
+    betas = torch.randn(4, 4, 3, dtype=torch.float64, requires_grad=True)
+
+    def f(a, b):
+        return expected_cost(a, normalize_betas(b), table) / table.stem
+
+    assert torch.autograd.gradcheck(f, (alphas, betas), eps=1e-6,
+                                    atol=1e-7, rtol=1e-5)
+    # and the gradient is not trivially zero
+    ga, gb = torch.autograd.grad(f(alphas, betas), (alphas, betas))
+    assert ga.abs().max() > 0 and gb.abs().max() > 0
+
+
+def _arch_cost(path, **kw):
+    cfg = dict(kind='macs', target=1e6, weight=1.0, table=path)
+    cfg.update(kw)
+    return ArchCost.build(cfg)
+
+
+@pytest.fixture(scope='module')
+def table_file(tiny, tmp_path_factory):
+    path = tmp_path_factory.mktemp('cost') / 'cost_table.json'
+    path.write_text(json.dumps(tiny[1].data))
+    return str(path)
+
+
+@pytest.mark.parametrize('key,value', [
+    ('kind', 'flops'), ('kind', 'latency'), ('kind', None),
+    ('target', 0), ('target', -5.), ('target', 'big'), ('target', True),
+    ('target', float('nan')), ('target', None),
+    ('weight', -1.), ('weight', 'x'), ('weight', float('inf')),
+    ('penalty', 'square'), ('table', '/nonexistent/cost_table.json'),
+    ('budget', 3),
+])
+def test_bad_arch_cost_config_is_one_line_naming_the_key(
+        table_file, key, value):
+    with pytest.raises(ValueError) as info:
+        _arch_cost(table_file, **{key: value})
+    message = str(info.value)
+    assert message.startswith(f'arch_cost.{key}:')
+    assert '\n' not in message
+
+
+def test_table_of_another_space_is_refused(table_file):
+    cost = _arch_cost(table_file)
+
+    class Net:
+        num_layers, num_blocks, num_levels = 12, 5, 4
+        primitives = PRIMITIVES
+
+    with pytest.raises(ValueError, match=r'^arch_cost\.table: .*num_layers'):
+        cost.check_supernet(Net)
+
+
+def test_off_by_default():
+    assert ArchCost.build(None) is None
+
+
+def test_penalties(table_file):
+    cost = torch.tensor(3e6, dtype=torch.float64)
+    below = torch.tensor(5e5, dtype=torch.float64)
+    hinge = _arch_cost(table_file, weight=0.5)
+    assert hinge.penalty(cost).item() == pytest.approx(0.5 * 2.)
+    assert hinge.penalty(below).item() == 0.
+    log = _arch_cost(table_file, weight=0.5, penalty='log')
+    assert log.penalty(cost).item() == pytest.approx(0.5 * np.log(3.))
+    assert log.penalty(below).item() == pytest.approx(0.5 * np.log(2.))
+
+
+def test_tool_writes_table_with_size_and_device(tmp_path, capsys):
+    cfg_file = tmp_path / 'tiny_retrain.py'
+    tiny_retrain_cfg().dump(str(cfg_file))
+    out = tmp_path / 'ct.json'
+    assert main([str(cfg_file), '--size', '33x47', '--num-layers', '4',
+                 '--verify', '2', '--out', str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data['input_size'] == [33, 47]
+    assert data['device'].startswith('cpu')
+    assert data['kind'] == 'macs' and data['num_layers'] == 4
+    assert data['verification']['max_abs_diff'] == 0
+    assert not list(tmp_path.glob('.ct.json.*'))  # atomic: no temp file
+    assert 'Spearman' in capsys.readouterr().out
+    assert isinstance(Config.fromfile(str(cfg_file)), Config)
