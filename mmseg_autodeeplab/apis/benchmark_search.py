@@ -72,6 +72,11 @@ def parse_args(argv=None):
                                                         'cuda'])
     p.add_argument('--warmup', type=int_at_least(0), default=1)
     p.add_argument('--repeat', type=int_at_least(1), default=3)
+    p.add_argument('--rounds', type=int_at_least(1), default=1,
+                   help='run the variants (and baselines) this many times, '
+                   'interleaved, each in a fresh process; the table gives '
+                   'the median of the per-round medians (a shared, noisy '
+                   'machine)')
     p.add_argument('--no-macs', action='store_true',
                    help='skip the multiply-add count (slow at large crops)')
     p.add_argument('--out', default='work_dirs/benchmark_search',
@@ -254,13 +259,28 @@ def _table(args, results, machine):
             f'| {macs:.2f} | {rate} |')
     lines.append('')
     lines.append('Speed-ups (xN) are relative to the first row, measured '
-                 'in the same run. Forward MACs: mmengine\'s counter on the '
-                 '`fused` implementation (every variant computes the same '
-                 'network); FLOP rate = 6 x MACs / weight step / dense '
-                 'matmul FLOP/s.' + (f' Rows marked (baseline): the package '
+                 f'in the same run ({args.rounds} interleaved round(s); '
+                 'times: median of the rounds\' medians). Forward MACs: '
+                 'mmengine\'s counter on the `fused` implementation (every '
+                 'variant computes the same network); FLOP rate = 6 x MACs '
+                 '/ weight step / dense matmul FLOP/s.' + (f' Rows marked (baseline): the package '
                                      f'in {args.baseline}.' if args.baseline
                                      else ''))
     return '\n'.join(lines)
+
+
+def _merge_round(into, r):
+    """Fold another round of a variant into its row (median of the rounds'
+    medians; spread and peak memory over all rounds)."""
+    for key in ('search_iter', 'weight_step', 'matmul_flops_per'):
+        rounds = into.setdefault(key + '_s_rounds', [into[key + '_s']])
+        rounds.append(r[key + '_s'])
+        into[key + '_s'] = statistics.median(rounds)
+    for key in ('search_iter_spread_s', 'weight_step_spread_s'):
+        into[key] = [min(into[key][0], r[key][0]),
+                     max(into[key][1], r[key][1])]
+    into['peak_memory_bytes'] = max(into['peak_memory_bytes'],
+                                    r['peak_memory_bytes'])
 
 
 def main(argv=None):
@@ -281,7 +301,8 @@ def main(argv=None):
                         'package there')
     results, macs = [], None
     trees = ([args.baseline] if args.baseline else []) + [None]
-    jobs = [(v, tree) for v in args.variants for tree in trees]
+    jobs = [(v, tree) for _ in range(args.rounds) for v in args.variants
+            for tree in trees]
     jobs += [] if args.no_macs else [('macs', None)]
     for i, (variant, tree) in enumerate(jobs):
         what = 'counting forward multiply-adds' if variant == 'macs' \
@@ -314,7 +335,12 @@ def main(argv=None):
             continue
         if tree:
             r['variant'] += ' (baseline)'
-        results.append(r)
+        same = next((x for x in results if x['variant'] == r['variant']),
+                    None)
+        if same is None:
+            results.append(r)
+        elif 'skipped' not in r:
+            _merge_round(same, r)
         if 'skipped' not in r:
             print(f'    search iter {r["search_iter_s"]:.3f}s, weight step '
                   f'{r["weight_step_s"]:.3f}s, peak '

@@ -54,18 +54,25 @@ def test_bad_arguments_are_one_line(args, expected, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_baseline_rows_come_from_the_other_checkout(tmp_path):
-    """--baseline DIR: each variant also timed with DIR's package, first."""
+    """--baseline DIR: each variant also timed with DIR's package, first;
+    --rounds: interleaved repeats folded into one row per variant."""
     import os.path as osp
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     out = tmp_path / 'bench'
     rc = main(['--crop', '33x33', '--filter-multiplier', '2', '--num-layers',
                '3', '--repeat', '1', '--warmup', '0', '--variants', 'fused',
-               '--no-macs', '--baseline', repo, '--out', str(out),
-               '--device', 'cpu'])
+               '--no-macs', '--baseline', repo, '--rounds', '2', '--out',
+               str(out), '--device', 'cpu'])
     assert rc == 0
     data = json.loads((out / 'benchmark_search.json').read_text())
     assert [r['variant'] for r in data['results']] == ['fused (baseline)',
                                                       'fused']
+    for r in data['results']:  # two rounds, one row each
+        assert len(r['search_iter_s_rounds']) == 2
+        assert r['search_iter_s'] == pytest.approx(
+            sum(r['search_iter_s_rounds']) / 2)
+        lo, hi = r['search_iter_spread_s']
+        assert lo <= min(r['search_iter_s_rounds']) <= hi
     assert '| fused (baseline) |' in (out / 'benchmark_search.md').read_text()
     with pytest.raises(SystemExit):
         main(['--baseline', str(tmp_path), '--out', str(out)])
