@@ -263,9 +263,9 @@ def _table(args, results, machine):
                  'times: median of the rounds\' medians). Forward MACs: '
                  'mmengine\'s counter on the `fused` implementation (every '
                  'variant computes the same network); FLOP rate = 6 x MACs '
-                 '/ weight step / dense matmul FLOP/s.' + (f' Rows marked (baseline): the package '
-                                     f'in {args.baseline}.' if args.baseline
-                                     else ''))
+                 '/ weight step / dense matmul FLOP/s.'
+                 + (f' Rows marked (baseline): the package in '
+                    f'{args.baseline}.' if args.baseline else ''))
     return '\n'.join(lines)
 
 
