@@ -258,11 +258,12 @@ def expected_cost(alphas, probs, table):
     the zero op at cost 0. The decode keeps the 2 strongest of a block's
     ``n_b`` candidate edges; the expectation does not model that choice and
     counts every edge at weight ``2 / n_b`` (each edge kept with equal
-    probability), so a block's expected cost is the mean over its edges of
-    the expected op cost, times 2. With uniform α this is 7/8 (the zero
-    op's share) of the mean cost of uniformly drawn cells; as α sharpens
-    onto one op per edge and the kept edges dominate, it moves towards the
-    decoded cell's cost, but an edge the decode drops still counts.
+    probability), so a block's expected cost is twice the mean over its
+    edges of the expected op cost. With uniform α the edge part is 7/8 (the
+    zero op's share) of its mean over uniformly drawn cells (the sampler of
+    ``tools/search_vs_random.py``). It is exact only when every edge of a
+    block has the same op costs; otherwise an edge the decode drops still
+    counts, and a kept edge's op is the argmax, not the mixture.
 
     Path (β): the path is a Markov chain from the stem (level 0) with the
     normalised β as transition probabilities; the path-dependent costs are
