@@ -21,7 +21,10 @@ def test_search_scalars_reach_tensorboard(tiny_cityscapes, tiny_cfg,
         EventAccumulator
     work_dir = str(tmp_path / 'search')
     cfg = tiny_cfg(tiny_cityscapes, work_dir, **{
-        'visualizer.vis_backends': SNIPPET['vis_backends']})
+        'visualizer.vis_backends': SNIPPET['vis_backends'],
+        # mmengine reuses an existing visualizer of the same name (and its
+        # backends): earlier tests in this process made 'visualizer'
+        'visualizer.name': 'tensorboard_test'})
     Runner.from_cfg(cfg).train()
     events = glob.glob(osp.join(work_dir, '*', 'vis_data', 'events.out.*'))
     assert len(events) == 1, events
