@@ -486,3 +486,30 @@ def test_search_decode_mim_train_test_end_to_end(tiny_cityscapes, tiny_cfg,
                      r'\): data_root \S+nowhere\S* does not exist', log,
                      re.M), log[-2000:]
     capsys.readouterr()
+
+
+@pytest.mark.parametrize('dataset', ['cityscapes', 'voc', 'ade20k',
+                                     'custom'])
+def test_smoke_shrinks_every_pipeline_and_loader(dataset, tmp_path):
+    out = tmp_path / f'{dataset}.py'
+    extra = ['--classes', 'a', 'b'] if dataset == 'custom' else []
+    assert main([PAPER_JSON, '--dataset', dataset, '-F', '2', '--smoke',
+                 '--out', str(out)] + extra) == 0
+    cfg = _load(out)
+    assert tuple(cfg.model.data_preprocessor.size) == (64, 64)
+    assert cfg.train_cfg.max_iters == 2 and cfg.train_cfg.val_interval == 2
+    assert cfg.param_scheduler[0].end == 2
+    leaves = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].num_workers == 0
+        assert cfg[loader].persistent_workers is False
+        ds = cfg[loader].dataset
+        leaves += list(ds.get('datasets', [ds]))
+    for leaf in leaves:
+        for step in leaf.pipeline:
+            if step.type == 'RandomCrop':
+                assert tuple(step.crop_size) == (64, 64)
+            elif step.type in ('Resize', 'RandomResize'):
+                assert tuple(step.scale) == (128, 64)
+            elif step.type == 'Pad':
+                assert tuple(step.size) == (64, 64)
