@@ -77,7 +77,8 @@ def build_table(cfg, size, num_layers, num_blocks, num_levels=4, seed=0):
     bb = cfg.model.backbone
     if bb.get('type') not in ('AutoDeepLabNet', 'mmseg.AutoDeepLabNet'):
         raise ValueError('model.backbone.type: the cost table is for '
-                         f'AutoDeepLabNet retrain configs, got {bb.get("type")}')
+                         'AutoDeepLabNet retrain configs, got '
+                         f'{bb.get("type")}')
     if cfg.model.get('neck'):
         raise ValueError('model.neck: not supported by the cost table')
     space = SearchSpace(num_layers=num_layers, num_blocks=num_blocks,
