@@ -45,6 +45,9 @@ def _head_cells(backbone_cfg, num_layers):
     if len(indices) != 2:
         raise ValueError('model.backbone.out_indices: the cost table needs '
                          f'(low-level cell, ASPP cell), got {indices}')
+    if not all(-num_layers <= i < num_layers for i in indices):
+        raise ValueError(f'model.backbone.out_indices: {indices} out of '
+                         f'range for {num_layers} layers')
     return tuple(i % num_layers for i in indices)
 
 
