@@ -19,6 +19,17 @@ BN, in eval mode, and measured the same way:
   ``--repeat`` timed ones (``torch.cuda.synchronize`` around each on GPU);
   median, min, max and the interquartile range are reported.
 
+``--config FILE`` (repeatable) adds any segmentor config (a decoded one, a
+custom one, another mmseg model) to the same run, built and measured the
+same way (with ``--num-classes`` classes, like the rest of the table).
+
+``--onnxruntime`` adds a second runtime: each model's same forward is
+exported to ONNX (``tools/export_onnx.py``'s recipe: TorchScript exporter,
+opset 17, static input size), checked against PyTorch on the timing input
+(max abs difference recorded) and timed in onnxruntime's CPU provider with
+the same threads, warm-up and repeats. A model that does not export gets a
+dash and the reason in the JSON.
+
 Ratios are given against ``--reference`` (DeepLabV3+ R-101-D8 by default).
 Results are written as Markdown and JSON (atomically, after every model, so
 an interrupted run keeps what it measured).
@@ -61,20 +72,43 @@ class BenchmarkError(Exception):
     """Bad input for the benchmark; the message is one line."""
 
 
+def config_entries(paths):
+    """``(name, label, path)`` for each ``--config`` file (label: stem)."""
+    entries = []
+    for path in paths:
+        if not osp.isfile(path):
+            raise BenchmarkError(f'--config {path}: no such config file')
+        stem = osp.splitext(osp.basename(path))[0]
+        entries.append((f'config:{stem}', stem, path))
+    names = [e[0] for e in entries]
+    if len(set(names)) != len(names):
+        raise BenchmarkError('--config lists two configs with the same file '
+                             'name')
+    return entries
+
+
 # --------------------------------------------------------------------------
 # building
-def build_model(name, num_classes=19, filter_multiplier=None):
+def build_model(name, num_classes=19, filter_multiplier=None, path=None):
     """Build a benchmark model in eval mode (no pretrained weights, BN).
 
     Args:
-        name (str): a key of :data:`MODEL_ZOO`.
+        name (str): a key of :data:`MODEL_ZOO` (or any name with ``path``).
         num_classes (int): classes of every head.
         filter_multiplier (int, optional): F for the Auto-DeepLab models
             (head channels follow); ignored for the baselines.
+        path (str, optional): a config file (``--config``), built as is.
 
     Returns:
         EncoderDecoder: the segmentor.
     """
+    if path is not None:
+        try:
+            cfg = load_config(path)
+        except Exception as e:
+            raise BenchmarkError(f'--config {path}: cannot load it '
+                                 f'({type(e).__name__}: {e})') from None
+        return build_segmentor(cfg, num_classes).eval()
     cfg = load_config(config_path(MODEL_ZOO[name][1]))
     backbone = cfg.model.backbone
     if filter_multiplier is not None and backbone.type == 'AutoDeepLabNet':
@@ -115,6 +149,42 @@ def measure_latency(wrapper, x, repeat, warmup):
     return times
 
 
+def measure_onnxruntime(wrapper, x, repeat, warmup, threads):
+    """Export ``wrapper`` (static, at ``x``'s size), check it against
+    PyTorch on ``x`` and time it in onnxruntime.
+
+    Returns:
+        dict: latency stats (:func:`latency_stats`), ``max_abs_diff`` vs
+        PyTorch, ``export_seconds``.
+    """
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from .export_onnx import ort_session, to_onnx
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, 'model.onnx')
+        t0 = time.time()
+        to_onnx(wrapper, x, path)
+        export_seconds = time.time() - t0
+        session = ort_session(path, threads)
+        feed = {'input': x.cpu().numpy()}
+        times = []
+        for i in range(warmup + repeat):
+            t1 = time.perf_counter()
+            out = session.run(None, feed)[0]
+            if i >= warmup:
+                times.append(time.perf_counter() - t1)
+    with torch.inference_mode():
+        ref = wrapper(x).cpu().numpy()
+    stats = latency_stats(times)
+    stats['max_abs_diff'] = float(np.abs(ref - out).max())
+    stats['max_abs_output'] = float(np.abs(ref).max())
+    stats['export_seconds'] = round(export_seconds, 1)
+    return stats
+
+
 def latency_stats(times):
     """Median/min/max/IQR in milliseconds of a list of seconds."""
     ms = sorted(t * 1e3 for t in times)
@@ -144,6 +214,12 @@ def add_ratios(rows, reference):
         ref_lat = (ref or {}).get('latency') or {}
         row['latency_ratio'] = (lat['median_ms'] / ref_lat['median_ms']
                                 if lat and ref_lat else None)
+        ort = row.get('onnxruntime') or {}
+        ref_ort = (ref or {}).get('onnxruntime') or {}
+        row['ort_latency_ratio'] = (ort['median_ms'] / ref_ort['median_ms']
+                                    if ort and ref_ort else None)
+        row['ort_speedup'] = (lat['median_ms'] / ort['median_ms']
+                              if lat and ort else None)
     return rows
 
 
@@ -156,6 +232,7 @@ def render_markdown(result):
     m = result['machine']
     h, w = result['size']
     ref = MODEL_ZOO.get(result['reference'], (result['reference'], ))[0]
+    ort = result.get('onnxruntime')
     lines = [
         f'Input 1x3x{h}x{w}, batch 1, {result["num_classes"]} classes; '
         f'{machine_line(m)}; 1-min load average {m.get("load_avg_start")} '
@@ -167,9 +244,18 @@ def render_markdown(result):
         f'Command: `{result["command"]}`',
         '',
     ]
+    if ort:
+        lines[-1:-1] = [
+            f'onnxruntime {result.get("onnxruntime_version")} '
+            '(CPUExecutionProvider, same threads): the same forward '
+            'exported to ONNX (opset 17, static size), same input, warm-up '
+            'and repeats; PyTorch / ORT > 1 means onnxruntime is faster.']
     header = ['Model', 'Params (M)', f'MACs @{h}x{w} (G)',
               'Latency median (ms)', 'min–max (ms)', 'IQR (ms)',
               f'Params / {ref}', f'MACs / {ref}', f'Latency / {ref}']
+    if ort:
+        header += ['ORT latency median (ms)', 'ORT min–max (ms)',
+                   'PyTorch / ORT', f'ORT latency / {ref}']
     lines += ['| ' + ' | '.join(header) + ' |',
               '|' + '|'.join(['---'] + ['---:'] * (len(header) - 1)) + '|']
     for r in result['models']:
@@ -184,6 +270,13 @@ def render_markdown(result):
         cells += [_f(r['params_ratio'], digits=3, suffix='×'),
                   _f(r['macs_ratio'], digits=3, suffix='×'),
                   _f(r['latency_ratio'], digits=3, suffix='×')]
+        if ort:
+            o = r.get('onnxruntime')
+            cells += ([f'{o["median_ms"]:.1f}',
+                       f'{o["min_ms"]:.1f}–{o["max_ms"]:.1f}'] if o else
+                      ['–', '–'])
+            cells += [_f(r.get('ort_speedup'), digits=2, suffix='×'),
+                      _f(r.get('ort_latency_ratio'), digits=3, suffix='×')]
         lines.append('| ' + ' | '.join(cells) + ' |')
     if not any(r['name'] == result['reference'] for r in result['models']):
         lines += ['', f'(Ratios need the reference {result["reference"]} '
@@ -212,6 +305,12 @@ def parse_args(argv=None):
                         help='count parameters and MACs only')
     parser.add_argument('--no-macs', action='store_true',
                         help='skip MAC counting (parameters and latency)')
+    parser.add_argument('--config', action='append', default=[],
+                        metavar='FILE', help='also measure this segmentor '
+                        'config (repeatable; e.g. a decoded one)')
+    parser.add_argument('--onnxruntime', action='store_true',
+                        help='also export each model to ONNX and time it in '
+                        "onnxruntime (CPU; needs the deploy extra)")
     parser.add_argument('--reference', default=REFERENCE,
                         help=f'model the ratios refer to (default '
                         f'{REFERENCE})')
@@ -235,6 +334,21 @@ def check_args(args):
                              f'{valid}')
     if len(set(args.models)) != len(args.models):
         raise BenchmarkError('--models lists a model twice')
+    config_entries(args.config)
+    if args.onnxruntime:
+        if args.device != 'cpu':
+            raise BenchmarkError('--onnxruntime times the CPU provider: use '
+                                 '--device cpu')
+        if args.no_latency:
+            raise BenchmarkError('--onnxruntime measures latency: drop '
+                                 '--no-latency')
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as e:
+            raise BenchmarkError(
+                f'--onnxruntime needs the deploy extra ({e.name} is '
+                "missing): pip install 'mmseg-autodeeplab[deploy]'") from None
     if args.reference not in MODEL_ZOO:
         raise BenchmarkError(f'unknown --reference {args.reference!r}; '
                              f'valid names: {valid}')
@@ -279,18 +393,25 @@ def run(args, command=''):
                   macs_counted=not args.no_macs, reference=args.reference,
                   filter_multiplier=args.filter_multiplier,
                   command=command, machine=machine_info(device),
-                  complete=False, models=[])
+                  onnxruntime=args.onnxruntime, complete=False, models=[])
+    if args.onnxruntime:
+        import onnxruntime
+        result['onnxruntime_version'] = onnxruntime.__version__
+    # (name, label, config as shown, file for --config entries)
+    entries = [(name, ) + MODEL_ZOO[name] + (None, ) for name in args.models]
+    entries += [(name, label, path, path)
+                for name, label, path in config_entries(args.config)]
     start = time.time()
-    n = len(args.models)
-    for i, name in enumerate(args.models, 1):
-        label, _ = MODEL_ZOO[name]
+    n = len(entries)
+    for i, (name, label, config, path) in enumerate(entries, 1):
         if args.filter_multiplier and name.startswith('autodeeplab'):
             label += f' (F={args.filter_multiplier})'
         t0 = time.time()
-        _log(f'[{i}/{n}] {label}: building from {MODEL_ZOO[name][1]}')
-        model = build_model(name, args.num_classes, args.filter_multiplier)
+        _log(f'[{i}/{n}] {label}: building from {config}')
+        model = build_model(name, args.num_classes, args.filter_multiplier,
+                            path)
         params, params_all = inference_params(model)
-        row = dict(name=name, label=label, config=MODEL_ZOO[name][1],
+        row = dict(name=name, label=label, config=config,
                    params=params, params_with_aux=params_all, macs=None,
                    latency=None)
         _log(f'[{i}/{n}] {label}: {params / 1e6:.2f}M parameters')
@@ -310,6 +431,22 @@ def run(args, command=''):
             _log(f'[{i}/{n}] {label}: latency median '
                  f'{stats["median_ms"]:.1f} ms (min {stats["min_ms"]:.1f}, '
                  f'max {stats["max_ms"]:.1f}; {args.repeat} runs)')
+        if args.onnxruntime:
+            try:
+                ort = measure_onnxruntime(wrapper, x, args.repeat,
+                                          args.warmup,
+                                          torch.get_num_threads())
+            except Exception as e:  # a baseline that does not export
+                row['onnxruntime_error'] = (f'{type(e).__name__}: '
+                                            + ' '.join(str(e).split())[:300])
+                _log(f'[{i}/{n}] {label}: onnxruntime: not measured '
+                     f'({row["onnxruntime_error"]})')
+            else:
+                row['onnxruntime'] = ort
+                _log(f'[{i}/{n}] {label}: onnxruntime latency median '
+                     f'{ort["median_ms"]:.1f} ms (max abs diff vs PyTorch '
+                     f'{ort["max_abs_diff"]:.2e}; exported in '
+                     f'{ort["export_seconds"]:.0f} s)')
         row['seconds'] = round(time.time() - t0, 1)
         result['models'].append(row)
         result['seconds'] = round(time.time() - start, 1)
