@@ -392,8 +392,9 @@ def render_config(genotype, genotype_path, config_path, dataset,
     describe = '\n'.join('#   ' + line
                          for line in genotype.describe().splitlines())
     header = [
-        f'# Auto-DeepLab retraining of a searched genotype, F={filter_multiplier}'
-        f', {dataset}; written by tools/decode_genotype.py',
+        '# Auto-DeepLab retraining of a searched genotype, '
+        f'F={filter_multiplier}, {dataset}; written by '
+        'tools/decode_genotype.py',
         f'# from {osp.relpath(osp.abspath(source), folder)}.' if source
         else '#',
         '# Genotype:',

@@ -69,7 +69,7 @@ class SegmentorForExport(nn.Module):
 
 
 def load_segmentor(config, checkpoint=None, cfg_options=None):
-    """Build ``config``'s model (SyncBN -> BN) and load ``checkpoint`` strictly.
+    """Build ``config``'s model (SyncBN -> BN), load ``checkpoint`` strictly.
 
     Returns:
         tuple: ``(model in eval mode, Config)``.
