@@ -9,7 +9,9 @@
 # without rescaling (rescaling would change the texture frequencies the
 # proxy's labels depend on) or photometric distortion; batch 4, 600
 # iterations, poly LR from 0.05; BN instead of SyncBN.
-_base_ = '../autodeeplab/autodeeplab-s_paper-genotype_8xb2-160k_cityscapes-769x769.py'
+_base_ = (
+    '../autodeeplab/'
+    'autodeeplab-s_paper-genotype_8xb2-160k_cityscapes-769x769.py')
 data_root = 'data/demo_cityscapes/'
 crop_size = (64, 64)
 max_iters = 600

@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from ..search_space import Genotype, GenotypeError, SearchSpace, max_level
+from ..search_space import Genotype, GenotypeError, max_level
 from ..search_space.decode import decode_cell, decode_path, \
     debias_path_probs
 from ..search_space.primitives import ZERO_OP
@@ -118,7 +118,7 @@ def genotype_agreement(a, b):
                 path=same / max(len(a.path), len(b.path)))
 
 
-# -- retraining ----------------------------------------------------------------
+# -- retraining --------------------------------------------------------------
 def retrain_cfg(config, genotype_file, genotype, seed, work_dir,
                 options=None):
     """The retrain config of ``genotype``: ``config`` (a path or a loaded
@@ -335,20 +335,22 @@ def _plan(args, out_dir, config):
         measure(name, g)
     target = macs[next(iter(genotypes))]
     rng = np.random.default_rng(args.sample_seed)
-    tries = 0
-    while sum(k == 'random' for k, _ in genotypes.values()) < args.num_random:
-        name = f"random_{sum(k == 'random' for k, _ in genotypes.values()):02d}"
+    tries, kept = 0, 0
+    while kept < args.num_random:
+        name = f'random_{kept:02d}'
         g = sample_genotype(rng, ref.search_space)
         tries += 1
         if tries > 200 * args.num_random:
-            exit_with_error(f'no random genotype within ±{args.macs_tolerance:.0%} '
-                            'of the searched MACs after '
-                            f'{tries} tries; widen --macs-tolerance')
+            exit_with_error(
+                f'no random genotype within ±{args.macs_tolerance:.0%} of '
+                f'the searched MACs after {tries} tries; widen '
+                '--macs-tolerance')
         m = measure(name, g)
         if args.match_macs and abs(m / target - 1) > args.macs_tolerance:
             del macs[name]
             continue
         genotypes[name] = ('random', g)
+        kept += 1
     return {name: dict(kind=kind, genotype=g.to_dict(), macs=macs[name],
                        file=osp.join('genotypes', f'{name}.json'))
             for name, (kind, g) in genotypes.items()}, tries
