@@ -97,6 +97,10 @@ class AtomicCheckpointHook(CheckpointHook):
     @contextlib.contextmanager
     def _atomic_saves(self, runner):
         """Make ``runner.save_checkpoint`` atomic + digest-recorded within."""
+        if 'save_checkpoint' in vars(runner):
+            # nested: mmengine's best-checkpoint save ends with a step save
+            yield
+            return
         save = runner.save_checkpoint
 
         def atomic_save(out_dir, filename, *args, **kwargs):
