@@ -27,6 +27,7 @@ import random
 import signal
 import sys
 import threading
+import time
 
 import numpy as np
 import torch
@@ -131,12 +132,20 @@ class AutoDeepLabSearchLoop(BaseLoop):
             penalty='hinge'|'log')`` (:class:`~..arch_cost.ArchCost`;
             ``table`` from ``tools/build_cost_table.py``). None (default):
             the paper's search, unchanged.
+        cpu_threads (int | str): on CPU, torch's intra-op threads. An
+            integer pins them. ``'auto'`` (default) starts from this
+            process's share of its cores and uses one thread while another
+            process competes for them
+            (:class:`~mmseg_autodeeplab.utils.threads.ThreadGovernor`);
+            ``OMP_NUM_THREADS`` or ``randomness.deterministic=True`` pin
+            the count instead (a governed run is not bitwise reproducible
+            across machine loads).
     """
 
     def __init__(self, runner, dataloader, max_epochs, arch_start_epoch=20,
                  val_begin=1, val_interval=1, arch_dataloader=None,
                  val_at_start=False, weights_key='weights', arch_key='arch',
-                 arch_cost=None):
+                 arch_cost=None, cpu_threads='auto'):
         if not isinstance(max_epochs, int) or max_epochs <= 0:
             raise ValueError('train_cfg.max_epochs: expected a positive '
                              f'integer, got {max_epochs!r}')
@@ -181,6 +190,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         self._pending_rng = None
         self._supernet = None
         self._stop_signal = None  # set by SIGINT/SIGTERM, acted on per iter
+        self.governor = self._thread_governor(cpu_threads)
         if hasattr(self.dataloader.dataset, 'metainfo'):
             runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
         self.arch_cost = ArchCost.build(arch_cost)
@@ -288,6 +298,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         runner = self.runner
         runner.call_hook('before_train_iter', batch_idx=idx,
                          data_batch=data_batch)
+        started = time.perf_counter()
         # 1. weight step on trainA
         outputs = runner.model.train_step(
             data_batch, optim_wrapper=runner.optim_wrapper[self.weights_key])
@@ -297,11 +308,46 @@ class AutoDeepLabSearchLoop(BaseLoop):
         if self.arch_active:
             arch_log = self.arch_step(self._next_arch_batch())
             outputs.update({f'arch_{k}': v for k, v in arch_log.items()})
+        if self.governor is not None:
+            self._govern_threads(time.perf_counter() - started)
         runner.call_hook('after_train_iter', batch_idx=idx,
                          data_batch=data_batch, outputs=outputs)
         if self._stop_requested():
             self._checkpoint_and_exit()
         self._iter += 1
+
+    def _thread_governor(self, cpu_threads):
+        """Set torch's CPU threads; a governor when they may adapt."""
+        from ..utils.threads import (ThreadGovernor, default_num_threads,
+                                     user_num_threads)
+        if torch.cuda.is_available():
+            return None
+        if cpu_threads != 'auto':
+            if not isinstance(cpu_threads, int) or \
+                    isinstance(cpu_threads, bool) or cpu_threads <= 0:
+                raise ValueError('train_cfg.cpu_threads: expected a positive '
+                                 f"integer or 'auto', got {cpu_threads!r}")
+            torch.set_num_threads(cpu_threads)
+            return None
+        pinned = user_num_threads()
+        if pinned is not None:
+            torch.set_num_threads(pinned)
+            return None
+        threads = default_num_threads()
+        if self.runner._randomness_cfg.get('deterministic', False) \
+                or threads <= 1:
+            torch.set_num_threads(threads)  # fixed: bitwise reproducible
+            return None
+        return ThreadGovernor(threads)
+
+    def _govern_threads(self, seconds):
+        before = self.governor.threads
+        self.governor.step(seconds)
+        if self.governor.threads != before:
+            print_log(f'CPU threads {before} -> {self.governor.threads} '
+                      f'(step {seconds:.2f}s; one thread is used while '
+                      'another process competes for the cores)',
+                      logger='current')
 
     # -- validation bookkeeping ----------------------------------------------
     def _validation_due(self, it):
