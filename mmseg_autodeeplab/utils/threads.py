@@ -48,16 +48,38 @@ def user_num_threads():
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
-class ThreadGovernor:
-    """Use whichever of ``max_threads`` and one thread is faster right now.
+def others_running(samples=5, pause=0.01):
+    """Runnable threads of OTHER processes right now (Linux; else 0).
 
-    Call :meth:`step` after each step with its wall time. The first step at
-    each count is a warm-up (oneDNN builds its primitives) and is not
-    compared. After one measured step at each count the faster one is kept;
-    the other is probed for one step every ``interval`` steps (doubling, up
-    to ``max_interval``, while it keeps losing), and at once when steps at
-    the current count become ``slowdown`` times slower than usual (a
-    competitor appeared).
+    ``/proc/loadavg``'s fourth field counts runnable threads system-wide,
+    this reader included; the median of a few samples damps noise. Call it
+    while this process runs one thread (no OpenMP workers spinning).
+    """
+    import time
+    counts = []
+    for _ in range(samples):
+        try:
+            with open('/proc/loadavg') as f:
+                running = int(f.read().split()[3].split('/')[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+        counts.append(running - 1)
+        time.sleep(pause)
+    return max(0, int(statistics.median(counts)))
+
+
+class ThreadGovernor:
+    """Use ``max_threads`` while the cores are free, one thread otherwise.
+
+    Starts at one thread (cheap when contended, and a few steps at most
+    when not); when no other process is runnable it tries ``max_threads``
+    and keeps it if its steps are faster by ``margin``. At ``max_threads``,
+    a step ``slowdown`` times slower than the fastest seen there means a
+    competitor appeared: back to one thread at once. Tries are spaced
+    ``interval`` steps, doubling (up to ``max_interval``) while they lose,
+    with a per-process jitter so that two copies do not try together.
+    The first ``warmup`` steps at each count are not compared (oneDNN
+    builds its primitives then).
 
     Thread counts change floating-point summation order, so a governed run
     is not bitwise reproducible across machine loads; pin the count
@@ -66,34 +88,34 @@ class ThreadGovernor:
     Args:
         max_threads (int): the count for free cores (default: this
             process's share of its affinity mask).
-        interval (int): steps between probes of the other count, at first.
-        max_interval (int): longest gap between probes.
-        slowdown (float): ratio to the current count's median step that
-            triggers an early probe.
-        margin (float): the other count must be this much faster to switch.
+        interval (int): steps between tries of ``max_threads``, at first.
+        max_interval (int): longest gap between tries.
+        slowdown (float): see above.
+        margin (float): how much faster ``max_threads`` must be to be kept.
+        warmup (int): steps not compared after each first switch.
+        busy (callable): returns the number of other runnable threads.
     """
 
     def __init__(self, max_threads=None, interval=20, max_interval=320,
-                 slowdown=2.0, margin=0.05):
+                 slowdown=2.0, margin=0.05, warmup=2, busy=others_running):
+        import random
+
         import torch
         self._torch = torch
         self.max_threads = max_threads or default_num_threads()
-        self.base_interval = interval
-        self.interval = interval
+        self.base_interval = self.interval = interval
         self.max_interval = max_interval
         self.slowdown = slowdown
         self.margin = margin
-        self.threads = self.max_threads
-        torch.set_num_threads(self.threads)
-        self.times = {}  # threads -> recent measured step times
-        self.warm = set()
-        self._since = 0
-        self._probe_from = None  # count to return to after a probe
+        self.warmup = warmup
+        self.busy = busy
+        self._jitter = random.Random(os.getpid())
+        self.threads = 1
+        torch.set_num_threads(1)
+        self.times = {1: [], self.max_threads: []}
+        self.seen = {1: 0, self.max_threads: 0}
+        self._wait = self.warmup
         self.switches = 0
-
-    def _median(self, n):
-        recent = self.times.get(n)
-        return statistics.median(recent) if recent else None
 
     def _set(self, n):
         if n != self.threads:
@@ -101,43 +123,34 @@ class ThreadGovernor:
             self.threads = n
             self.switches += 1
 
-    def _other(self):
-        return 1 if self.threads == self.max_threads else self.max_threads
+    def _schedule(self, grow):
+        if grow:
+            self.interval = min(2 * self.interval, self.max_interval)
+        gap = self.interval * self._jitter.uniform(0.7, 1.3)
+        self._wait = max(1, int(round(gap)))
 
     def step(self, seconds):
         """Record one step's wall time; maybe change the thread count."""
-        n = self.threads
-        if self.max_threads <= 1:
+        n, top = self.threads, self.max_threads
+        if top <= 1:
             return
-        if n not in self.warm:  # warm-up step: not comparable...
-            self.warm.add(n)
-            back = self._probe_from
-            if back is not None and self._median(back) is not None and \
-                    seconds > 3 * self.slowdown * self._median(back):
-                # ...unless hopeless: do not spend another step on it
-                self._probe_from = None
-                self.interval = min(2 * self.interval, self.max_interval)
-                self._since = 0
-                self._set(back)
+        self.seen[n] += 1
+        if self.seen[n] <= self.warmup:
+            return  # oneDNN is still building primitives for this count
+        self.times[n] = (self.times[n] + [seconds])[-5:]
+        if n == top:
+            best = min(self.times[top])
+            one = min(self.times[1]) if self.times[1] else None
+            lost = one is not None and len(self.times[top]) >= 2 and \
+                min(self.times[top][-2:]) > (1 - self.margin) * one
+            if seconds > self.slowdown * best or lost:
+                self._set(1)  # a competitor appeared, or no gain
+                self._schedule(grow=lost)
             return
-        usual = self._median(n)
-        self.times.setdefault(n, []).append(seconds)
-        del self.times[n][:-5]
-        if self._probe_from is not None:  # this was a probe of count n
-            back, self._probe_from = self._probe_from, None
-            if seconds < (1 - self.margin) * self._median(back):
-                self.interval = self.base_interval  # switched: stay here
-                self.times[back] = self.times[back][-1:]
+        self._wait -= 1
+        if self._wait <= 0:
+            if self.busy() == 0:
+                self.times[top] = []  # judge the cores as they are now
+                self._set(top)
             else:
-                self.interval = min(2 * self.interval, self.max_interval)
-                self._set(back)
-            self._since = 0
-            return
-        self._since += 1
-        other = self._other()
-        sudden = usual is not None and seconds > self.slowdown * usual
-        if other not in self.times or sudden or self._since >= self.interval:
-            if sudden:
-                self.interval = self.base_interval
-            self._probe_from = n
-            self._set(other)
+                self._schedule(grow=False)
