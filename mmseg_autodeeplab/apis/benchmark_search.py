@@ -81,6 +81,10 @@ def parse_args(argv=None):
                    help='skip the multiply-add count (slow at large crops)')
     p.add_argument('--out', default='work_dirs/benchmark_search',
                    help='folder for benchmark_search.{json,md}')
+    p.add_argument('--contention', action='store_true',
+                   help='time the fused weight step alone and beside one '
+                   'competing copy of itself, with torch\'s default threads '
+                   'and with the search loop\'s thread governor (CPU)')
     p.add_argument('--_worker', default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -224,6 +228,85 @@ def _worker(args, variant):
     return result
 
 
+def _contention_worker(args, policy):
+    """Weight steps under a thread policy: 'default' (torch's own count)
+    or 'governor' (the search loop's :class:`ThreadGovernor`)."""
+    from ..utils.threads import ThreadGovernor
+    model, wrappers, cfg = _build(args, 'fused')
+    model.train()
+    batch = _batch(args, 'cpu', cfg.model.decode_head.num_classes, 0)
+    governor = ThreadGovernor() if policy == 'governor' else None
+    times = []
+    for _ in range(args.warmup + args.repeat):
+        t = time.perf_counter()
+        loss = model.parse_losses(model.loss(*batch))[0]
+        wrappers['weights'].update_params(loss)
+        times.append(time.perf_counter() - t)
+        if governor is not None:
+            governor.step(times[-1])
+    measured = times[args.warmup:]
+    return dict(policy=policy, weight_step_s=statistics.median(measured),
+                mean_s=statistics.fmean(measured), max_s=max(measured),
+                times_s=[round(x, 4) for x in times])
+
+
+def _contention(args):
+    """Each policy alone, then two copies at once; one table."""
+    rows = []
+    for policy in ('default', 'governor'):
+        cmd = [sys.executable, '-m', 'mmseg_autodeeplab.apis.benchmark_search',
+               '--config', args.config, '--crop', '{}x{}'.format(*args.crop),
+               '--batch', str(args.batch), '--device', 'cpu', '--warmup',
+               str(args.warmup), '--repeat', str(args.repeat), '--_worker',
+               'contention:' + policy]
+        for flag, value in (('--filter-multiplier', args.filter_multiplier),
+                            ('--num-layers', args.num_layers)):
+            if value:
+                cmd += [flag, str(value)]
+        env = {k: v for k, v in os.environ.items() if k not in (
+            'OMP_NUM_THREADS', 'MKL_NUM_THREADS')}
+        print(f'[{policy}] alone ...', flush=True)
+        alone = _json_of(subprocess.run(cmd, capture_output=True, text=True,
+                                        env=env), policy)
+        print(f'[{policy}] beside a competing copy ...', flush=True)
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]
+        pair = [_json_of(subprocess.CompletedProcess(
+            p.args, p.wait(), *p.communicate()), policy) for p in procs]
+        rows.append(dict(policy=policy, alone=alone, pair=pair))
+    return rows
+
+
+def _json_of(proc, what):
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ['?']
+        exit_with_error(f'{what} failed: {tail[0]}', 1)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _contention_table(args, rows, machine):
+    base = rows[0]['alone']['weight_step_s']
+    lines = [
+        '| threads | alone: median step (s) | beside a copy: median (s) | '
+        'beside: mean / max (s) | beside / alone | alone / torch default '
+        'alone |', '|---|---:|---:|---:|---:|---:|']
+    for r in rows:
+        alone = r['alone']['weight_step_s']
+        pair = statistics.fmean(p['weight_step_s'] for p in r['pair'])
+        mean = statistics.fmean(p['mean_s'] for p in r['pair'])
+        worst = max(p['max_s'] for p in r['pair'])
+        name = {'default': 'torch default',
+                'governor': 'search loop (ThreadGovernor)'}[r['policy']]
+        lines.append(f'| {name} | {alone:.3f} | {pair:.3f} | {mean:.3f} / '
+                     f'{worst:.3f} | {pair / alone:.2f}x | '
+                     f'{alone / base:.2f}x |')
+    lines += ['', f'Fused weight step, crop {args.crop[0]}x{args.crop[1]}, '
+              f'batch {args.batch}, {args.repeat} steps after {args.warmup} '
+              f'warm-up; {machine_line(machine)}.']
+    return '\n'.join(lines)
+
+
 def _count_macs(args):
     """Forward multiply-adds of the network (``fused``, eval mode)."""
     model, _, cfg = _build(args, 'fused')
@@ -291,9 +374,24 @@ def main(argv=None):
         exit_with_error('--batch must be >= 2 (BN in the ASPP image pooling '
                         'needs more than one value per channel)')
     if args._worker:
-        out = _count_macs(args) if args._worker == 'macs' else _worker(
-            args, args._worker)
+        if args._worker.startswith('contention:'):
+            out = _contention_worker(args, args._worker.split(':', 1)[1])
+        elif args._worker == 'macs':
+            out = _count_macs(args)
+        else:
+            out = _worker(args, args._worker)
         print(json.dumps(out))
+        return 0
+    if args.contention:
+        machine = machine_info('cpu')
+        rows = _contention(args)
+        table = _contention_table(args, rows, machine)
+        os.makedirs(args.out, exist_ok=True)
+        from ..utils import atomic_write_json, atomic_write_text
+        atomic_write_json(osp.join(args.out, 'contention.json'),
+                          dict(machine=machine, rows=rows))
+        atomic_write_text(osp.join(args.out, 'contention.md'), table + '\n')
+        print(table)
         return 0
     if args.baseline and not osp.isdir(osp.join(args.baseline,
                                                 'mmseg_autodeeplab')):

@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from ..search_space import SearchSpace, decode_genotype
+from ..search_space.decode import max_level
 from ..utils import atomic_write_json
 from .atomic_checkpoint_hook import (disk_full_exit, is_write_failure,
                                      remove_stale_files)
@@ -26,8 +27,12 @@ def arch_summary(supernet):
     with torch.no_grad():
         alpha = torch.softmax(supernet.alphas.detach().float().cpu(), -1)
         beta = supernet.normalized_betas().detach().float().cpu()
-    valid = beta.sum(-1) > 0
-    rows = beta[valid]
+    # only the nodes the supernet builds: β[l] leaves layer l-1 (-1 is the
+    # stem), which reaches levels 0..max_level(l - 1)
+    layers, levels = beta.shape[:2]
+    built = torch.tensor([[j <= max_level(i - 1, levels)
+                           for j in range(levels)] for i in range(layers)])
+    rows = beta[(beta.sum(-1) > 0) & built]
     return dict(alpha=alpha.tolist(), beta=beta.tolist(),
                 alpha_entropy=_entropy(alpha),
                 beta_entropy=_entropy(rows) if len(rows) else math.nan)

@@ -76,3 +76,21 @@ def test_baseline_rows_come_from_the_other_checkout(tmp_path):
     assert '| fused (baseline) |' in (out / 'benchmark_search.md').read_text()
     with pytest.raises(SystemExit):
         main(['--baseline', str(tmp_path), '--out', str(out)])
+
+
+@pytest.mark.slow
+def test_contention_mode_times_both_policies_alone_and_paired(tmp_path):
+    out = tmp_path / 'bench'
+    rc = main(['--contention', '--crop', '33x33', '--filter-multiplier', '2',
+               '--num-layers', '3', '--repeat', '4', '--warmup', '1',
+               '--out', str(out)])
+    assert rc == 0
+    data = json.loads((out / 'contention.json').read_text())
+    rows = {r['policy']: r for r in data['rows']}
+    assert set(rows) == {'default', 'governor'}
+    for r in rows.values():
+        assert len(r['pair']) == 2  # two copies at once
+        for run in [r['alone']] + r['pair']:
+            assert len(run['times_s']) == 5 and run['weight_step_s'] > 0
+    table = (out / 'contention.md').read_text()
+    assert '| torch default |' in table and 'ThreadGovernor' in table
