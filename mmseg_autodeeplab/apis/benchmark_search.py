@@ -31,6 +31,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 from ..analysis import (OneLineParser, SegmentorLogits, build_segmentor,
@@ -269,11 +270,22 @@ def _contention(args):
         alone = _json_of(subprocess.run(cmd, capture_output=True, text=True,
                                         env=env), policy)
         print(f'[{policy}] beside a competing copy ...', flush=True)
-        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=env)
-                 for _ in range(2)]
-        pair = [_json_of(subprocess.CompletedProcess(
-            p.args, p.wait(), *p.communicate()), policy) for p in procs]
+        # files, not pipes: a worker blocked on a full pipe would not run
+        # beside its partner (mmengine logs a lot at model init)
+        with tempfile.TemporaryDirectory() as tmp:
+            logs = [(open(osp.join(tmp, f'{i}.out'), 'w+'),
+                     open(osp.join(tmp, f'{i}.err'), 'w+')) for i in range(2)]
+            procs = [subprocess.Popen(cmd, stdout=o, stderr=e, text=True,
+                                      env=env) for o, e in logs]
+            pair = []
+            for p, (o, e) in zip(procs, logs):
+                code = p.wait()
+                o.seek(0)
+                e.seek(0)
+                pair.append(_json_of(subprocess.CompletedProcess(
+                    p.args, code, o.read(), e.read()), policy))
+                o.close()
+                e.close()
         rows.append(dict(policy=policy, alone=alone, pair=pair))
     return rows
 
