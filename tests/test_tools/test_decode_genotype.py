@@ -399,7 +399,12 @@ def test_search_on_own_data_then_decode_and_train(tmp_path, capsys):
     from mmengine.runner import Runner
 
     from mmseg_autodeeplab.apis.search import load_search_cfg
-    from conftest import tiny_search_options
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(  # not test_models' one
+        '_tests_conftest', osp.join(REPO, 'tests', 'conftest.py'))
+    shared = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shared)
+    tiny_search_options = shared.tiny_search_options
     root = make_custom_dataset(str(tmp_path / 'mine'), num_train=8,
                                size=(64, 128))
     mine = tmp_path / 'search_mine.py'
