@@ -12,6 +12,7 @@ def atomic_write_bytes(path, data):
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
                                suffix='.tmp', dir=folder)
     try:
+        # mkstemp creates 0600 files; give the usual umask-based mode
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -27,30 +28,12 @@ def atomic_write_bytes(path, data):
 
 
 def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` via a temp file in the same folder + rename.
+    """Write ``text`` (UTF-8) to ``path`` via a temp file + rename.
 
     The rename is atomic on POSIX, so killing the process at any moment
     leaves either the old file or the new one, never a truncated one.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.',
-                               suffix='.tmp', dir=folder)
-    try:
-        # mkstemp creates 0600 files; give the usual umask-based mode
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, text.encode('utf-8'))
 
 
 def atomic_write_json(path, obj):
