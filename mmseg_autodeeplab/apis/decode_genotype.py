@@ -20,9 +20,9 @@ written atomically, so no half-written output is left behind.
 """
 import argparse
 import copy
+import json
 import os
 import os.path as osp
-import re
 import sys
 
 #: Per dataset: the shipped S retraining config (relative to configs/).
@@ -37,7 +37,6 @@ DATASETS = {
               '513x513.py',
 }
 
-_CKPT_RE = re.compile(r'^(?:iter|epoch)_(\d+)\.pth$')
 _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
@@ -90,25 +89,6 @@ def genotype_from_checkpoint(path, end_level=None):
         raise DecodeError(f'{path}: cannot decode α/β ({e})') from None
 
 
-def latest_checkpoint(work_dir):
-    """The work_dir's latest checkpoint (``last_checkpoint`` first)."""
-    marker = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(marker):
-        with open(marker, encoding='utf-8') as f:
-            path = f.read().strip()
-        for candidate in (path, osp.join(work_dir, osp.basename(path))):
-            if candidate and osp.isfile(candidate):
-                return candidate
-    numbered = []
-    for name in os.listdir(work_dir):
-        m = _CKPT_RE.match(name)
-        if m and osp.isfile(osp.join(work_dir, name)):
-            numbered.append((int(m.group(1)), name))
-    if numbered:
-        return osp.join(work_dir, max(numbered)[1])
-    return None
-
-
 def _load_json(path):
     from ..search_space import Genotype, GenotypeError
     try:
@@ -124,7 +104,10 @@ def load_source(source, end_level=None):
         path = osp.join(source, 'genotype.json')
         if osp.isfile(path):
             return _load_json(path)
-        ckpt = latest_checkpoint(source)
+        # the same choice as a resume: the intact checkpoint with the
+        # highest iteration recorded inside it
+        from ..utils.resume import find_resumable_checkpoint
+        ckpt = find_resumable_checkpoint(source, logger=lambda line: None)
         if ckpt is None:
             raise DecodeError(
                 f'{source}: no genotype.json and no checkpoint in this '
@@ -135,6 +118,34 @@ def load_source(source, end_level=None):
             return _load_json(source)
         return genotype_from_checkpoint(source, end_level), source
     raise DecodeError(f'{source}: no such work_dir or checkpoint')
+
+
+def recorded_cost(path):
+    """The ``cost`` record a budgeted search writes into its genotype
+    JSON files (``dict(kind, predicted, target, ...)``), or None."""
+    if not path.lower().endswith('.json'):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            cost = json.load(f).get('cost')
+        return cost if isinstance(cost, dict) and isinstance(
+            cost.get('predicted'), (int, float)) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def cost_line(cost):
+    """One line: predicted cost of the decoded network vs the target."""
+    unit = 'multiply-adds' if cost.get('kind') == 'macs' else cost.get('kind')
+    size = cost.get('input_size')
+    at = f' at {size[0]}x{size[1]}' if isinstance(size, list) and \
+        len(size) == 2 else ''
+    line = f"cost:     {cost['predicted'] / 1e6:.2f}M {unit}{at}"
+    target = cost.get('target')
+    if isinstance(target, (int, float)) and target > 0:
+        line += (f"; target {target / 1e6:.2f}M (ratio "
+                 f"{cost['predicted'] / target:.2f})")
+    return line + ' (cost table of the search)'
 
 
 def base_config_path(dataset):
@@ -588,6 +599,10 @@ def main(argv=None):
         print(f'error: {error_line(e) or repr(e)}', file=sys.stderr)
         return 2
     print(genotype.describe())
+    cost = recorded_cost(args.source if not osp.isdir(args.source) else
+                         osp.join(args.source, 'genotype.json'))
+    if cost is not None:
+        print(cost_line(cost))
     print(f'genotype: {genotype_out}')
     print(f'config:   {config_out}')
     print(f'train:    mim train mmsegmentation {config_out}')

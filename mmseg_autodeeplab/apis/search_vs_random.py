@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import time
 
@@ -186,6 +187,65 @@ def run_retrain(cfg):
     return scores[-1]
 
 
+def _run_task(task):
+    """One retrain of a comparison (also the worker-process entry point):
+    ``task = (config, genotype_file, genotype_dict, seed, work_dir,
+    cfg_options, threads)``; returns ``(mIoU, seconds)``."""
+    config, gfile, gdict, seed, wd, options, threads = task
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    shutil.rmtree(wd, ignore_errors=True)  # a killed run restarts
+    g = Genotype.from_dict(gdict, source=gfile)
+    start = time.time()
+    miou = run_retrain(retrain_cfg(config, gfile, g, seed, wd, options))
+    return miou, round(time.time() - start, 1)
+
+
+def _jobs(jobs):
+    """``(parallel runs, torch threads per run or None)``. ``'auto'``: one
+    run at a time on a GPU; on CPU up to 4 runs sharing the cores (the
+    proxy's runs gain little from more than a few threads each)."""
+    if jobs == 'auto':
+        import torch
+        if torch.cuda.is_available():
+            return 1, None
+        jobs = min(4, os.cpu_count() or 1)
+    jobs = int(jobs)
+    if jobs == 1:
+        return 1, None
+    return jobs, max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _pool(jobs):
+    """Worker processes (spawned: forking after torch/OpenMP started
+    threads can hang the child)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(jobs,
+                               mp_context=multiprocessing.get_context('spawn'))
+
+
+def _run_all(tasks, jobs):
+    """Yield ``(task index, (mIoU, seconds))`` as runs finish, ``jobs`` at a
+    time, so the caller records each finished run at once: a killed
+    comparison loses only the runs in flight."""
+    if jobs == 1:
+        for i, task in enumerate(tasks):
+            yield i, _run_task(task)
+        return
+    from concurrent.futures import as_completed
+    with _pool(jobs) as pool:
+        futures = {pool.submit(_run_task, t): i for i, t in enumerate(tasks)}
+        try:
+            for f in as_completed(futures):
+                yield futures[f], f.result()
+        finally:
+            for f in futures:
+                f.cancel()
+
 # -- statistics and reports --------------------------------------------------
 def summarize(results):
     """Per-genotype mean/std and the searched genotypes vs the random ones.
@@ -254,10 +314,14 @@ def render_markdown(summary, settings):
 
 
 def plot(summary, path):
+    """Left: the random genotypes' mIoU (sorted; seeds grey, means black)
+    with the other genotypes' means as lines. Right: multiply-adds vs mean
+    mIoU of every genotype (the cost/accuracy trade-off, e.g. of budgeted
+    searches against the random ones)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
     per = summary['genotypes']
     rand = sorted((v['mean'], n) for n, v in per.items()
                   if v['kind'] == 'random')
@@ -265,14 +329,25 @@ def plot(summary, path):
         vals = per[name]['values']
         ax.scatter([x] * len(vals), vals, s=10, color='0.6')
         ax.scatter([x], [per[name]['mean']], s=30, color='0.2')
-    colours = iter(('tab:red', 'tab:orange', 'tab:blue', 'tab:green'))
-    for name, v in per.items():
-        if v['kind'] != 'random':
-            ax.axhline(v['mean'], color=next(colours, 'k'),
-                       label=f"{name}: {v['mean']:.2f}")
+    colours = plt.get_cmap('tab10').colors
+    others = [(n, v) for n, v in per.items() if v['kind'] != 'random']
+    for (name, v), c in zip(others, colours * 4):
+        ax.axhline(v['mean'], color=c, label=f"{name}: {v['mean']:.2f}")
+        if v['macs']:
+            bx.errorbar(v['macs'] / 1e6, v['mean'], yerr=v['std'], fmt='o',
+                        color=c, capsize=3, label=name)
+    pts = [(v['macs'] / 1e6, v['mean'], v['std']) for v in per.values()
+           if v['kind'] == 'random' and v['macs']]
+    if pts:
+        x, y, e = zip(*pts)
+        bx.errorbar(x, y, yerr=e, fmt='o', color='0.6', ms=4, capsize=2,
+                    label='random')
     ax.set_xlabel('random genotypes (sorted by mean; grey: single seeds)')
     ax.set_ylabel('val mIoU')
-    ax.legend(fontsize=8, loc='best')
+    ax.legend(fontsize=7, loc='best')
+    bx.set_xlabel('multiply-adds of the retrain model (M)')
+    bx.set_ylabel('val mIoU (mean ± std over seeds)')
+    bx.legend(fontsize=7, loc='best')
     fig.tight_layout()
     tmp = f'{path}.tmp.png'
     fig.savefig(tmp, dpi=110)
@@ -356,6 +431,26 @@ def _plan(args, out_dir, config):
             for name, (kind, g) in genotypes.items()}, tries
 
 
+def _extra_genotypes(paths, out_dir, config, options):
+    """``{name: record}`` for ``--extra NAME=PATH`` genotypes (a search
+    work_dir's ``genotype.json`` as the search decoded it, or a file)."""
+    from mmengine.config import Config
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    config = Config.fromfile(config)
+    records = {}
+    for name, path in paths.items():
+        g = _load_genotype(path)
+        file = osp.join(out_dir, 'genotypes', f'{name}.json')
+        g.save(file)
+        records[name] = dict(
+            kind='searched', genotype=g.to_dict(), source=path,
+            macs=model_macs(retrain_cfg(config, file, g, 0, out_dir,
+                                        options)),
+            file=osp.join('genotypes', f'{name}.json'))
+    return records
+
+
 def _project_file(path):
     """``path`` if it exists, else the project's ``configs/...`` copy."""
     from ..utils import find_project_config
@@ -389,8 +484,33 @@ def parse_args(argv=None):
                    '--macs-tolerance of the (first) searched genotype')
     p.add_argument('--macs-tolerance', type=float, default=0.10)
     p.add_argument('--out', default='work_dirs/search_vs_random')
+    p.add_argument('--extra', nargs='+', default=[], metavar='NAME=PATH',
+                   help='more genotypes to compare (e.g. budgeted searches): '
+                   'a search work_dir (its genotype.json) or a genotype '
+                   'JSON each; may be added to an existing comparison')
+    p.add_argument('--jobs', default='auto',
+                   help="retrains at once ('auto': 1 on a GPU, up to 4 "
+                   'sharing the CPU cores)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args(argv)
+    if args.jobs != 'auto' and not (args.jobs.isdigit()
+                                    and int(args.jobs) > 0):
+        exit_with_error(f"--jobs {args.jobs}: expected 'auto' or a positive "
+                        'integer')
+    extra = {}
+    for item in args.extra:
+        name, sep, path = item.partition('=')
+        if not sep or not re.fullmatch(r'[A-Za-z0-9_.-]+', name) or \
+                name in ('paper', 'searched', 'searched_unbiased') or \
+                name.startswith('random_') or name in extra:
+            exit_with_error(f'--extra {item}: expected NAME=PATH with a new '
+                            'name of letters, digits, "_", "." or "-" (not '
+                            'paper, searched* or random_*)')
+        if not osp.exists(path):
+            exit_with_error(f'--extra {item}: no such work_dir or genotype '
+                            'file')
+        extra[name] = path
+    args.extra = extra
     if args.num_random < 1 or not args.seeds or args.macs_tolerance <= 0:
         exit_with_error('--num-random and --macs-tolerance must be positive '
                         'and --seeds non-empty')
@@ -416,14 +536,15 @@ def main(argv=None):
                     macs_tolerance=args.macs_tolerance,
                     match_macs_of=None, searched=args.searched,
                     decode=args.decode, paper=args.paper,
-                    cfg_options=dict(args.cfg_options or {}))
+                    cfg_options=dict(args.cfg_options or {}),
+                    extra=dict(args.extra))
     if osp.isfile(res_path):
         with open(res_path, encoding='utf-8') as f:
             results = json.load(f)
         old = {k: v for k, v in results['settings'].items()
-               if k not in ('seeds', 'match_macs_of')}
+               if k not in ('seeds', 'match_macs_of', 'extra')}
         new = {k: v for k, v in settings.items()
-               if k not in ('seeds', 'match_macs_of')}
+               if k not in ('seeds', 'match_macs_of', 'extra')}
         if old != new:
             exit_with_error(f'{res_path} was made with other settings; use '
                             'another --out or delete it')
@@ -436,27 +557,38 @@ def main(argv=None):
         results = dict(settings=settings, genotypes=genotypes, runs={},
                        sampling_tries=tries)
         atomic_write_json(res_path, results)
-    from mmengine.config import Config
-    config = Config.fromfile(config)
+    new = {n: p for n, p in args.extra.items()
+           if n not in results['genotypes']}
+    if new:
+        results['genotypes'].update(_extra_genotypes(new, out, config,
+                                                     args.cfg_options))
+        results['settings'].setdefault('extra', {}).update(new)
+        atomic_write_json(res_path, results)
+    todo = []
     for name, info in results['genotypes'].items():
-        g = Genotype.from_dict(info['genotype'], source=name)
         gfile = osp.join(out, info['file'])
         if not osp.isfile(gfile):
-            g.save(gfile)
-        for seed in args.seeds:
-            key = f'{name}@{seed}'
-            if key in results['runs']:
-                continue
-            wd = osp.join(out, 'runs', f'{name}_seed{seed}')
-            shutil.rmtree(wd, ignore_errors=True)  # a killed run restarts
-            cfg = retrain_cfg(config, gfile, g, seed, wd, args.cfg_options)
-            start = time.time()
-            miou = run_retrain(cfg)
-            results['runs'][key] = dict(mIoU=miou,
-                                        seconds=round(time.time() - start, 1))
-            atomic_write_json(res_path, results)
-            print(f'search_vs_random: {key}: mIoU {miou:.2f} '
-                  f'({time.time() - start:.0f} s)', flush=True)
+            Genotype.from_dict(info['genotype'], source=name).save(gfile)
+        todo += [(name, seed) for seed in args.seeds
+                 if f'{name}@{seed}' not in results['runs']]
+    jobs, threads = _jobs(args.jobs)
+    from mmengine.config import Config
+    config = Config.fromfile(config)  # once: pickled to the workers
+    if todo:
+        print(f'search_vs_random: {len(todo)} runs to go, {jobs} at a time'
+              + (f' ({threads} threads each)' if threads else ''),
+              flush=True)
+    tasks = [(config, osp.abspath(osp.join(out, results['genotypes'][n]
+                                           ['file'])),
+              results['genotypes'][n]['genotype'], seed,
+              osp.join(out, 'runs', f'{n}_seed{seed}'), args.cfg_options,
+              threads) for n, seed in todo]
+    for i, (miou, secs) in _run_all(tasks, jobs):
+        key = '{}@{}'.format(*todo[i])
+        results['runs'][key] = dict(mIoU=miou, seconds=secs)
+        atomic_write_json(res_path, results)
+        print(f'search_vs_random: {key}: mIoU {miou:.2f} ({secs:.0f} s)',
+              flush=True)
     summary = summarize(results)
     results['summary'] = summary
     atomic_write_json(res_path, results)

@@ -34,7 +34,10 @@ def _save_ckpt(path, alphas=None, betas=None, with_hub=False):
         state['backbone.alphas'] = alphas
     if betas is not None:
         state['backbone.betas'] = betas
-    ckpt = {'meta': {'epoch': 3, 'iter': 30, 'seed': 0},
+    # the iteration inside the file is what picks a work_dir's checkpoint
+    m = re.search(r'(\d+)\.pth$', path)
+    epoch = int(m.group(1)) if m else 3
+    ckpt = {'meta': {'epoch': epoch, 'iter': 10 * epoch, 'seed': 0},
             'state_dict': state}
     if with_hub:  # what our Runner hooks put in every checkpoint
         from mmengine.logging import MessageHub
@@ -131,6 +134,22 @@ def test_checkpoint_path_and_latest_without_marker(work_dir, tmp_path):
     ckpt = str(wd / 'epoch_3.pth')
     assert main([ckpt, '--out', str(tmp_path / 'b.py')]) == 0
     assert Genotype.load(str(tmp_path / 'b_genotype.json')) == expected
+
+
+def test_budgeted_genotype_prints_its_cost_and_target(tmp_path, capsys):
+    import json
+    data = json.loads(open(PAPER_JSON, encoding='utf-8').read())
+    data['cost'] = dict(kind='macs', predicted=9.0e6, expected=9.5e6,
+                        target=12e6, input_size=[64, 64], table='t.json')
+    src = tmp_path / 'budget' / 'genotype.json'
+    src.parent.mkdir()
+    src.write_text(json.dumps(data))
+    assert main([str(src.parent), '--out', str(tmp_path / 'a.py')]) == 0
+    out = capsys.readouterr().out
+    assert ('cost:     9.00M multiply-adds at 64x64; target 12.00M '
+            '(ratio 0.75)') in out
+    assert main([PAPER_JSON, '--out', str(tmp_path / 'b.py')]) == 0
+    assert 'cost:' not in capsys.readouterr().out  # nothing recorded
 
 
 def _error(argv, capsys):

@@ -158,7 +158,7 @@ def test_comparison_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
     out = tmp_path / 'cmp'
     argv = ['--searched', _searched_file(tmp_path), '--num-random', '3',
-            '--seeds', '0', '1', '--out', str(out)]
+            '--seeds', '0', '1', '--out', str(out), '--jobs', '1']
     with pytest.raises(_Killed):
         svr.main(argv)
     saved = json.loads((out / 'results.json').read_text())
@@ -194,7 +194,8 @@ def test_macs_matching_rejects_out_of_range(tmp_path, monkeypatch):
     monkeypatch.setattr(svr, 'run_retrain', lambda cfg: 1.0)
     out = tmp_path / 'm'
     svr.main(['--searched', _searched_file(tmp_path), '--num-random', '3',
-              '--seeds', '0', '--match-macs', '--out', str(out)])
+              '--seeds', '0', '--match-macs', '--out', str(out), '--jobs',
+              '1'])
     res = json.loads((out / 'results.json').read_text())
     macs = {n: g['macs'] for n, g in res['genotypes'].items()}
     assert macs['searched'] == 1000 and macs['paper'] == 5000
@@ -203,7 +204,84 @@ def test_macs_matching_rejects_out_of_range(tmp_path, monkeypatch):
     assert res['sampling_tries'] == 4
 
 
-def test_bad_arguments_are_one_line(tmp_path, capsys):
+def test_parallel_runs_record_each_finished_run_and_resume(
+        tmp_path, monkeypatch):
+    """--jobs 2: runs finish out of order; each is recorded when it ends, a
+    failure stops the comparison, and a rerun does only the rest."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    lock, calls, fail = threading.Lock(), [], ['random_01_seed0']
+
+    def fake_retrain(cfg):
+        name = osp.basename(cfg.work_dir)
+        with lock:
+            calls.append(name)
+        if name in fail:
+            fail.clear()
+            raise _Killed
+        return float(len(name))
+
+    # threads stand in for the worker processes (monkeypatching reaches
+    # them); the scheduling and recording code is the real one
+    monkeypatch.setattr(svr, '_pool', lambda jobs: ThreadPoolExecutor(jobs))
+    monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
+    monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
+    out = tmp_path / 'par'
+    argv = ['--searched', _searched_file(tmp_path), '--num-random', '3',
+            '--seeds', '0', '1', '--out', str(out), '--jobs', '2']
+    with pytest.raises(_Killed):
+        svr.main(argv)
+    saved = json.loads((out / 'results.json').read_text())
+    assert 'random_01@0' not in saved['runs']
+    assert all(r['mIoU'] == len(k.replace('@', '_seed'))
+               for k, r in saved['runs'].items())
+    first = set(saved['runs'])
+    calls.clear()
+    assert svr.main(argv) == 0
+    final = json.loads((out / 'results.json').read_text())
+    assert len(final['runs']) == 10
+    assert not first & {c.replace('_seed', '@') for c in calls}
+    assert 'random_01_seed0' in calls
+
+
+def test_extra_genotypes_join_a_finished_comparison(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_retrain(cfg):
+        calls.append(osp.basename(cfg.work_dir))
+        return 1.0 + cfg.randomness['seed']
+
+    monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
+    monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
+    out = tmp_path / 'ext'
+    argv = ['--searched', _searched_file(tmp_path), '--num-random', '2',
+            '--seeds', '0', '1', '--out', str(out), '--jobs', '1']
+    assert svr.main(argv) == 0
+    calls.clear()
+    g = svr.sample_genotype(np.random.default_rng(123),
+                            SearchSpace(num_layers=4, num_blocks=5))
+    g.save(tmp_path / 'budget.json')
+    assert svr.main(argv + ['--extra',
+                            f'budget_0.5x={tmp_path / "budget.json"}']) == 0
+    assert sorted(calls) == ['budget_0.5x_seed0', 'budget_0.5x_seed1']
+    res = json.loads((out / 'results.json').read_text())
+    rec = res['genotypes']['budget_0.5x']
+    assert rec['kind'] == 'searched' and rec['macs'] == 1000
+    assert Genotype.from_dict(rec['genotype']) == g
+    s = res['summary']['genotypes']['budget_0.5x']
+    assert s['mean'] == 1.5 and s['rank'] >= 1
+    assert 'budget_0.5x' in (out / 'results.md').read_text()
+
+
+@pytest.mark.parametrize('bad', [['--extra', 'paper=x.json'],
+                                 ['--extra', 'no-equals-sign'],
+                                 ['--extra', 'ok=missing.json'],
+                                 ['--jobs', '0'], ['--jobs', 'many']])
+def test_bad_arguments_are_one_line(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit):
+        svr.main(['--searched', _searched_file(tmp_path)] + bad)
+    err = capsys.readouterr().err
+    assert err.startswith('error:') and err.count('\n') == 1
     with pytest.raises(SystemExit):
         svr.main(['--searched', str(tmp_path / 'missing')])
     err = capsys.readouterr().err
