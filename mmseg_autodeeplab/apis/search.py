@@ -82,7 +82,7 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     """
     from mmengine.config import Config
 
-    from ..utils import ConfigError, check_search_cfg, sync_search_channels
+    from ..utils import ConfigError, sync_search_channels
     if not osp.isfile(config):
         raise ConfigError(f'config file {config!r} not found')
     try:
@@ -127,6 +127,40 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     if warning:
         print(f'warning: {warning}', file=sys.stderr)
     return cfg
+
+
+def check_search_cfg(cfg):
+    """Run the supernet's, the loop's and the data checks on a config.
+
+    The Runner creates the work_dir before it builds the model and the
+    loop, whose own checks would fire too late to leave nothing behind.
+
+    Raises:
+        ConfigError: with the checked module's one-line message.
+    """
+    from ..engine.search_loop import check_schedule
+    from ..models.backbones.autodeeplab_supernet import check_supernet_args
+    from ..utils import ConfigError, check_dataset_cfg
+    backbone = cfg.get('model', {}).get('backbone', {})
+    train_cfg = cfg.get('train_cfg') or {}
+    try:
+        if backbone.get('type') in ('AutoDeepLabSupernet',
+                                    'mmseg.AutoDeepLabSupernet'):
+            keys = ('num_layers', 'num_blocks', 'filter_multiplier',
+                    'primitives', 'num_levels')
+            check_supernet_args(**{k: backbone[k] for k in keys
+                                   if k in backbone})
+        if train_cfg.get('type') in ('AutoDeepLabSearchLoop',
+                                     'mmseg.AutoDeepLabSearchLoop'):
+            # 20: the loop's default (the paper's), as in its signature
+            check_schedule(train_cfg.get('max_epochs'),
+                           train_cfg.get('arch_start_epoch', 20))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    for key in ('train_dataloader', 'val_dataloader'):
+        loader = cfg.get(key)
+        if isinstance(loader, dict) and 'dataset' in loader:
+            check_dataset_cfg(loader['dataset'], key)
 
 
 def _cpu_backend(cfg):

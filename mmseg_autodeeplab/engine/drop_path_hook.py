@@ -10,9 +10,9 @@ class DropPathScheduleHook(Hook):
     """Set ``drop_path_progress = iter / max_iters`` before every train iter.
 
     TF's scheduled drop path ramps the drop probability linearly with the
-    training step (``min(1, step / total_training_steps)``). Taking the
-    progress from the runner keeps it right after a resume, and needs no
-    ``total_iters`` in the model config. Every module with a
+    training step (``min(1, step / total_training_steps)``). The runner's
+    iteration is the only clock: it is right after a resume and needs no
+    step count in the model config. Every module with a
     ``set_drop_path_progress`` method (e.g. ``AutoDeepLabNet``) is updated; a
     model without one is left alone, so the hook is harmless in any config.
     """

@@ -45,7 +45,9 @@ class GenotypeHook(Hook):
     Files in ``work_dir``: ``genotype.json`` (latest, atomic),
     ``genotypes/genotype_epoch_{E}.json`` (one per interval) and
     ``search_history.json`` (per interval: mIoU, α/β probabilities and
-    entropies, genotype) for ``tools/plot_search.py``. A changed genotype is
+    entropies, the genotype, whether α/β were updated yet and the epoch
+    their updates start: all that ``tools/plot_search.py`` draws, so it
+    decodes and infers nothing). A changed genotype is
     logged in one line; entropies go to the visualizer as scalars. With a
     cost table configured (``train_cfg.arch_cost``) the decoded genotype's
     predicted cost and the expected cost under α/β are logged, go to the
@@ -168,9 +170,12 @@ class GenotypeHook(Hook):
         miou = metrics.get('mIoU')
         # a validation re-run after a resume replaces its earlier record
         self._history = [h for h in self._history if h['iter'] != runner.iter]
+        loop = runner.train_loop
         self._history.append(dict(
             epoch=epoch, iter=runner.iter,
-            arch_active=runner.iter > runner.train_loop.arch_start_iter,
+            # whether the iteration just finished updated α/β
+            arch_active=loop.arch_active_at(runner.iter - 1),
+            arch_start_epoch=loop.arch_start_epoch,
             mIoU=None if miou is None else float(miou),
             alpha_entropy=summary['alpha_entropy'],
             beta_entropy=summary['beta_entropy'], alpha=summary['alpha'],

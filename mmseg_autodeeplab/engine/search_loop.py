@@ -33,14 +33,18 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import get_world_size
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
 from ..arch_cost import ArchCost
 from .checked_loops import check_checkpoint_inputs
-from .search_state_hook import SearchLoopStateHook
 from .utils import find_supernet, unwrap_model
+
+#: checkpoint key of the loop's own state (:meth:`~AutoDeepLabSearchLoop.
+#: state_dict`)
+STATE_KEY = 'autodeeplab_search_loop'
 
 
 def _rng_state():
@@ -87,6 +91,41 @@ def _epoch_iterator(loader, epoch, skip):
     for _ in range(skip):
         next(it)
     return it
+
+
+def check_schedule(max_epochs, arch_start_epoch):
+    """Raise a one-line ``ValueError`` unless α/β get updated at all.
+
+    Called by the loop and, on the config's values, by ``tools/search.py``
+    before the Runner creates the work_dir.
+    """
+    if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or \
+            max_epochs <= 0:
+        raise ValueError('train_cfg.max_epochs: expected a positive '
+                         f'integer, got {max_epochs!r}')
+    if not isinstance(arch_start_epoch, int) or not \
+            0 <= arch_start_epoch < max_epochs:
+        raise ValueError(
+            f'train_cfg.arch_start_epoch={arch_start_epoch!r} lies after '
+            f'the end of training (max_epochs={max_epochs}); expected an '
+            f'integer in [0, {max_epochs - 1}] so that α/β are updated')
+
+
+class _LoopStateHook(Hook):
+    """Carries the loop's :meth:`state_dict` in every checkpoint.
+
+    mmengine offers checkpoint callbacks to hooks only; without this the
+    resumed search would replay trainB from its start with other RNG draws
+    and not end where an uninterrupted run does.
+    """
+    priority = 'VERY_LOW'
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        checkpoint[STATE_KEY] = runner.train_loop.state_dict()
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        if STATE_KEY in checkpoint:
+            runner.train_loop.load_state_dict(checkpoint[STATE_KEY])
 
 
 def _arch_loader_cfg(dataloader):
@@ -146,15 +185,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
                  val_begin=1, val_interval=1, arch_dataloader=None,
                  val_at_start=False, weights_key='weights', arch_key='arch',
                  arch_cost=None, cpu_threads='auto'):
-        if not isinstance(max_epochs, int) or max_epochs <= 0:
-            raise ValueError('train_cfg.max_epochs: expected a positive '
-                             f'integer, got {max_epochs!r}')
-        if not isinstance(arch_start_epoch, int) or not \
-                0 <= arch_start_epoch < max_epochs:
-            raise ValueError(
-                f'train_cfg.arch_start_epoch={arch_start_epoch!r} lies after '
-                f'the end of training (max_epochs={max_epochs}); expected an '
-                f'integer in [0, {max_epochs - 1}] so that α/β are updated')
+        check_schedule(max_epochs, arch_start_epoch)
         check_checkpoint_inputs(runner)
         if arch_dataloader is None:
             if not isinstance(dataloader, dict):
@@ -196,8 +227,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         self.arch_cost = ArchCost.build(arch_cost)
         if self.arch_cost is not None:
             self.arch_cost.check_supernet(self.supernet)
-        if not any(isinstance(h, SearchLoopStateHook) for h in runner.hooks):
-            runner.register_hook(SearchLoopStateHook())
+        runner.register_hook(_LoopStateHook())
 
     # -- properties the Runner and hooks read --------------------------------
     @property
@@ -223,10 +253,14 @@ class AutoDeepLabSearchLoop(BaseLoop):
             self._supernet = find_supernet(self.runner.model)
         return self._supernet
 
+    def arch_active_at(self, it):
+        """Whether iteration ``it`` (0-based) includes an α/β step."""
+        return it >= self.arch_start_iter
+
     @property
     def arch_active(self):
         """Whether the current iteration includes an α/β step."""
-        return self._iter >= self.arch_start_iter
+        return self.arch_active_at(self._iter)
 
     # -- resume state ---------------------------------------------------------
     def state_dict(self):

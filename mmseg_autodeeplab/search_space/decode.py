@@ -38,6 +38,15 @@ def max_level(layer, num_levels=4):
     return min(layer + 1, num_levels - 1)
 
 
+def level_sizes(height, width, num_levels=4):
+    """``(h, w)`` of every level given level 0's (each halves, rounding up)."""
+    sizes = [(height, width)]
+    for _ in range(num_levels - 1):
+        h, w = sizes[-1]
+        sizes.append(((h + 1) // 2, (w + 1) // 2))
+    return sizes
+
+
 def valid_moves(num_levels=4):
     """Boolean mask ``(num_levels, 3)``: which moves exist from each level."""
     mask = torch.ones(num_levels, 3, dtype=torch.bool)

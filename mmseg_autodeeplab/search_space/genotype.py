@@ -5,7 +5,7 @@ A genotype has two parts:
 * the cell: ``B`` blocks, each the sum of two ``(input, op)`` branches, where
   ``input`` indexes the block's candidate inputs
   ``[H(l-2), H(l-1), H1, ..., H(i-1)]`` and ``op`` names an operator of
-  :data:`PRIMITIVES`;
+  the search space's ``primitives`` (a subset of :data:`PRIMITIVES`);
 * the path: one level per layer (level ``j`` is downsample rate ``4 * 2**j``).
 
 JSON is the hand-off format between search and retraining; it stores names
@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Tuple
 
+from ..utils.atomic import atomic_write_text
 from .primitives import PRIMITIVES, ZERO_OP
 
 FORMAT = 'mmseg_autodeeplab.genotype'
@@ -89,7 +90,7 @@ class CellGenotype:
             tuple(sorted((int(i), str(op)) for i, op in block))
             for block in self.blocks)
         object.__setattr__(self, 'blocks', blocks)
-        validate_cell(blocks)
+        validate_cell(blocks)  # structure only: a cell alone has no space
 
     def describe(self):
         """One line per block, e.g. ``H1 = sep_conv_3x3(H(l-1)) + ...``."""
@@ -121,12 +122,7 @@ class Genotype:
             raise GenotypeError(
                 f'cell: expected {self.search_space.num_blocks} blocks (the '
                 f'search space\'s num_blocks), got {len(self.cell.blocks)}')
-        for b, block in enumerate(self.cell.blocks):
-            for _, op in block:
-                if op not in self.search_space.primitives:
-                    raise GenotypeError(
-                        f'cell[{b}]: operator {op!r} is not in the search '
-                        'space\'s primitives')
+        validate_cell(self.cell.blocks, self.search_space.primitives)
 
     @property
     def path_strides(self):
@@ -155,7 +151,6 @@ class Genotype:
 
     def save(self, path):
         """Write the genotype to ``path`` as JSON, atomically."""
-        from ..utils import atomic_write_text
         atomic_write_text(path, self.to_json())
 
     @classmethod
@@ -221,11 +216,14 @@ class Genotype:
         return cls.from_json(data, source=path)
 
 
-def validate_cell(blocks, num_blocks=None):
-    """Check the structure of a cell's blocks; raise :class:`GenotypeError`."""
-    if num_blocks is not None and len(blocks) != num_blocks:
-        raise GenotypeError(
-            f'cell: expected {num_blocks} blocks, got {len(blocks)}')
+def validate_cell(blocks, primitives=None):
+    """Check a cell's blocks; raise :class:`GenotypeError` naming the field.
+
+    Args:
+        blocks (Sequence): ``B`` blocks of ``(input, op)`` pairs.
+        primitives (Sequence[str], optional): the operators of the cell's
+            search space; None checks the structure only.
+    """
     for b, block in enumerate(blocks):
         if len(block) != 2:
             raise GenotypeError(
@@ -236,10 +234,10 @@ def validate_cell(blocks, num_blocks=None):
                 raise GenotypeError(
                     f'{where}.op: the zero operator {ZERO_OP!r} is not a '
                     'valid choice in a genotype')
-            if op not in PRIMITIVES:
+            if primitives is not None and op not in primitives:
                 raise GenotypeError(
-                    f'{where}.op: unknown operator {op!r}; expected one of '
-                    f'{", ".join(p for p in PRIMITIVES if p != ZERO_OP)}')
+                    f'{where}.op: unknown operator {op!r}; the search space '
+                    'has ' + ', '.join(p for p in primitives if p != ZERO_OP))
             if not 0 <= i < b + 2:
                 raise GenotypeError(
                     f'{where}.input: block H{b + 1} can only take '
@@ -362,6 +360,5 @@ def _from_dict(cls, data):
                     'earlier block or a cell input')
             pairs.append((names.index(name), op))
         blocks.append(pairs)
-    validate_cell(blocks, space.num_blocks)
     return cls(cell=CellGenotype(tuple(tuple(p) for p in blocks)),
                path=tuple(path), search_space=space)

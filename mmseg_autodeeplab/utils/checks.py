@@ -87,48 +87,6 @@ def check_dataset_cfg(cfg, where):
                     f'{name}: no *{suffix} {what} under {folder!r}' + _HINT)
 
 
-def check_search_cfg(cfg):
-    """Check a search config before the Runner is built.
-
-    Raises:
-        ConfigError: on a missing data root, an α/β start after the end of
-            training, a non-positive F/L/B or an unknown operator name.
-    """
-    from ..search_space import check_op_names
-    backbone = cfg.get('model', {}).get('backbone', {})
-    for key in ('num_layers', 'num_blocks', 'filter_multiplier'):
-        if key in backbone:
-            value = backbone[key]
-            if not isinstance(value, int) or isinstance(value, bool) \
-                    or value <= 0:
-                raise ConfigError(
-                    f'model.backbone.{key}: expected a positive integer, got '
-                    f'{value!r}')
-    if 'primitives' in backbone:
-        try:
-            check_op_names(backbone['primitives'],
-                           'model.backbone.primitives')
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    train_cfg = cfg.get('train_cfg', {}) or {}
-    if train_cfg.get('type') in ('AutoDeepLabSearchLoop',
-                                 'mmseg.AutoDeepLabSearchLoop'):
-        max_epochs = train_cfg.get('max_epochs')
-        start = train_cfg.get('arch_start_epoch', 20)
-        if not isinstance(max_epochs, int) or max_epochs <= 0:
-            raise ConfigError('train_cfg.max_epochs: expected a positive '
-                              f'integer, got {max_epochs!r}')
-        if not isinstance(start, int) or not 0 <= start < max_epochs:
-            raise ConfigError(
-                f'train_cfg.arch_start_epoch={start!r} lies after the end of '
-                f'training (max_epochs={max_epochs}); expected an integer in '
-                f'[0, {max_epochs - 1}] so that alpha/beta are updated')
-    for key in ('train_dataloader', 'val_dataloader'):
-        loader = cfg.get(key)
-        if isinstance(loader, dict) and 'dataset' in loader:
-            check_dataset_cfg(loader['dataset'], key)
-
-
 def sync_search_channels(cfg):
     """Derive neck/head channels of a supernet config from F, B, levels.
 

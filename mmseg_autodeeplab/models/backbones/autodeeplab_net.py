@@ -48,10 +48,9 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from ...search_space import Genotype, GenotypeError, build_op
+from ...search_space import Genotype, GenotypeError, build_op, level_sizes
 from ...search_space.primitives import ReLUConvBN, build_norm
 from ...utils.configs import find_project_file
-from .autodeeplab_supernet import level_sizes
 
 #: Drop path never drops a skip connection (identity, or a strided 1×1 when
 #: the cell goes coarser), as TF's NAS cells.
@@ -221,12 +220,9 @@ class AutoDeepLabNet(BaseModule):
         drop_path_prob (float): scheduled drop path: the probability of
             dropping a branch in the LAST cell at the END of training; cell
             ``l`` uses ``drop_path_prob * (l + 1) / L * progress``, as TF.
-            0 (the default) turns it off.
-        total_iters (int, optional): when set, the network counts its own
-            training forwards and uses ``min(1, count / total_iters)`` as the
-            progress. Prefer :class:`DropPathScheduleHook`, which sets
-            ``drop_path_progress`` from the runner (resume-safe); a value set
-            that way takes precedence. With neither, progress is 1.
+            0 (the default) turns it off. ``progress`` is the runner's
+            ``iter / max_iters``, set by :class:`DropPathScheduleHook` (so it
+            is right after a resume); 1 until the hook sets it.
         with_cp (bool): gradient checkpointing per cell (exact).
         init_cfg (dict, optional): mmengine init config. The default
             PyTorch conv init already equals TF's NAS initialiser
@@ -255,7 +251,6 @@ class AutoDeepLabNet(BaseModule):
                  norm_cfg=dict(type='BN', requires_grad=True),
                  out_indices=(2, -1),
                  drop_path_prob=0.0,
-                 total_iters=None,
                  with_cp=False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -276,9 +271,6 @@ class AutoDeepLabNet(BaseModule):
         if not 0. <= drop_path_prob < 1.:
             raise ValueError('AutoDeepLabNet: drop_path_prob must be in '
                              f'[0, 1), got {drop_path_prob!r}')
-        if total_iters is not None and total_iters <= 0:
-            raise ValueError('AutoDeepLabNet: total_iters must be positive, '
-                             f'got {total_iters!r}')
         num_layers = len(path)
         indices = []
         for i in out_indices:
@@ -295,9 +287,7 @@ class AutoDeepLabNet(BaseModule):
         self.path = path
         self.with_cp = with_cp
         self.drop_path_prob = float(drop_path_prob)
-        self.total_iters = total_iters
-        self.drop_path_progress = None  # set by DropPathScheduleHook
-        self._train_forwards = 0
+        self.drop_path_progress = 1.  # set by DropPathScheduleHook
 
         self.stem = AutoDeepLabStem(in_channels, stem_channels, norm_cfg)
         self.cells = nn.ModuleList()
@@ -321,19 +311,12 @@ class AutoDeepLabNet(BaseModule):
         """Training progress in [0, 1] for scheduled drop path."""
         self.drop_path_progress = min(max(float(progress), 0.), 1.)
 
-    def current_drop_path_progress(self):
-        if self.drop_path_progress is not None:
-            return self.drop_path_progress
-        if self.total_iters:
-            return min(1., self._train_forwards / self.total_iters)
-        return 1.
-
     def cell_drop_prob(self, cell_num):
         """Drop probability of cell ``cell_num`` now (0 in eval)."""
         if not self.training or self.drop_path_prob <= 0.:
             return 0.
         depth = (cell_num + 1) / self.num_layers
-        return self.drop_path_prob * depth * self.current_drop_path_progress()
+        return self.drop_path_prob * depth * self.drop_path_progress
 
     # -- forward ----------------------------------------------------------
     def _run_cell(self, cell, prev_prev, prev, drop_prob):
@@ -361,8 +344,6 @@ class AutoDeepLabNet(BaseModule):
             prev_prev, prev = prev, out
             if cell_num >= max(self.out_indices):
                 break  # later cells feed no requested output
-        if self.training:
-            self._train_forwards += 1
         return tuple(outs[i] for i in self.out_indices)
 
     def describe(self):

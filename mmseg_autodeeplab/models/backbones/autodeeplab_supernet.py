@@ -18,7 +18,8 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
 from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
-                             max_level, normalize_betas, num_edges)
+                             level_sizes, max_level, normalize_betas,
+                             num_edges)
 from ...search_space.primitives import ReLUConvBN, build_norm
 from ..utils import fused_edges, fused_kind, relu_conv_bn
 
@@ -29,19 +30,30 @@ IMPLS = ('per_edge', 'fused')
 TF_BN = dict(eps=1e-3, momentum=3e-4)
 
 
-def _positive_int(value, name):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f'AutoDeepLabSupernet: {name} must be a positive '
-                         f'integer, got {value!r}')
+def check_supernet_args(num_layers=12, num_blocks=5, filter_multiplier=8,
+                        primitives=PRIMITIVES, num_levels=4):
+    """Raise a one-line ``ValueError`` for a search space the supernet lacks.
 
-
-def level_sizes(height, width, num_levels):
-    """Spatial size of each level given the level-0 (stem output) size."""
-    sizes = [(height, width)]
-    for _ in range(num_levels - 1):
-        h, w = sizes[-1]
-        sizes.append(((h + 1) // 2, (w + 1) // 2))
-    return sizes
+    Called by :class:`AutoDeepLabSupernet` and, on the config's values, by
+    ``tools/search.py`` before the Runner creates the work_dir.
+    """
+    for value, name in ((num_layers, 'num_layers'),
+                        (num_blocks, 'num_blocks'),
+                        (filter_multiplier, 'filter_multiplier'),
+                        (num_levels, 'num_levels')):
+        if not isinstance(value, int) or isinstance(value, bool) or \
+                value <= 0:
+            raise ValueError(f'AutoDeepLabSupernet: {name} must be a '
+                             f'positive integer, got {value!r}')
+    if num_layers < num_levels - 1:
+        raise ValueError(
+            f'AutoDeepLabSupernet: num_layers={num_layers} is too small for '
+            f'the last layer to reach all {num_levels} levels; expected at '
+            f'least {num_levels - 1}')
+    check_op_names(primitives, 'AutoDeepLabSupernet.primitives')
+    if not [p for p in primitives if p != ZERO_OP]:
+        raise ValueError('AutoDeepLabSupernet.primitives: needs at least '
+                         'one operator other than the zero operator')
 
 
 class MixedOp(nn.Module):
@@ -257,21 +269,9 @@ class AutoDeepLabSupernet(BaseModule):
                  with_cp=False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        for value, name in ((num_layers, 'num_layers'),
-                            (num_blocks, 'num_blocks'),
-                            (filter_multiplier, 'filter_multiplier'),
-                            (num_levels, 'num_levels')):
-            _positive_int(value, name)
-        if num_layers < num_levels - 1:
-            raise ValueError(
-                f'AutoDeepLabSupernet: num_layers={num_layers} is too small '
-                f'for the last layer to reach all {num_levels} levels; '
-                f'expected at least {num_levels - 1}')
         primitives = tuple(primitives)
-        check_op_names(primitives, 'AutoDeepLabSupernet.primitives')
-        if not [p for p in primitives if p != ZERO_OP]:
-            raise ValueError('AutoDeepLabSupernet.primitives: needs at least '
-                             'one operator other than the zero operator')
+        check_supernet_args(num_layers, num_blocks, filter_multiplier,
+                            primitives, num_levels)
         self.num_layers = num_layers
         self.num_blocks = num_blocks
         self.filter_multiplier = filter_multiplier
