@@ -22,20 +22,33 @@ def _entropy(probs, dim=-1):
     return float(-(probs * p.log()).sum(dim).mean())
 
 
-def arch_summary(supernet):
-    """α/β as probabilities plus their entropies (plain Python values)."""
-    with torch.no_grad():
-        alpha = torch.softmax(supernet.alphas.detach().float().cpu(), -1)
-        beta = supernet.normalized_betas().detach().float().cpu()
+def arch_entropies(alpha, beta):
+    """Mean entropy (nats) of α's rows and of the built nodes' β rows.
+
+    Args:
+        alpha (Tensor): softmaxed α, ``(E, P)``.
+        beta (Tensor): normalised β, ``(L, levels, 3)``.
+
+    Returns:
+        tuple[float, float]: α entropy, β entropy (NaN without built rows).
+    """
     # only the nodes the supernet builds: β[l] leaves layer l-1 (-1 is the
     # stem), which reaches levels 0..max_level(l - 1)
     layers, levels = beta.shape[:2]
     built = torch.tensor([[j <= max_level(i - 1, levels)
                            for j in range(levels)] for i in range(layers)])
     rows = beta[(beta.sum(-1) > 0) & built]
+    return _entropy(alpha), _entropy(rows) if len(rows) else math.nan
+
+
+def arch_summary(supernet):
+    """α/β as probabilities plus their entropies (plain Python values)."""
+    with torch.no_grad():
+        alpha = torch.softmax(supernet.alphas.detach().float().cpu(), -1)
+        beta = supernet.normalized_betas().detach().float().cpu()
+    alpha_entropy, beta_entropy = arch_entropies(alpha, beta)
     return dict(alpha=alpha.tolist(), beta=beta.tolist(),
-                alpha_entropy=_entropy(alpha),
-                beta_entropy=_entropy(rows) if len(rows) else math.nan)
+                alpha_entropy=alpha_entropy, beta_entropy=beta_entropy)
 
 
 @HOOKS.register_module()

@@ -115,12 +115,12 @@ def test_beta_trellis_follows_a_forced_end_level(tmp_path):
     assert path == decode_path(torch.tensor(entry['beta']), end_level=end)
 
 
-def test_entry_without_genotype_is_decoded(history, tmp_path):
+def test_entry_without_genotype_is_refused(history, tmp_path):
+    # GenotypeHook records the genotype; the plots never re-decode α/β
     entry = {k: v for k, v in history[-1].items() if k != 'genotype'}
-    assert plot_alpha_heatmap(entry, tmp_path / 'a.png') == \
-        expected_cells(entry)
-    assert plot_beta_trellis(entry, tmp_path / 'b.png') == decode_path(
-        torch.tensor(entry['beta']))
+    with pytest.raises(SearchHistoryError, match='missing field "genotype"'):
+        plot_alpha_heatmap(entry, tmp_path / 'a.png')
+    assert not os.path.exists(tmp_path / 'a.png')
 
 
 def test_cell_graph_draws_every_branch(history, tmp_path):
@@ -144,6 +144,20 @@ def test_search_curves(history, tmp_path):
     forced = plot_search_curves(history, tmp_path / 'c2.png',
                                 arch_start_epoch=3)
     assert forced['arch_start_epoch'] == 3
+
+
+def test_search_curves_recorded_start_and_predicted_cost(history,
+                                                        tmp_path):
+    budgeted = [dict(h, arch_start_epoch=2, cost=dict(
+        kind='macs', predicted=1e9 - 1e8 * h['epoch'], expected=1e9,
+        target=7e8)) for h in history]
+    data = plot_search_curves(budgeted, tmp_path / 'curves.png')
+    assert_png(str(tmp_path / 'curves.png'))
+    assert data['arch_start_epoch'] == 2  # recorded, not inferred
+    assert data['predicted_cost'] == [1e9, 9e8, 8e8, 7e8, 6e8]
+    assert data['cost_target'] == 7e8
+    assert plot_search_curves(history, tmp_path / 'c.png')['cost_target'] \
+        is None
 
 
 @pytest.mark.parametrize('active, epochs, expected', [
