@@ -43,18 +43,15 @@ train_dataloader = dict(
         img_suffix='.jpg',
         seg_map_suffix='.png',
         pipeline=train_pipeline))
+# the training loader, one image at a time in order, on the val split with
+# the test pipeline
 val_dataloader = dict(
+    train_dataloader,
     batch_size=1,
-    num_workers=2,
-    persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
+        train_dataloader['dataset'],
         data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
-        img_suffix='.jpg',
-        seg_map_suffix='.png',
         pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])

@@ -5,8 +5,6 @@
 # the 513 pipeline. Evaluation is mmseg's (short side resized to 512, whole
 # image, val.txt).
 _base_ = 'mmseg::_base_/datasets/pascal_voc12_aug.py'
-dataset_type = 'PascalVOCDataset'
-data_root = 'data/VOCdevkit/VOC2012'
 crop_size = (513, 513)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -22,18 +20,17 @@ train_pipeline = [
     dict(type='Pad', size=crop_size),
     dict(type='PackSegInputs')
 ]
+# mmseg's two VOC parts (type, root, files) with the 513 pipeline
 dataset_train = dict(
-    type=dataset_type,
-    data_root=data_root,
+    type=_base_.dataset_type,
+    data_root=_base_.data_root,
     data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
     ann_file='ImageSets/Segmentation/train.txt',
     pipeline=train_pipeline)
 dataset_aug = dict(
-    type=dataset_type,
-    data_root=data_root,
+    dataset_train,
     data_prefix=dict(
         img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
-    ann_file='ImageSets/Segmentation/aug.txt',
-    pipeline=train_pipeline)
+    ann_file='ImageSets/Segmentation/aug.txt')
 train_dataloader = dict(
     dataset=dict(type='ConcatDataset', datasets=[dataset_train, dataset_aug]))

@@ -9,13 +9,11 @@
 # The genotype path is resolved against the CWD, then the repo root, then the
 # package's shipped configs (mmseg_autodeeplab/.mim), so this relative path
 # works from a checkout and after `pip install`.
-_base_ = './autodeeplab_preprocessor.py'
+_base_ = './autodeeplab_encoder_decoder.py'
 custom_imports = dict(
     imports=['mmseg_autodeeplab'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor={{_base_.data_preprocessor}},
     backbone=dict(
         type='AutoDeepLabNet',
         genotype='configs/genotypes/autodeeplab_paper.json',
@@ -38,14 +36,7 @@ model = dict(
         c1_channels=48,
         separable=False,
         dropout_ratio=0.1,
-        num_classes=19,
         norm_cfg=norm_cfg,
-        align_corners=True,
-        loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    train_cfg=dict(),
-    # single-scale, whole-image evaluation (Cityscapes: the full 1024x2048
-    # image, as the paper)
-    test_cfg=dict(mode='whole'))
+        align_corners=True))
 # the paper's batch 16 = 8 GPUs x 2 images; scale the LR if you change it
 auto_scale_lr = dict(enable=False, base_batch_size=16)

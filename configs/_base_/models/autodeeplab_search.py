@@ -1,11 +1,9 @@
 # Auto-DeepLab search supernet: L=12 layers, B=5 blocks, F=8 (spec 1-2).
 # The neck/head channel lists follow B*F*s/4; tools/search.py re-derives them
 # from the backbone when F/B/L are overridden with --cfg-options.
-_base_ = './autodeeplab_preprocessor.py'
+_base_ = './autodeeplab_encoder_decoder.py'
 norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
-    type='EncoderDecoder',
-    data_preprocessor={{_base_.data_preprocessor}},
     backbone=dict(
         type='AutoDeepLabSupernet',
         num_layers=12,
@@ -27,11 +25,6 @@ model = dict(
     decode_head=dict(
         type='AutoDeepLabSumHead',
         in_channels=[120, 240, 480, 960],
-        num_classes=19,
         dropout_ratio=0.0,
         norm_cfg=norm_cfg,
-        align_corners=False,
-        loss_decode=dict(
-            type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+        align_corners=False))

@@ -10,6 +10,7 @@
 # a one-line error for a missing data root; CheckpointMatchHook turns a
 # checkpoint that does not fit the model into a one-line error instead of
 # mmengine's "missing keys" warnings (mmseg_autodeeplab/engine/).
+_base_ = './autodeeplab_hooks.py'
 max_iters = 1500000
 optim_wrapper = dict(
     type='OptimWrapper',
@@ -30,17 +31,8 @@ train_cfg = dict(
 val_cfg = dict(type='CheckedValLoop')
 test_cfg = dict(type='CheckedTestLoop')
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(
-        type='AtomicCheckpointHook',
-        by_epoch=False,
-        interval=50000,
-        max_keep_ckpts=3,
-        save_best='mIoU'),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    logger=dict(log_metric_by_epoch=False),
+    checkpoint=dict(by_epoch=False, interval=50000, save_best='mIoU'))
 # DropPathScheduleHook feeds the training progress to scheduled drop path
 # (a no-op while model.backbone.drop_path_prob is 0).
 custom_hooks = [

@@ -3,14 +3,7 @@
 # than the paper's numbers (see configs/autodeeplab/README).
 _base_ = './autodeeplab_poly_1.5m.py'
 max_iters = 80000
-param_scheduler = [
-    dict(
-        type='PolyLR',
-        eta_min=0.0,
-        power=0.9,
-        begin=0,
-        end=max_iters,
-        by_epoch=False)
-]
+# the 1.5M schedule's poly decay, ending at this schedule's last iteration
+param_scheduler = [dict(_base_.param_scheduler[0], end=max_iters)]
 train_cfg = dict(max_iters=max_iters, val_interval=8000)
 default_hooks = dict(checkpoint=dict(interval=8000))

@@ -1,6 +1,7 @@
 # Search schedule (spec 3): 40 epochs over trainA, alpha/beta from epoch 20.
 # Weights: SGD 0.025 -> 0.001 cosine, momentum 0.9, wd 3e-4.
 # alpha/beta: Adam 3e-3, betas (0.9, 0.999), wd 1e-3, constant LR.
+_base_ = './autodeeplab_hooks.py'
 optim_wrapper = dict(
     constructor='AutoDeepLabOptimWrapperConstructor',
     weights=dict(
@@ -28,12 +29,6 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(
-        type='AtomicCheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=3,
-        save_last=True),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))
+    logger=dict(log_metric_by_epoch=True),
+    checkpoint=dict(by_epoch=True, interval=1, save_last=True))
 custom_hooks = [dict(type='GenotypeHook')]
