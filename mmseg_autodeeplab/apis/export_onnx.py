@@ -17,21 +17,22 @@ the trace is checked against PyTorch at a second, odd size (sizes such as
 769 or 1025 give odd feature maps at every stride, where a resize or pad
 taken as a constant during tracing would show).
 
-Verification, before the file appears at ``--out`` (written to a temporary
-file and renamed): ``onnx.checker.check_model``, then onnxruntime (CPU) and
+Verification, before the file appears at ``--out`` (checked in memory, then
+written atomically): ``onnx.checker.check_model``, then onnxruntime (CPU) and
 PyTorch on the same seeded input: the largest absolute logit difference must
 be at most ``--atol`` (1e-4) and the argmax must agree on at least
 ``--min-agreement`` (99.99 %) of the pixels, at the export size and, with
 ``--dynamic``, at ``--check-shape``.
 """
-import os
+import io
 import os.path as osp
 import sys
-import tempfile
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ..utils.atomic import atomic_write_bytes
 
 #: opset of the TorchScript exporter (Resize with align_corners, GELU, ...).
 OPSET = 17
@@ -134,7 +135,11 @@ def to_onnx(module, x, path, output_name='logits', dynamic_axes=None):
 
 
 def ort_session(path, threads=None):
-    """An onnxruntime CPU session (``threads``: intra-op threads)."""
+    """An onnxruntime CPU session of ``path`` (an ONNX file or its bytes).
+
+    Args:
+        threads (int, optional): intra-op threads.
+    """
     import onnxruntime as ort
     options = ort.SessionOptions()
     if threads:
@@ -208,15 +213,12 @@ def export(model, out, shape, dynamic=False, output='logits', batch=1,
                 out_name: ({0: 'batch', 1: 'height', 2: 'width'}
                            if output == 'labels' else
                            {0: 'batch', 2: 'height', 3: 'width'})}
-    folder = osp.dirname(osp.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(out) + '.',
-                               suffix='.partial', dir=folder)
-    os.close(fd)
+    buffer = io.BytesIO()  # verified in memory: a failed export writes nothing
     try:
-        to_onnx(wrapper, x, tmp, out_name, axes)
-        onnx.checker.check_model(tmp, full_check=True)
-        session = ort_session(tmp)
+        to_onnx(wrapper, x, buffer, out_name, axes)
+        data = buffer.getvalue()
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+        session = ort_session(data)
         sizes = [tuple(shape)]
         if dynamic:
             sizes.append(tuple(check_shape or odd_check_shape(shape)))
@@ -241,15 +243,12 @@ def export(model, out, shape, dynamic=False, output='logits', batch=1,
                     f'{"n/a" if diff is None else f"{diff:.3g}"} (limit '
                     f'{atol:g}), argmax agreement {agree:.6f} (limit '
                     f'{min_agreement:g})')
-        os.replace(tmp, out)
+        atomic_write_bytes(out, data)
     except ExportError:
         raise
     except Exception as e:
         raise ExportError(f'export failed ({type(e).__name__}: '
                           f'{" ".join(str(e).split())[:300]})') from None
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     return records
 
 
