@@ -331,3 +331,34 @@ def test_search_summary_entropy_ratios_and_stability():
     s = summarize(history)
     assert (s['same_genotype_validations'], s['validations']) == (3, 4)
     assert s['path'] == [0, 0, 0, 0]
+
+
+def test_search_summary_agreement_of_several_searches(tmp_path, capsys):
+    from mmseg_autodeeplab.apis import search_summary
+    import torch
+
+    from mmseg_autodeeplab.search_space import normalize_betas
+    space = SearchSpace(num_layers=4, num_blocks=5)
+    rng = np.random.default_rng(11)
+    genotypes = [svr.sample_genotype(rng, space) for _ in range(2)]
+    beta = normalize_betas(torch.zeros(4, 4, 3)).tolist()
+    dirs = []
+    for k, g in enumerate(genotypes + genotypes[:1]):
+        d = tmp_path / f'seed{k}'
+        d.mkdir()
+        entry = dict(alpha=[[1 / 8] * 8] * 20, beta=beta, epoch=30,
+                     mIoU=1.0, genotype=g.to_dict())
+        (d / 'search_history.json').write_text(json.dumps([entry]))
+        dirs.append(str(d))
+    assert search_summary.main(dirs) == 0
+    out = capsys.readouterr().out.splitlines()
+    a01 = svr.genotype_agreement(genotypes[0], genotypes[1])
+    assert out[3] == (f"agreement {dirs[0]} vs {dirs[1]}: cell inputs "
+                      f"{a01['edges']:.0%}, inputs with their op "
+                      f"{a01['ops']:.0%}, path levels {a01['path']:.0%}")
+    assert out[4].endswith('vs ' + dirs[2] + ': cell inputs 100%, inputs '
+                           'with their op 100%, path levels 100%')
+    mean_ops = (2 * a01['ops'] + 1) / 3
+    assert f'inputs with their op {mean_ops:.0%}' in out[6]
+    with pytest.raises(SystemExit):
+        search_summary.main([dirs[0], str(tmp_path / 'nope')])
