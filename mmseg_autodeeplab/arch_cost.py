@@ -27,6 +27,16 @@ Shapes (``L`` layers, ``n`` levels, ``E`` edges, ``P`` operators):
 
 Per-op costs are derived from shapes (:func:`cell_costs`); the tests pin
 them to the counter on built networks, exactly.
+
+A ``latency`` table (seconds on a device, measured by
+``tools/build_cost_table.py --kind latency``) has the same entries, each
+timed on the modules that make it up; it is only about additive (a network
+also pays per-call overheads the parts do not show), so it ranks networks
+rather than predicting their latency exactly.
+
+Format versions: 1 (multiply-adds only) is still read; 2 adds ``latency``
+tables and their measurement fields (``device_type``, ``threads``,
+``repeats``, ``warmup``).
 """
 import math
 import os
@@ -34,8 +44,10 @@ import os
 import torch
 
 FORMAT = 'mmseg_autodeeplab.cost_table'
-VERSION = 1
-KINDS = ('macs', )
+VERSION = 2
+#: versions this module reads (1: multiply-adds tables before latency)
+READ_VERSIONS = (1, 2)
+KINDS = ('macs', 'latency')
 PENALTIES = ('hinge', 'log')
 
 
@@ -145,9 +157,10 @@ class CostTable:
         if not isinstance(data, dict) or data.get('format') != FORMAT:
             raise ValueError(f'{source}: not a cost table (expected '
                              f'"format": "{FORMAT}")')
-        if data.get('version') != VERSION:
+        if data.get('version') not in READ_VERSIONS:
             raise ValueError(f'{source}: cost table version '
-                             f'{data.get("version")!r}, expected {VERSION}')
+                             f'{data.get("version")!r}, expected one of '
+                             f'{", ".join(map(str, READ_VERSIONS))}')
         self.data = data
         try:
             self.kind = data['kind']
@@ -212,7 +225,8 @@ class CostTable:
                              'rebuild it with tools/build_cost_table.py')
 
     def predicted(self, genotype):
-        """Exact cost of the static network of ``genotype`` (a float)."""
+        """Cost of the static network of ``genotype`` (a float): exact for
+        multiply-adds, the sum of its parts' latencies for latency."""
         space = genotype.search_space
         self.check_space(space.num_layers, space.num_blocks,
                          space.num_levels, space.primitives, 'genotype')
@@ -312,6 +326,164 @@ def expected_cost(alphas, probs, table):
     return total + (joint * head).sum()
 
 
+#: ``arch_cost.build`` keys: for every kind, and for ``latency`` only
+BUILD_KEYS = ('config', 'size', 'num_layers', 'num_blocks')
+LATENCY_BUILD_KEYS = ('device', 'repeats', 'warmup', 'threads')
+
+
+def _is_int(value, minimum):
+    return isinstance(value, int) and not isinstance(value, bool) and \
+        value >= minimum
+
+
+def check_build(build, kind):
+    """Validate ``arch_cost.build`` (how to make a missing table).
+
+    Args:
+        build (dict): ``config`` (retrain config path), ``size`` ``(H, W)``,
+            optional ``num_layers``/``num_blocks`` (default: the config's
+            genotype) and, for ``kind='latency'``, ``device``, ``repeats``,
+            ``warmup``, ``threads``
+            (as ``tools/build_cost_table.py --kind latency``).
+        kind (str): the table kind.
+
+    Returns:
+        dict: every key, defaults filled in, ``size`` a tuple.
+
+    Raises:
+        ValueError: one line naming ``arch_cost.build.<key>``.
+    """
+    from .apis.build_cost_table import (DEFAULT_REPEATS, DEFAULT_WARMUP,
+                                        check_device, resolve_config)
+    if not isinstance(build, dict):
+        raise ValueError('arch_cost.build: expected dict(config=RETRAIN_'
+                         'CONFIG, size=(H, W), num_layers=L, ...), got '
+                         f'{type(build).__name__}')
+    allowed = BUILD_KEYS + (LATENCY_BUILD_KEYS if kind == 'latency' else ())
+    for key in build:
+        if key in LATENCY_BUILD_KEYS and key not in allowed:
+            raise ValueError(f"arch_cost.build.{key}: only for "
+                             f"kind='latency' (kind is {kind!r})")
+        if key not in allowed:
+            raise ValueError(f'arch_cost.build.{key}: unknown key; '
+                             f'expected {", ".join(allowed)}')
+    config = build.get('config')
+    if not isinstance(config, str) or not config:
+        raise ValueError('arch_cost.build.config: expected the path of the '
+                         f'retrain config, got {config!r}')
+    try:
+        resolve_config(config)
+    except FileNotFoundError as e:
+        raise ValueError(f'arch_cost.build.config: {e}') from None
+    size = build.get('size')
+    if not (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(_is_int(v, 8) for v in size)):
+        raise ValueError('arch_cost.build.size: expected (H, W), integers '
+                         f'>= 8, got {size!r}')
+    spec = dict(config=config, size=(size[0], size[1]))
+    for key, low, default in (('num_layers', 1, None),
+                              ('num_blocks', 1, None),
+                              ('repeats', 1, DEFAULT_REPEATS),
+                              ('warmup', 0, DEFAULT_WARMUP),
+                              ('threads', 1, None)):
+        if key not in allowed:
+            continue
+        value = build.get(key, default)
+        if value is not None and not _is_int(value, low):
+            raise ValueError(f'arch_cost.build.{key}: expected an integer '
+                             f'>= {low}, got {value!r}')
+        spec[key] = value
+    if kind == 'latency':
+        spec['device'] = build.get('device', 'cpu')
+        try:
+            check_device(spec['device'])
+        except ValueError as e:
+            raise ValueError(f'arch_cost.build.device: {e}') from None
+    return spec
+
+
+def _same_config(recorded, wanted):
+    if not isinstance(recorded, str):
+        return False
+    if os.path.normpath(recorded) == os.path.normpath(wanted):
+        return True
+    from .apis.build_cost_table import resolve_config
+    try:
+        return os.path.realpath(resolve_config(recorded)) == \
+            os.path.realpath(resolve_config(wanted))
+    except FileNotFoundError:
+        return False
+
+
+def build_mismatch(data, spec, kind):
+    """What a table records that ``arch_cost.build`` does not ask for.
+
+    Returns:
+        list[str]: ``'<field> <recorded> vs <asked>'`` for each difference
+        (empty when the table is the one ``build`` would make).
+    """
+    def hw(v):
+        return 'x'.join(map(str, v)) if isinstance(v, (list, tuple)) else v
+
+    diffs = []
+    if data.get('kind') != kind:
+        diffs.append(f'kind {data.get("kind")!r} vs {kind!r}')
+    if list(data.get('input_size') or ()) != list(spec['size']):
+        diffs.append(f'size {hw(data.get("input_size"))} vs '
+                     f'{hw(spec["size"])}')
+    if not _same_config(data.get('config'), spec['config']):
+        diffs.append(f'config {data.get("config")} vs {spec["config"]}')
+    for key in ('num_layers', 'num_blocks'):
+        if spec[key] is not None and data.get(key) != spec[key]:
+            diffs.append(f'{key} {data.get(key)} vs {spec[key]}')
+    if kind == 'latency' and data.get('kind') == 'latency':
+        from .apis.build_cost_table import check_device, device_name
+        dev = check_device(spec['device'])
+        here = f'{dev.type} ({device_name(dev)})'
+        if data.get('device') != here:  # measured elsewhere: not this one
+            diffs.append(f'device {data.get("device")} vs {here}')
+        if spec['threads'] is not None and \
+                data.get('threads') != spec['threads']:
+            diffs.append(f'threads {data.get("threads")} vs '
+                         f'{spec["threads"]}')
+    return diffs
+
+
+def build_table_file(path, spec, kind):
+    """Make the table ``arch_cost.build`` describes and write it to
+    ``path`` atomically, with the code of ``tools/build_cost_table.py``
+    (the main process builds it; the others wait for the file)."""
+    from mmengine.dist import barrier, is_main_process
+    from mmengine.logging import print_log
+
+    from .apis.build_cost_table import make_table, write_table
+
+    def log(msg):
+        print_log(msg, logger='current')
+
+    if is_main_process():
+        h, w = spec['size']
+        log(f'arch_cost: {path} not found: building the {kind} cost table '
+            f'of {spec["config"]} at {h}x{w} (once; later runs reuse it)')
+        options = {k: spec[k] for k in LATENCY_BUILD_KEYS if k in spec}
+        data = make_table(spec['config'], spec['size'], spec['num_layers'],
+                          spec['num_blocks'], kind, log=log, **options)
+        write_table(path, data)
+        log(f'arch_cost: cost table written to {path}')
+    barrier()
+
+
+def format_cost(value, kind):
+    """A cost with its unit: ``'12.35M multiply-adds'``, ``'4.21 ms'``."""
+    if kind == 'latency':
+        return f'{value * 1e3:.4g} ms'
+    if kind == 'macs':
+        if abs(value) >= 1e9:
+            return f'{value / 1e9:.2f}G multiply-adds'
+        return f'{value / 1e6:.2f}M multiply-adds'
+    return f'{value:.6g} {kind}'
+
+
 class ArchCost:
     """The ``arch_cost`` option of the search loop: a budget penalty.
 
@@ -320,24 +492,45 @@ class ArchCost:
     (pulls towards the target from both sides, scale-free). ``cost`` is
     :func:`expected_cost`.
 
+    A search runs from one config with ``build``: a missing ``table`` is
+    then made (once, by :func:`build_table_file`) and later runs reuse it;
+    an existing table must record what ``build`` asks for (config, size,
+    kind, L/B given, and for latency this device and the threads given),
+    else it is refused: delete it to rebuild, or change ``table``.
+
     Args:
-        kind (str): ``'macs'`` (latency tables are not built yet).
-        target (float): the budget, in the table's unit (multiply-adds).
+        kind (str): ``'macs'`` (multiply-adds) or ``'latency'`` (seconds).
+        target (float): the budget, in the table's unit (multiply-adds or
+            seconds per image).
         weight (float): >= 0; 0 logs the expected cost without a penalty.
         table (str): a table from ``tools/build_cost_table.py``.
         penalty (str): ``'hinge'`` or ``'log'``.
+        build (dict, optional): how to make ``table`` when it is missing
+            (:func:`check_build`).
 
     Raises:
         ValueError: one line naming the bad ``arch_cost.<key>``.
     """
 
+    KEYS = ('kind', 'target', 'weight', 'table', 'penalty', 'build')
+
     def __init__(self, kind=None, target=None, weight=None, table=None,
-                 penalty='hinge'):
+                 penalty='hinge', build=None):
+        spec = self._check(kind, target, weight, table, penalty, build)
+        self.kind, self.target, self.weight = kind, float(target), float(
+            weight)
+        self.penalty_kind = penalty
+        self.build_spec = spec
+        if not os.path.isfile(table):
+            build_table_file(table, spec, kind)
+        self.table = self._load(table, kind, spec)
+
+    @staticmethod
+    def _check(kind, target, weight, table, penalty, build):
+        """Every check that needs no table; returns the build spec."""
         if kind not in KINDS:
-            extra = (' (latency tables are not implemented yet)'
-                     if kind == 'latency' else '')
             raise ValueError(f'arch_cost.kind: expected one of {KINDS}, got '
-                             f'{kind!r}{extra}')
+                             f'{kind!r}')
         for key, value, low in (('target', target, 'positive'),
                                 ('weight', weight, 'non-negative')):
             ok = isinstance(value, (int, float)) and not isinstance(
@@ -348,19 +541,48 @@ class ArchCost:
         if penalty not in PENALTIES:
             raise ValueError(f'arch_cost.penalty: expected one of '
                              f'{PENALTIES}, got {penalty!r}')
-        if not isinstance(table, (str, os.PathLike)) or not os.path.isfile(
-                table):
+        if not isinstance(table, (str, os.PathLike)) or not table:
+            raise ValueError('arch_cost.table: expected the path of a cost '
+                             f'table, got {table!r}')
+        spec = None if build is None else check_build(build, kind)
+        if spec is None and not os.path.isfile(table):
             raise ValueError(
                 f'arch_cost.table: cost table file {table!r} not found; '
                 'build it with tools/build_cost_table.py CONFIG --size HxW '
-                '--out PATH')
-        self.kind, self.target, self.weight = kind, float(target), float(
-            weight)
-        self.penalty_kind = penalty
-        self.table = CostTable.load(table)
-        if self.table.kind != kind:
+                '--out PATH, or give arch_cost.build=dict(config=, size=) '
+                'to build it at the start of the search')
+        return spec
+
+    @staticmethod
+    def _load(table, kind, spec):
+        """The table at ``table``, checked against ``kind`` and ``spec``."""
+        try:
+            loaded = CostTable.load(table)
+        except ValueError as e:
+            raise ValueError(f'arch_cost.table: {e}') from None
+        if spec is not None:
+            diffs = build_mismatch(loaded.data, spec, kind)
+            if diffs:
+                raise ValueError(
+                    f'arch_cost.table: {table} is not the table '
+                    f'arch_cost.build asks for ({"; ".join(diffs)}: table vs '
+                    'build); delete the file to rebuild it, or change '
+                    'arch_cost.table')
+        if loaded.kind != kind:
             raise ValueError(f'arch_cost.kind: {kind!r} but the table '
-                             f'{table} holds {self.table.kind!r} costs')
+                             f'{table} holds {loaded.kind!r} costs')
+        return loaded
+
+    @classmethod
+    def _kwargs(cls, cfg):
+        if not isinstance(cfg, dict):
+            raise ValueError('arch_cost: expected a dict(kind=, target=, '
+                             f'weight=, table=), got {type(cfg).__name__}')
+        unknown = sorted(set(cfg) - set(cls.KEYS))
+        if unknown:
+            raise ValueError(f'arch_cost.{unknown[0]}: unknown key; '
+                             f'expected {", ".join(cls.KEYS)}')
+        return dict(cfg)
 
     @classmethod
     def build(cls, cfg):
@@ -369,15 +591,24 @@ class ArchCost:
             return None
         if isinstance(cfg, cls):
             return cfg
-        if not isinstance(cfg, dict):
-            raise ValueError('arch_cost: expected a dict(kind=, target=, '
-                             f'weight=, table=), got {type(cfg).__name__}')
-        known = ('kind', 'target', 'weight', 'table', 'penalty')
-        unknown = sorted(set(cfg) - set(known))
-        if unknown:
-            raise ValueError(f'arch_cost.{unknown[0]}: unknown key; '
-                             f'expected {", ".join(known)}')
-        return cls(**dict(cfg))
+        return cls(**cls._kwargs(cfg))
+
+    @classmethod
+    def check_cfg(cls, cfg):
+        """Check ``arch_cost`` without building a table (for
+        ``tools/search.py``, before the Runner makes the work_dir): the
+        values, ``build``, and an existing table's kind and record.
+
+        Raises:
+            ValueError: one line naming the bad ``arch_cost.<key>``.
+        """
+        if cfg is None or isinstance(cfg, cls):
+            return
+        kwargs = cls._kwargs(cfg)
+        kwargs.setdefault('penalty', 'hinge')
+        spec = cls._check(**{k: kwargs.get(k) for k in cls.KEYS})
+        if os.path.isfile(kwargs['table']):
+            cls._load(kwargs['table'], kwargs['kind'], spec)
 
     def check_supernet(self, net):
         self.table.check_space(net.num_layers, net.num_blocks,
@@ -402,4 +633,5 @@ def spearman(x, y):
 
 
 __all__ = ['CostTable', 'ArchCost', 'expected_cost', 'transition_matrices',
-           'cell_costs', 'op_cost', 'edge_keep', 'spearman']
+           'cell_costs', 'op_cost', 'edge_keep', 'spearman', 'check_build',
+           'build_mismatch', 'build_table_file', 'format_cost']

@@ -1,7 +1,10 @@
-"""Multiply-adds lookup table of a retrain config for a budgeted search.
+"""Cost lookup table of a retrain config for a budgeted search:
+multiply-adds (counted) or latency (measured on a device).
 
 Usage: python tools/build_cost_table.py CONFIG [--size HxW]
-       [--num-layers L] [--num-blocks B] [--verify N] --out PATH
+       [--kind macs|latency] [--device cpu|cuda] [--repeats N]
+       [--warmup N] [--threads N] [--num-layers L] [--num-blocks B]
+       [--verify N] --out PATH
 
 See mmseg_autodeeplab/apis/build_cost_table.py and the README's
 "Budgeted search".

@@ -1,29 +1,49 @@
-"""``tools/build_cost_table.py``: the multiply-adds lookup table of a
-retrain config, for a budgeted search (``train_cfg.arch_cost``).
+"""``tools/build_cost_table.py``: the cost lookup table of a retrain config,
+for a budgeted search (``train_cfg.arch_cost``).
 
 The table (:mod:`mmseg_autodeeplab.arch_cost`) holds, for a search space of
 ``L`` layers and ``B`` blocks, the cost of every (edge, operator) choice at
 every trellis node of the STATIC network (``AutoDeepLabNet`` + the config's
-decode head) at the retrain input size, counted as ``tools/benchmark.py``
-counts (mmengine's counter, eval mode, image -> logits). Stem and head are
-counted by the counter itself on the built modules; the cells' costs come
-from shapes (the tests pin them to the counter). ``--verify N`` then builds
-N random genotypes, counts each whole network and records the table's
-prediction against the count (Spearman, largest difference).
+decode head) at the retrain input size. Two kinds:
+
+* ``macs``: multiply-adds as ``tools/benchmark.py`` counts them (mmengine's
+  counter, eval mode, image -> logits). Stem and head are counted by the
+  counter on the built modules; the cells' costs come from shapes (the tests
+  pin them to the counter). Exact: the entries add up to the network's count.
+* ``latency``: seconds on a device (batch 1, eval mode, ``torch.no_grad``,
+  median of ``repeats`` runs after ``warmup`` runs, CUDA synchronised), each
+  entry measured on the modules that make it up (stem; a cell's fixed part;
+  one operator; the head). Each DISTINCT module configuration is timed once,
+  as many entries share one (same op, channels, stride, input size).
+  Latency is only about additive, so the table ranks networks rather than
+  predicting them exactly.
+
+``--verify N`` then builds N random genotypes, counts (MACs) or times
+(latency, with the same timing function) each whole network and records the
+table's prediction against it (Spearman, largest difference).
 """
 import argparse
 import datetime
+import math
+import os
 import platform
+import time
 
 import numpy as np
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 from ..analysis import (OneLineParser, SegmentorLogits, build_segmentor,
                         config_path, count_macs, hw_type, int_at_least,
                         load_config)
 from ..arch_cost import FORMAT, VERSION, CostTable, cell_costs, spearman
-from ..search_space import SearchSpace
+from ..search_space import SearchSpace, build_op
 from ..utils import atomic_write_json, exit_with_error
+
+#: latency tables: default timed runs per module and untimed runs before
+DEFAULT_REPEATS = 20
+DEFAULT_WARMUP = 5
 
 
 def static_cfg(cfg, genotype):
@@ -51,6 +71,15 @@ def _head_cells(backbone_cfg, num_layers):
     return tuple(i % num_layers for i in indices)
 
 
+def _head_pairs(low, high, num_levels):
+    """(level of Cell ``low``, level of Cell ``high``) pairs a path can
+    reach: cell ``l`` is at most at level ``l + 1``, and the two differ by at
+    most one level per layer between them."""
+    return [(a, b) for a in range(min(low + 1, num_levels - 1) + 1)
+            for b in range(min(high + 1, num_levels - 1) + 1)
+            if abs(a - b) <= abs(high - low)]
+
+
 def count_network(cfg, genotype, size):
     """mmengine's multiply-adds of the built static network (logits)."""
     model = SegmentorLogits(build_segmentor(static_cfg(cfg, genotype))).eval()
@@ -64,78 +93,397 @@ def _bn_factor(module):
     raise ValueError('model.backbone.norm_cfg: the cost table expects BN')
 
 
+class _Layout:
+    """What every table of a retrain config shares: the checks, the sizes
+    of each level, the head cells, a built static network (for its stem)
+    and the MACs of the cells, whose non-zero pattern is the table's
+    structure."""
+
+    def __init__(self, cfg, size, num_layers, num_blocks, num_levels, seed):
+        from .search_vs_random import sample_genotype
+        bb = cfg.model.backbone
+        if bb.get('type') not in ('AutoDeepLabNet', 'mmseg.AutoDeepLabNet'):
+            raise ValueError('model.backbone.type: the cost table is for '
+                             'AutoDeepLabNet retrain configs, got '
+                             f'{bb.get("type")}')
+        if cfg.model.get('neck'):
+            raise ValueError('model.neck: not supported by the cost table')
+        self.space = SearchSpace(
+            num_layers=num_layers, num_blocks=num_blocks,
+            strides=tuple(4 * 2**j for j in range(num_levels)))
+        rng = np.random.default_rng(seed)
+        seg = build_segmentor(static_cfg(
+            cfg, sample_genotype(rng, self.space))).eval()
+        self.net = seg.backbone
+        self.bn = _bn_factor(self.net)
+        h, w = size
+        self.size = (h, w)
+        self.stem_size = ((h - 1) // 2 + 1, (w - 1) // 2 + 1)
+        sizes = [((self.stem_size[0] - 1) // 2 + 1,
+                  (self.stem_size[1] - 1) // 2 + 1)]
+        for _ in range(num_levels - 1):
+            sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
+        self.sizes = sizes
+        self.low, self.high = _head_cells(bb, num_layers)
+        self.f = bb.filter_multiplier
+        self.stem_channels = tuple(bb.get('stem_channels', (64, 64, 128)))
+        self.norm_cfg = bb.get('norm_cfg', dict(type='BN',
+                                                requires_grad=True))
+        self.num_layers, self.num_blocks = num_layers, num_blocks
+        self.num_levels = num_levels
+        self.cells, self.edges = cell_costs(
+            sizes, self.stem_size, self.stem_channels, self.f, num_layers,
+            num_blocks, self.space.primitives, max(self.low, self.high),
+            self.bn)
+        self.head_pairs = _head_pairs(self.low, self.high, num_levels)
+
+    def head_module(self, cfg, a, b):
+        """The decode head for Cell_low at level ``a``, the last cell at
+        ``b`` (eval mode, BN)."""
+        from mmengine.model import revert_sync_batchnorm
+        from mmseg.registry import MODELS
+        head_cfg = cfg.model.decode_head.copy()
+        head_cfg.c1_in_channels = self.num_blocks * self.f * 2**a
+        head_cfg.in_channels = self.num_blocks * self.f * 2**b
+        return revert_sync_batchnorm(MODELS.build(head_cfg)).eval()
+
+    def head_inputs(self, a, b, make=torch.zeros):
+        return tuple(make(1, self.num_blocks * self.f * 2**j, *self.sizes[j])
+                     for j in (a, b))
+
+    def metadata(self, cfg):
+        """The fields every table records besides its costs."""
+        return dict(
+            format=FORMAT, version=VERSION, input_size=list(self.size),
+            versions=dict(torch=torch.__version__),
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec='seconds'),
+            filter_multiplier=self.f, stem_channels=list(self.stem_channels),
+            num_classes=cfg.model.decode_head.get('num_classes'),
+            num_layers=self.num_layers, num_blocks=self.num_blocks,
+            num_levels=self.num_levels,
+            primitives=list(self.space.primitives),
+            head_cells=[self.low, self.high])
+
+
 def build_table(cfg, size, num_layers, num_blocks, num_levels=4, seed=0):
-    """The cost table (a JSON-ready dict) of retrain config ``cfg``.
+    """The multiply-adds cost table (a JSON-ready dict) of retrain config
+    ``cfg``.
 
     Args:
         cfg (Config): a retrain config with an ``AutoDeepLabNet`` backbone.
         size (tuple[int]): input ``(H, W)``.
         num_layers, num_blocks (int): the searched space's L and B.
         num_levels (int): levels of the space.
+        seed (int): draws the genotype whose static network gives the stem.
     """
-    from mmengine.model import revert_sync_batchnorm
-    from mmseg.registry import MODELS
-
-    from .search_vs_random import sample_genotype
-    bb = cfg.model.backbone
-    if bb.get('type') not in ('AutoDeepLabNet', 'mmseg.AutoDeepLabNet'):
-        raise ValueError('model.backbone.type: the cost table is for '
-                         'AutoDeepLabNet retrain configs, got '
-                         f'{bb.get("type")}')
-    if cfg.model.get('neck'):
-        raise ValueError('model.neck: not supported by the cost table')
-    space = SearchSpace(num_layers=num_layers, num_blocks=num_blocks,
-                        strides=tuple(4 * 2**j for j in range(num_levels)))
-    rng = np.random.default_rng(seed)
-    seg = build_segmentor(static_cfg(cfg, sample_genotype(rng, space))).eval()
-    net = seg.backbone
-    bn = _bn_factor(net)
-    h, w = size
-    stem_size = ((h - 1) // 2 + 1, (w - 1) // 2 + 1)
-    sizes = [((stem_size[0] - 1) // 2 + 1, (stem_size[1] - 1) // 2 + 1)]
-    for _ in range(num_levels - 1):
-        sizes.append(((sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2))
-    low, high = _head_cells(bb, num_layers)
-    f = bb.filter_multiplier
-    stem_channels = tuple(bb.get('stem_channels', (64, 64, 128)))
-    cells, edges = cell_costs(sizes, stem_size, stem_channels, f, num_layers,
-                              num_blocks, space.primitives, max(low, high),
-                              bn)
-    stem = count_macs(net.stem, torch.zeros(1, 3, h, w))
+    lay = _Layout(cfg, size, num_layers, num_blocks, num_levels, seed)
+    stem = count_macs(lay.net.stem, torch.zeros(1, 3, *lay.size))
     head = [[0] * num_levels for _ in range(num_levels)]
-    for a in range(min(low + 1, num_levels - 1) + 1):
-        for b in range(min(high + 1, num_levels - 1) + 1):
-            if abs(a - b) > abs(high - low):
-                continue
-            head_cfg = cfg.model.decode_head.copy()
-            head_cfg.c1_in_channels = num_blocks * f * 2**a
-            head_cfg.in_channels = num_blocks * f * 2**b
-            module = revert_sync_batchnorm(MODELS.build(head_cfg)).eval()
-            x = tuple(torch.zeros(1, num_blocks * f * 2**j, *sizes[j])
-                      for j in (a, b))
-            head[a][b] = count_macs(module, x)
+    for a, b in lay.head_pairs:
+        head[a][b] = count_macs(lay.head_module(cfg, a, b),
+                                lay.head_inputs(a, b))
     return dict(
-        format=FORMAT, version=VERSION, kind='macs',
+        lay.metadata(cfg), kind='macs',
         unit='multiply-adds (mmengine counter, eval mode, image -> logits)',
-        input_size=[h, w],
         device=f'cpu ({platform.processor() or platform.machine()}); '
         'multiply-adds do not depend on the device',
-        versions=dict(torch=torch.__version__),
-        created=datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec='seconds'),
-        filter_multiplier=f, stem_channels=list(stem_channels),
-        num_classes=cfg.model.decode_head.get('num_classes'),
-        num_layers=num_layers, num_blocks=num_blocks, num_levels=num_levels,
-        primitives=list(space.primitives), head_cells=[low, high],
-        stem=stem, cells=cells, edges=edges, head=head)
+        stem=stem, cells=lay.cells, edges=lay.edges, head=head)
 
 
-def verify(cfg, table, size, num, seed=1):
-    """Predicted vs counted cost of ``num`` random genotypes.
+# -- latency -------------------------------------------------------------
+
+
+def time_module(module, inputs, repeats, warmup, device):
+    """Median seconds of ``module(*inputs)``: batch 1 as given, eval mode
+    and ``torch.no_grad``; ``warmup`` untimed runs first (allocator, caches,
+    cuDNN autotuning), then ``repeats`` timed ones, each synchronised on
+    CUDA so that it times the kernels, not their launch.
+
+    Args:
+        module (nn.Module | callable): what to time.
+        inputs (tuple): its positional arguments.
+        repeats (int): timed runs (>= 1).
+        warmup (int): untimed runs before.
+        device (torch.device | str): where ``module`` and ``inputs`` are.
+    """
+    cuda = torch.device(device).type == 'cuda'
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    if isinstance(module, nn.Module):
+        module.eval()
+    times = []
+    with torch.no_grad():
+        for _ in range(warmup):
+            module(*inputs)
+        sync()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            module(*inputs)
+            sync()
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+class CellFixedPart(nn.Module):
+    """What a cell of the static network runs besides its operators: the
+    upsampling of ``H(l-1)`` (finer cell), the resize of ``H(l-2)``, both
+    1×1 projections, the block sums (``0 + y + y``, as
+    :class:`AutoDeepLabCell` adds) and the concat of the blocks.
+
+    Args:
+        prev_channels, prev_prev_channels, channels (int): as
+            :class:`AutoDeepLabCell`.
+        num_blocks (int): B.
+        out_size (tuple): ``(h, w)`` of the cell's level.
+        upsample (bool): ``H(l-1)`` is upsampled to ``out_size`` first.
+        norm_cfg (dict): the projections' norm.
+    """
+
+    def __init__(self, prev_channels, prev_prev_channels, channels,
+                 num_blocks, out_size, upsample, norm_cfg):
+        super().__init__()
+        from ..models.backbones.autodeeplab_net import AutoDeepLabCell
+        # one projection each, built exactly as the static cell builds them
+        cell = AutoDeepLabCell([], channels, prev_channels,
+                               prev_prev_channels, 1, norm_cfg)
+        self.preprocess0, self.preprocess1 = cell.preprocess0, \
+            cell.preprocess1
+        self.num_blocks = num_blocks
+        self.out_size = tuple(out_size)
+        self.upsample = upsample
+        self._config = (prev_channels, prev_prev_channels, channels,
+                        num_blocks, self.out_size, upsample)
+
+    def extra_repr(self):
+        p, pp, c, b, size, up = self._config
+        return (f'prev={p}, prev_prev={pp}, channels={c}, blocks={b}, '
+                f'out_size={size}, upsample={up}')
+
+    def forward(self, prev_prev, prev, block_out):
+        if self.upsample:
+            prev = F.interpolate(prev, size=self.out_size, mode='bilinear',
+                                 align_corners=True)
+        if prev_prev.shape[2:] != prev.shape[2:]:
+            prev_prev = F.interpolate(prev_prev, size=prev.shape[2:],
+                                      mode='bilinear', align_corners=True)
+        self.preprocess0(prev_prev)
+        self.preprocess1(prev)
+        states = []
+        for _ in range(self.num_blocks):
+            out = 0
+            for _ in range(2):
+                out = out + block_out
+            states.append(out)
+        return torch.cat(states, dim=1)
+
+
+class HeadWithLastReLU(nn.Module):
+    """The decode head, after the ReLU the static network applies to its
+    last cell (``relu_input``: which head input that cell is, or None)."""
+
+    def __init__(self, head, relu_input):
+        super().__init__()
+        self.head = head
+        self.relu_input = relu_input
+
+    def forward(self, feats):
+        feats = list(feats)
+        if self.relu_input is not None:
+            feats[self.relu_input] = F.relu(feats[self.relu_input])
+        return self.head(feats)
+
+
+def _cpu_name():
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device):
+    """Human-readable name of ``device`` (GPU model or CPU model)."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return _cpu_name()
+
+
+def check_device(device):
+    """``torch.device`` of a ``'cpu'``/``'cuda[:i]'`` string; one-line
+    ValueError if it is not usable here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"expected 'cpu' or 'cuda[:i]', got {device!r}") \
+            from None
+    if dev.type not in ('cpu', 'cuda'):
+        raise ValueError(f"expected 'cpu' or 'cuda[:i]', got {device!r}")
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'{device!r}: CUDA is not available on this machine')
+    return dev
+
+
+def build_latency_table(cfg, size, num_layers, num_blocks, num_levels=4,
+                        device='cpu', repeats=DEFAULT_REPEATS,
+                        warmup=DEFAULT_WARMUP, seed=0, log=None):
+    """The latency cost table (a JSON-ready dict) of retrain config ``cfg``,
+    measured with :func:`time_module` (seconds) on ``device``, at torch's
+    current CPU thread count.
+
+    Same structure as :func:`build_table`: an entry is timed where the
+    multiply-adds table has a cell (fixed part), a trellis node (its
+    operators) or a head pair; the zero op stays 0. Each distinct module
+    configuration is timed once and shared by every entry it makes up.
+
+    Args:
+        cfg, size, num_layers, num_blocks, num_levels, seed: as
+            :func:`build_table`.
+        device (str): ``'cpu'`` or ``'cuda[:i]'``.
+        repeats (int): timed runs per module (the median is kept).
+        warmup (int): untimed runs before.
+        log (callable, optional): progress messages (one line each).
+    """
+    dev = check_device(device)
+    log = log or (lambda msg: None)
+    lay = _Layout(cfg, size, num_layers, num_blocks, num_levels, seed)
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen).to(dev)
+
+    from mmengine.model import revert_sync_batchnorm
+    # key -> (build the module, build its inputs); the entries refer to keys
+    jobs = {}
+    n, prims = num_levels, lay.space.primitives
+    cells = [[[[0.] * n for _ in range(n)] for _ in range(n)]
+             for _ in range(num_layers)]
+    edges = [[[[[0.] * len(prims) for _ in row] for row in by_j]
+              for by_j in by_p] for by_p in lay.edges]
+    head = [[0.] * n for _ in range(n)]
+    refs = []  # (table list, index, key)
+    stem_ch = lay.stem_channels
+    out_ch = [num_blocks * lay.f * 2**j for j in range(n)]
+
+    def job(key, make, inputs):
+        if key not in jobs:
+            jobs[key] = (make, inputs)
+        return key
+
+    def op_job(op, c, stride, in_size):
+        return job(('op', op, c, stride, tuple(in_size)),
+                   lambda: revert_sync_batchnorm(
+                       build_op(op, c, stride, lay.norm_cfg)),
+                   lambda: (rand(1, c, *in_size), ))
+
+    for layer in range(num_layers):
+        for p in range(n):
+            for j in range(n):
+                if not any(any(row) for row in lay.edges[layer][p][j]):
+                    continue  # a node the static network never builds
+                c = lay.f * 2**j
+                stride = 2 if j > p else 1
+                size_in = lay.sizes[min(p, j)]
+                e = 0
+                for b in range(num_blocks):
+                    for i in range(b + 2):
+                        s, hw = (stride, size_in) if i < 2 else (
+                            1, lay.sizes[j])
+                        for k, op in enumerate(prims):
+                            if op == 'none':
+                                continue  # never decoded: costs nothing
+                            refs.append((edges[layer][p][j][e], k,
+                                         op_job(op, c, s, hw)))
+                        e += 1
+                for pp in range(n):
+                    if not lay.cells[layer][pp][p][j]:
+                        continue
+                    # inputs as AutoDeepLabNet.forward hands them to cell l
+                    p_ch = stem_ch[2] if layer == 0 else out_ch[p]
+                    p_size = lay.sizes[p]
+                    if layer == 0:
+                        pp_ch, pp_size = stem_ch[1], lay.stem_size
+                    elif layer == 1:
+                        pp_ch, pp_size = stem_ch[2], lay.sizes[0]
+                    else:
+                        pp_ch, pp_size = out_ch[pp], lay.sizes[pp]
+                    key = ('cell', p_ch, tuple(p_size), pp_ch,
+                           tuple(pp_size), c, tuple(lay.sizes[j]), j < p)
+                    job(key, lambda a=(p_ch, pp_ch, c, num_blocks,
+                                       lay.sizes[j], j < p):
+                        revert_sync_batchnorm(
+                            CellFixedPart(*a, lay.norm_cfg)),
+                        lambda a=(pp_ch, pp_size, p_ch, p_size, c,
+                                  lay.sizes[j]): (
+                            rand(1, a[0], *a[1]), rand(1, a[2], *a[3]),
+                            rand(1, a[4], *a[5])))
+                    refs.append((cells[layer][pp][p], j, key))
+    last = num_layers - 1
+    relu_input = 1 if lay.high == last else 0 if lay.low == last else None
+    for a, b in lay.head_pairs:
+        key = job(('head', a, b),
+                  lambda a=a, b=b: HeadWithLastReLU(
+                      lay.head_module(cfg, a, b), relu_input),
+                  lambda a=a, b=b: (lay.head_inputs(a, b, rand), ))
+        refs.append((head[a], b, key))
+    job(('stem', ), lambda: lay.net.stem, lambda: (rand(1, 3, *lay.size), ))
+
+    threads = torch.get_num_threads()
+    name = device_name(dev)
+    log(f'cost table: timing {len(jobs)} distinct modules for '
+        f'{len(refs) + 1} entries on {dev} ({name}, {threads} threads), '
+        f'{warmup} warm-up + {repeats} timed runs each')
+    seconds, start, shown = {}, time.perf_counter(), 0
+    for done, (key, (make, inputs)) in enumerate(jobs.items(), 1):
+        module = make().to(dev).eval()
+        seconds[key] = time_module(module, inputs(), repeats, warmup, dev)
+        elapsed = time.perf_counter() - start
+        if done == len(jobs) or elapsed - shown >= 10:
+            shown = elapsed
+            log(f'cost table: timed {done}/{len(jobs)} modules '
+                f'({elapsed:.0f} s)')
+    for target, index, key in refs:
+        target[index] = seconds[key]
+    bad = [k for k, v in seconds.items() if not (math.isfinite(v) and v > 0)]
+    if bad:  # a zero would make that choice free; never silently
+        raise ValueError(f'cost table: module {bad[0]} timed as '
+                         f'{seconds[bad[0]]!r} s')
+    return dict(
+        lay.metadata(cfg), kind='latency',
+        unit='seconds (median of timed runs after warm-up; batch 1, eval '
+        'mode, torch.no_grad, image -> logits)',
+        device=f'{dev.type} ({name})', device_type=dev.type,
+        threads=threads, repeats=repeats, warmup=warmup,
+        timed_modules=len(jobs),
+        stem=seconds[('stem', )], cells=cells, edges=edges, head=head)
+
+
+def time_network(cfg, genotype, size, device='cpu', repeats=DEFAULT_REPEATS,
+                 warmup=DEFAULT_WARMUP):
+    """Seconds of the built static network (image -> logits), timed as the
+    latency table's modules are (:func:`time_module`)."""
+    dev = check_device(device)
+    model = SegmentorLogits(build_segmentor(static_cfg(cfg, genotype)))
+    model = model.to(dev).eval()
+    x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    return time_module(model, (x.to(dev), ), repeats, warmup, dev)
+
+
+def verify(cfg, table, size, num, seed=1, log=None):
+    """Predicted vs counted (MACs) or measured (latency) cost of ``num``
+    random genotypes.
 
     Returns:
-        dict: ``predicted``, ``counted`` (lists), ``spearman``,
-        ``max_abs_diff``, ``seed``.
+        dict: ``predicted``, ``counted`` or ``measured`` (lists),
+        ``spearman``, ``max_abs_diff`` (MACs) or ``max_rel_diff`` (latency,
+        ``|predicted - measured| / measured``), ``seed``.
     """
     from .search_vs_random import sample_genotype
     space = SearchSpace(num_layers=table.num_layers,
@@ -143,15 +491,92 @@ def verify(cfg, table, size, num, seed=1):
                         strides=tuple(4 * 2**j
                                       for j in range(table.num_levels)))
     rng = np.random.default_rng(seed)
-    predicted, counted = [], []
-    for _ in range(num):
+    latency = table.kind == 'latency'
+    predicted, actual = [], []
+    for k in range(num):
         g = sample_genotype(rng, space)
-        predicted.append(int(round(table.predicted(g))))
-        counted.append(count_network(cfg, g, size))
-    diff = max(abs(p - c) for p, c in zip(predicted, counted))
-    return dict(seed=seed, predicted=predicted, counted=counted,
-                spearman=spearman(predicted, counted) if num > 1 else None,
-                max_abs_diff=diff)
+        if latency:
+            predicted.append(table.predicted(g))
+            actual.append(time_network(
+                cfg, g, size, table.data.get('device_type', 'cpu'),
+                table.data.get('repeats', DEFAULT_REPEATS),
+                table.data.get('warmup', DEFAULT_WARMUP)))
+            if log:
+                log(f'verify: network {k + 1}/{num}: predicted '
+                    f'{predicted[-1] * 1e3:.3f} ms, measured '
+                    f'{actual[-1] * 1e3:.3f} ms')
+        else:
+            predicted.append(int(round(table.predicted(g))))
+            actual.append(count_network(cfg, g, size))
+    rho = spearman(predicted, actual) if num > 1 else None
+    if latency:
+        return dict(seed=seed, predicted=predicted, measured=actual,
+                    spearman=rho, max_rel_diff=max(
+                        abs(p - m) / m for p, m in zip(predicted, actual)))
+    return dict(seed=seed, predicted=predicted, counted=actual, spearman=rho,
+                max_abs_diff=max(abs(p - c)
+                                 for p, c in zip(predicted, actual)))
+
+
+def resolve_config(config):
+    """Absolute path of a retrain config given as a path (relative to the
+    CWD, the repo root or the installed package), as ``configs/``-relative
+    or as ``mmseg::``.
+
+    Raises:
+        FileNotFoundError: one-line message naming the config.
+    """
+    from ..utils.configs import find_project_file
+    found, _ = find_project_file(config)
+    return os.path.abspath(found) if found else config_path(config)
+
+
+def make_table(config, size, num_layers=None, num_blocks=None, kind='macs',
+               device='cpu', repeats=DEFAULT_REPEATS, warmup=DEFAULT_WARMUP,
+               threads=None, seed=0, num_verify=0, log=None):
+    """The table of retrain config file ``config`` as the tool and
+    ``arch_cost.build`` make it: L/B default to the config's genotype, the
+    config is recorded (as given), ``threads`` pins torch's CPU threads
+    while timing (restored after).
+
+    Returns:
+        dict: the table, with ``config`` and, for ``num_verify``,
+        ``verification``.
+    """
+    cfg = load_config(resolve_config(config))
+    if num_layers is None or num_blocks is None:
+        from ..models.backbones.autodeeplab_net import load_genotype
+        space = load_genotype(cfg.model.backbone.genotype).search_space
+        num_layers = num_layers or space.num_layers
+        num_blocks = num_blocks or space.num_blocks
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        if kind == 'latency':
+            data = build_latency_table(cfg, size, num_layers, num_blocks,
+                                       device=device, repeats=repeats,
+                                       warmup=warmup, seed=seed, log=log)
+        elif kind == 'macs':
+            if log:
+                log(f'cost table: counting multiply-adds of {config} at '
+                    f'{size[0]}x{size[1]}')
+            data = build_table(cfg, size, num_layers, num_blocks, seed=seed)
+        else:
+            raise ValueError(f"kind: expected 'macs' or 'latency', got "
+                             f'{kind!r}')
+        data['config'] = config
+        if num_verify:
+            data['verification'] = verify(cfg, CostTable(data), size,
+                                          num_verify, seed=seed + 1, log=log)
+    finally:
+        torch.set_num_threads(before)
+    return data
+
+
+def write_table(path, data):
+    """Write a table atomically (readers never see half a file)."""
+    atomic_write_json(path, data)
 
 
 def parse_args(argv=None):
@@ -161,6 +586,22 @@ def parse_args(argv=None):
     parser.add_argument('--size', type=hw_type(8), default=(1024, 2048),
                         help='input HxW of the retrained network '
                         '(default 1024x2048, as tools/benchmark.py)')
+    parser.add_argument('--kind', choices=('macs', 'latency'),
+                        default='macs', help='multiply-adds (counted) or '
+                        'latency (measured on --device); default macs')
+    parser.add_argument('--device', default='cpu',
+                        help="latency: 'cpu' (default) or 'cuda[:i]'")
+    parser.add_argument('--repeats', type=int_at_least(1),
+                        default=DEFAULT_REPEATS,
+                        help='latency: timed runs per module, median kept '
+                        f'(default {DEFAULT_REPEATS})')
+    parser.add_argument('--warmup', type=int_at_least(0),
+                        default=DEFAULT_WARMUP,
+                        help='latency: untimed runs before (default '
+                        f'{DEFAULT_WARMUP})')
+    parser.add_argument('--threads', type=int_at_least(1),
+                        help="latency: torch's CPU threads while timing "
+                        '(default: torch\'s current count; recorded)')
     parser.add_argument('--num-layers', type=int_at_least(1),
                         help="L of the search (default: the config's "
                         'genotype)')
@@ -168,36 +609,56 @@ def parse_args(argv=None):
                         help="B of the search (default: the config's "
                         'genotype)')
     parser.add_argument('--verify', type=int_at_least(0), default=0,
-                        metavar='N', help='count N random genotypes and '
-                        'record prediction vs count in the table')
+                        metavar='N', help='count (macs) or time (latency) N '
+                        'random networks and record prediction vs them')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', required=True, help='output JSON')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.kind == 'macs':
+        given = [k for k, v, d in (('--device', args.device, 'cpu'),
+                                   ('--repeats', args.repeats,
+                                    DEFAULT_REPEATS),
+                                   ('--warmup', args.warmup, DEFAULT_WARMUP),
+                                   ('--threads', args.threads, None))
+                 if v != d]
+        if given:
+            parser.error(f'{given[0]}: only for --kind latency')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        cfg = load_config(config_path(args.config))
-        layers, blocks = args.num_layers, args.num_blocks
-        if layers is None or blocks is None:
-            from ..models.backbones.autodeeplab_net import load_genotype
-            space = load_genotype(cfg.model.backbone.genotype).search_space
-            layers = layers or space.num_layers
-            blocks = blocks or space.num_blocks
-        data = build_table(cfg, args.size, layers, blocks, seed=args.seed)
-        data['config'] = args.config
-        if args.verify:
-            data['verification'] = verify(cfg, CostTable(data), args.size,
-                                          args.verify, seed=args.seed + 1)
+        if args.kind == 'latency':
+            check_device(args.device)
+        data = make_table(args.config, args.size, args.num_layers,
+                          args.num_blocks, args.kind, args.device,
+                          args.repeats, args.warmup, args.threads, args.seed,
+                          args.verify,
+                          log=lambda msg: print(msg, flush=True))
     except (ValueError, FileNotFoundError) as e:
         exit_with_error(' '.join(str(e).split()))
-    atomic_write_json(args.out, data)
-    gm = data['stem'] / 1e9
-    print(f'cost table ({layers} layers, {blocks} blocks, '
-          f'{args.size[0]}x{args.size[1]}) written to {args.out}; stem '
-          f'{gm:.3f} GMACs')
+    write_table(args.out, data)
+    size = f'{args.size[0]}x{args.size[1]}'
+    where = (f'{data["num_layers"]} layers, {data["num_blocks"]} blocks, '
+             f'{size}')
     v = data.get('verification')
+    if args.kind == 'latency':
+        print(f'latency cost table ({where}; {data["device"]}, '
+              f'{data["threads"]} threads, {data["timed_modules"]} modules '
+              f'timed) written to {args.out}; stem '
+              f'{data["stem"] * 1e3:.3f} ms')
+        if v:
+            p, m = v['predicted'], v['measured']
+            print(f'verify: {args.verify} random genotypes, '
+                  f'Spearman(predicted, measured) = {v["spearman"]}; '
+                  f'predicted {min(p) * 1e3:.3f}-{max(p) * 1e3:.3f} ms, '
+                  f'measured {min(m) * 1e3:.3f}-{max(m) * 1e3:.3f} ms, '
+                  'largest |predicted - measured| / measured = '
+                  f'{v["max_rel_diff"]:.3f}')
+        return 0
+    print(f'cost table ({where}) written to {args.out}; stem '
+          f'{data["stem"] / 1e9:.3f} GMACs')
     if v:
         print(f'verify: {args.verify} random genotypes, Spearman(predicted, '
               f'counted) = {v["spearman"]}, largest |predicted - counted| '

@@ -138,6 +138,7 @@ def check_search_cfg(cfg):
     Raises:
         ConfigError: with the checked module's one-line message.
     """
+    from ..arch_cost import ArchCost
     from ..engine.search_loop import check_schedule
     from ..models.backbones.autodeeplab_supernet import check_supernet_args
     from ..utils import ConfigError, check_dataset_cfg
@@ -155,6 +156,9 @@ def check_search_cfg(cfg):
             # 20: the loop's default (the paper's), as in its signature
             check_schedule(train_cfg.get('max_epochs'),
                            train_cfg.get('arch_start_epoch', 20))
+            # the loop builds a missing table (arch_cost.build); its values
+            # and an existing table's record are checked here already
+            ArchCost.check_cfg(train_cfg.get('arch_cost'))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     for key in ('train_dataloader', 'val_dataloader'):
