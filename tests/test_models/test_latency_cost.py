@@ -389,9 +389,11 @@ def test_budget_config_runs_from_itself(tmp_path, builder):
     space (what the loop checks against its supernet)."""
     from mmengine.config import Config
     cfg = Config.fromfile(BUDGET)
-    arch_cost = cfg.train_cfg.arch_cost.to_dict()
-    assert arch_cost['build']['config'] == RETRAIN
-    arch_cost['table'] = str(tmp_path / 'demo.json')
+    arch_cost = cfg.train_cfg.arch_cost  # a ConfigDict, as the loop gets it
+    assert arch_cost.build.config == RETRAIN
+    arch_cost.table = str(tmp_path / 'demo.json')
+    ArchCost.check_cfg(arch_cost)
+    assert builder.calls == []
     cost = ArchCost.build(arch_cost)
     assert len(builder.calls) == 1 and cost.kind == 'macs'
     bb = cfg.model.backbone
