@@ -136,14 +136,15 @@ def recorded_cost(path):
 
 def cost_line(cost):
     """One line: predicted cost of the decoded network vs the target."""
-    unit = 'multiply-adds' if cost.get('kind') == 'macs' else cost.get('kind')
+    from ..arch_cost import format_cost
+    kind = cost.get('kind', 'macs')
     size = cost.get('input_size')
     at = f' at {size[0]}x{size[1]}' if isinstance(size, list) and \
         len(size) == 2 else ''
-    line = f"cost:     {cost['predicted'] / 1e6:.2f}M {unit}{at}"
+    line = f"cost:     {format_cost(cost['predicted'], kind)}{at}"
     target = cost.get('target')
     if isinstance(target, (int, float)) and target > 0:
-        line += (f"; target {target / 1e6:.2f}M (ratio "
+        line += (f"; target {format_cost(target, kind)} (ratio "
                  f"{cost['predicted'] / target:.2f})")
     return line + ' (cost table of the search)'
 

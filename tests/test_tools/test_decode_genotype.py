@@ -147,7 +147,12 @@ def test_budgeted_genotype_prints_its_cost_and_target(tmp_path, capsys):
     assert main([str(src.parent), '--out', str(tmp_path / 'a.py')]) == 0
     out = capsys.readouterr().out
     assert ('cost:     9.00M multiply-adds at 64x64; target 12.00M '
-            '(ratio 0.75)') in out
+            'multiply-adds (ratio 0.75)') in out
+    data['cost'].update(kind='latency', predicted=0.0042, target=0.005)
+    src.write_text(json.dumps(data))
+    assert main([str(src), '--out', str(tmp_path / 'c.py')]) == 0
+    assert 'cost:     4.2 ms at 64x64; target 5 ms (ratio 0.84)' in \
+        capsys.readouterr().out
     assert main([PAPER_JSON, '--out', str(tmp_path / 'b.py')]) == 0
     assert 'cost:' not in capsys.readouterr().out  # nothing recorded
 
