@@ -1,7 +1,9 @@
-"""Shared fixtures: generated data and tiny search configs."""
+"""Shared fixtures: generated data, tiny search and retrain configs, the
+paper's genotype, single-threaded torch."""
 import os.path as osp
 
 import pytest
+import torch
 
 import mmseg_autodeeplab  # noqa: F401  (compat + registration)
 from mmseg_autodeeplab.datasets.demo_data import make_cityscapes
@@ -10,6 +12,40 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO_CONFIG = osp.join(
     REPO, 'configs', 'autodeeplab_search',
     'autodeeplab-search_f4-l4_1xb2-30e_demo-cityscapes-64x64.py')
+PROXY_RETRAIN_CONFIG = osp.join(
+    REPO, 'configs', 'search_vs_random',
+    'autodeeplab_genotype-f8_1xb4-600i_demo-cityscapes-64x64.py')
+# The published Auto-DeepLab cell (input indices: block i reads
+# [H(l-2), H(l-1), H1, ..., Hi]) and path (spec section 5), written by hand.
+PAPER_CELL = (
+    ((0, 'atrous_conv_5x5'), (1, 'sep_conv_3x3')),  # H1
+    ((0, 'sep_conv_3x3'), (1, 'atrous_conv_3x3')),  # H2
+    ((0, 'sep_conv_3x3'), (3, 'sep_conv_3x3')),     # H3 = H(l-2), H2
+    ((2, 'sep_conv_5x5'), (4, 'sep_conv_5x5')),     # H4 = H1, H3
+    ((3, 'sep_conv_5x5'), (5, 'atrous_conv_5x5')),  # H5 = H2, H4
+)
+PAPER_PATH = (0, 0, 0, 1, 2, 1, 2, 2, 3, 3, 2, 1)
+
+
+@pytest.fixture(scope='session')
+def paper_cell():
+    return PAPER_CELL
+
+
+@pytest.fixture(scope='session')
+def paper_path():
+    return PAPER_PATH
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """torch on one intra-op thread for a module (``usefixtures``)."""
+    # tiny tensors: intra-op threading only adds synchronisation, and on a
+    # busy 2-core machine spinning worker threads slow the tests 10-20x
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope='session')
@@ -52,3 +88,24 @@ def build_tiny_cfg(data_root, work_dir, resume=False, **extra):
 def tiny_cfg():
     """Factory: ``tiny_cfg(data_root, work_dir, **cfg_options)``."""
     return build_tiny_cfg
+
+
+def build_tiny_retrain_cfg(**extra):
+    """The proxy retrain config at F=2 with 8-channel heads, plus ``extra``
+    cfg-options."""
+    from mmseg_autodeeplab.analysis import load_config
+    cfg = load_config(PROXY_RETRAIN_CONFIG)
+    cfg.merge_from_dict({
+        'model.backbone.filter_multiplier': 2,
+        'model.backbone.stem_channels': (4, 4, 8),
+        'model.decode_head.channels': 8,
+        'model.decode_head.c1_channels': 4,
+        **extra,
+    })
+    return cfg
+
+
+@pytest.fixture(scope='session')
+def tiny_retrain_cfg():
+    """Factory: ``tiny_retrain_cfg(**cfg_options)``."""
+    return build_tiny_retrain_cfg

@@ -8,34 +8,22 @@ import torch
 from mmengine.runner import Runner
 
 from mmseg_autodeeplab import Genotype
-from mmseg_autodeeplab.analysis import load_config
 from mmseg_autodeeplab.apis.build_cost_table import build_table
 from mmseg_autodeeplab.arch_cost import CostTable, expected_cost
 from mmseg_autodeeplab.engine.utils import find_supernet
 from mmseg_autodeeplab.utils import atomic_write_json
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-RETRAIN = (REPO + '/configs/search_vs_random/'
-           'autodeeplab_genotype-f8_1xb4-600i_demo-cityscapes-64x64.py')
-
-
-def _table(path, num_layers):
-    cfg = load_config(RETRAIN)
-    cfg.merge_from_dict({
-        'model.backbone.filter_multiplier': 2,
-        'model.backbone.stem_channels': (4, 4, 8),
-        'model.decode_head.channels': 8,
-        'model.decode_head.c1_channels': 4,
-    })
+def _table(cfg, path, num_layers):
     data = build_table(cfg, (64, 64), num_layers, 5)
     atomic_write_json(path, data)
     return CostTable(data)
 
 
 @pytest.fixture(scope='module')
-def budget_run(tiny_cityscapes, tiny_cfg, tmp_path_factory):
+def budget_run(tiny_cityscapes, tiny_cfg, tiny_retrain_cfg,
+               tmp_path_factory):
     path = str(tmp_path_factory.mktemp('cost') / 'cost_table.json')
-    table = _table(path, num_layers=3)  # the tiny search's L
+    table = _table(tiny_retrain_cfg(), path, num_layers=3)  # the search's L
     at_init = expected_cost(torch.zeros(20, 8), torch.full((3, 4, 3), 1 / 3),
                             table).item()
     arch_cost = dict(kind='macs', target=0.5 * at_init, weight=2.0,

@@ -1,13 +1,12 @@
 """The cost table against mmengine's counter, the expected cost's gradient
 and the ``arch_cost`` config checks (tiny sizes, CPU)."""
 import json
-import os.path as osp
 
 import numpy as np
 import pytest
 import torch
 
-from mmseg_autodeeplab.analysis import count_macs, load_config
+from mmseg_autodeeplab.analysis import count_macs
 from mmseg_autodeeplab.apis.build_cost_table import (build_table,
                                                      count_network, main)
 from mmseg_autodeeplab.apis.search_vs_random import sample_genotype
@@ -16,29 +15,17 @@ from mmseg_autodeeplab.arch_cost import (ArchCost, CostTable, expected_cost,
 from mmseg_autodeeplab.search_space import PRIMITIVES, SearchSpace, build_op
 from mmseg_autodeeplab.search_space.decode import normalize_betas
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-RETRAIN = (REPO + '/configs/search_vs_random/'
-           'autodeeplab_genotype-f8_1xb4-600i_demo-cityscapes-64x64.py')
 SIZE = (33, 47)  # odd and uneven: every level size is rounded up
 SPACE = SearchSpace(num_layers=4, num_blocks=5)
 
 
-def tiny_retrain_cfg():
-    cfg = load_config(RETRAIN)
-    cfg.merge_from_dict({
-        'model.backbone.filter_multiplier': 2,
-        'model.backbone.stem_channels': (4, 4, 8),
-        'model.decode_head.channels': 8,
-        'model.decode_head.c1_channels': 4,
-        'model.decode_head.num_classes': 3,
-    })
-    return cfg
+# cfg-options for tiny_retrain_cfg (tests/conftest.py)
+THREE_CLASSES = {'model.decode_head.num_classes': 3}
 
 
 @pytest.fixture(scope='module')
-def tiny():
-    cfg = tiny_retrain_cfg()
+def tiny(tiny_retrain_cfg):
+    cfg = tiny_retrain_cfg(**THREE_CLASSES)
     data = build_table(cfg, SIZE, SPACE.num_layers, SPACE.num_blocks)
     return cfg, CostTable(data)
 
@@ -196,9 +183,10 @@ def test_penalties(table_file):
     assert log.penalty(below).item() == pytest.approx(0.5 * np.log(2.))
 
 
-def test_tool_writes_table_with_size_and_device(tmp_path, capsys):
+def test_tool_writes_table_with_size_and_device(tmp_path, capsys,
+                                                tiny_retrain_cfg):
     cfg_file = tmp_path / 'tiny_retrain.py'
-    tiny_retrain_cfg().dump(str(cfg_file))
+    tiny_retrain_cfg(**THREE_CLASSES).dump(str(cfg_file))
     out = tmp_path / 'ct.json'
     assert main([str(cfg_file), '--size', '33x47', '--num-layers', '4',
                  '--verify', '2', '--out', str(out)]) == 0

@@ -19,14 +19,6 @@ from mmseg_autodeeplab.search_space import (PRIMITIVES, ZERO_OP,
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAPER_JSON = osp.join(REPO, 'configs', 'genotypes', 'autodeeplab_paper.json')
-PAPER_PATH = (0, 0, 0, 1, 2, 1, 2, 2, 3, 3, 2, 1)
-PAPER_CELL = (
-    ((0, 'atrous_conv_5x5'), (1, 'sep_conv_3x3')),
-    ((0, 'sep_conv_3x3'), (1, 'atrous_conv_3x3')),
-    ((0, 'sep_conv_3x3'), (3, 'sep_conv_3x3')),
-    ((2, 'sep_conv_5x5'), (4, 'sep_conv_5x5')),
-    ((3, 'sep_conv_5x5'), (5, 'atrous_conv_5x5')),
-)
 
 
 def _ceil_half(n):
@@ -51,10 +43,11 @@ def _forward_backward(net, size, batch=2):
     return outs
 
 
-def test_paper_genotype_file_is_the_published_architecture():
+def test_paper_genotype_file_is_the_published_architecture(paper_cell,
+                                                           paper_path):
     g = Genotype.load(PAPER_JSON)
-    assert g.path == PAPER_PATH
-    assert g.cell.blocks == PAPER_CELL
+    assert g.path == paper_path
+    assert g.cell.blocks == paper_cell
     assert g.path_strides == (4, 4, 4, 8, 16, 8, 16, 16, 32, 32, 16, 8)
     with open(PAPER_JSON) as f:  # written by Genotype.save: same format
         assert f.read() == g.to_json()

@@ -27,16 +27,7 @@ from mmseg_autodeeplab.search_space.decode import (  # noqa: E402
 COL = {name: k for k, name in enumerate(PRIMITIVES)}
 B = 5
 E = 2 + 3 + 4 + 5 + 6  # block i (0-based) has i + 2 candidate inputs
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threading only adds synchronisation, and on a
-    # busy 2-core machine spinning worker threads slow the tests 10-20x
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 def _edge(block, inp):
@@ -135,26 +126,15 @@ def test_decode_cell_uniform_alphas_ties_go_to_lower_indices():
         ((0, first_real_op), (1, first_real_op)) for _ in range(5))
 
 
-# The published cell (spec section 5), as input indices:
-#   inputs of block i are [H(l-2), H(l-1), H1, ..., Hi]
-PUBLISHED = (
-    ((0, 'atrous_conv_5x5'), (1, 'sep_conv_3x3')),
-    ((0, 'sep_conv_3x3'), (1, 'atrous_conv_3x3')),
-    ((0, 'sep_conv_3x3'), (3, 'sep_conv_3x3')),
-    ((2, 'sep_conv_5x5'), (4, 'sep_conv_5x5')),
-    ((3, 'sep_conv_5x5'), (5, 'atrous_conv_5x5')),
-)
-
-
-def test_decode_cell_recovers_a_planted_cell():
+def test_decode_cell_recovers_a_planted_cell(paper_cell):
     g = torch.Generator().manual_seed(0)
     a = 0.1 * torch.randn(E, 8, generator=g)
-    for b, block in enumerate(PUBLISHED):
+    for b, block in enumerate(paper_cell):
         for inp, op in block:
             a[_edge(b, inp), COL[op]] = 3.0
     cell = decode_cell(a)
     _check_cell_types(cell)
-    assert cell.blocks == PUBLISHED
+    assert cell.blocks == paper_cell
 
 
 def test_decode_cell_never_picks_none_and_strength_ignores_none():

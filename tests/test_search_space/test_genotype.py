@@ -16,21 +16,13 @@ from mmseg_autodeeplab import (PRIMITIVES, CellGenotype, Genotype,  # noqa
                                GenotypeError, SearchSpace)
 from mmseg_autodeeplab.search_space import input_names  # noqa: E402
 
-# The published Auto-DeepLab cell and path (spec section 5).
-BLOCKS = (
-    ((0, 'atrous_conv_5x5'), (1, 'sep_conv_3x3')),  # H1
-    ((0, 'sep_conv_3x3'), (1, 'atrous_conv_3x3')),  # H2
-    ((0, 'sep_conv_3x3'), (3, 'sep_conv_3x3')),     # H3 = H(l-2), H2
-    ((2, 'sep_conv_5x5'), (4, 'sep_conv_5x5')),     # H4 = H1, H3
-    ((3, 'sep_conv_5x5'), (5, 'atrous_conv_5x5')),  # H5 = H2, H4
-)
-PATH = (0, 0, 0, 1, 2, 1, 2, 2, 3, 3, 2, 1)
+# The strides of the published path (paper_path, tests/conftest.py).
 STRIDES = [4, 4, 4, 8, 16, 8, 16, 16, 32, 32, 16, 8]
 
 
 @pytest.fixture
-def genotype():
-    return Genotype(cell=CellGenotype(BLOCKS), path=PATH)
+def genotype(paper_cell, paper_path):
+    return Genotype(cell=CellGenotype(paper_cell), path=paper_path)
 
 
 def _write(tmp_path, data, name='g.json'):
@@ -56,26 +48,27 @@ def test_input_names():
 
 # -- round trip --------------------------------------------------------------
 
-def test_json_round_trip(tmp_path, genotype):
+def test_json_round_trip(tmp_path, genotype, paper_cell, paper_path):
     p = tmp_path / 'sub' / 'genotype.json'
     genotype.save(p)
     loaded = Genotype.load(p)
     assert loaded == genotype
-    assert loaded.cell.blocks == BLOCKS
-    assert loaded.path == PATH
+    assert loaded.cell.blocks == paper_cell
+    assert loaded.path == paper_path
     assert loaded.search_space == SearchSpace()
     assert Genotype.from_json(genotype.to_json()) == genotype
     # saving again gives the same text
     assert loaded.to_json() == p.read_text()
 
 
-def test_json_file_is_readable_names_not_indices(tmp_path, genotype):
+def test_json_file_is_readable_names_not_indices(tmp_path, genotype,
+                                                 paper_path):
     p = tmp_path / 'g.json'
     genotype.save(p)
     text = p.read_text()
     data = json.loads(text)
     assert '"H(l-2)"' in text and '"H(l-1)"' in text
-    assert data['path'] == list(PATH)
+    assert data['path'] == list(paper_path)
     assert data['path_strides'] == STRIDES
     cell = data['cell']
     assert len(cell) == 5
@@ -124,7 +117,7 @@ def test_minimal_hand_written_file_loads(tmp_path):
 
 # -- immutability ------------------------------------------------------------
 
-def test_genotype_is_immutable(genotype):
+def test_genotype_is_immutable(genotype, paper_cell, paper_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         genotype.path = (0, ) * 12
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -138,7 +131,8 @@ def test_genotype_is_immutable(genotype):
     with pytest.raises(TypeError):
         genotype.path[0] = 1
     # a value: hashable, equal by content
-    same = Genotype(cell=CellGenotype(copy.deepcopy(BLOCKS)), path=list(PATH))
+    same = Genotype(cell=CellGenotype(copy.deepcopy(paper_cell)),
+                    path=list(paper_path))
     assert same == genotype and hash(same) == hash(genotype)
     assert len({genotype, same}) == 1
 
@@ -296,18 +290,19 @@ def test_load_bad_search_space(tmp_path, good):
 
 # -- validation on construction ----------------------------------------------
 
-def test_constructor_validates():
+def test_constructor_validates(paper_cell, paper_path):
     with pytest.raises(GenotypeError, match='none'):
         CellGenotype((((0, 'none'), (1, 'skip_connect')), ))
     with pytest.raises(GenotypeError, match='H1'):
         CellGenotype((((0, 'skip_connect'), (2, 'skip_connect')), ))
     with pytest.raises(GenotypeError, match='path'):
-        Genotype(cell=CellGenotype(BLOCKS), path=PATH[:-1])
+        Genotype(cell=CellGenotype(paper_cell), path=paper_path[:-1])
     with pytest.raises(GenotypeError, match='cell'):
-        Genotype(cell=CellGenotype(BLOCKS[:4]), path=PATH)
+        Genotype(cell=CellGenotype(paper_cell[:4]), path=paper_path)
     with pytest.raises(GenotypeError, match='num_blocks'):
         SearchSpace(num_blocks=0)
     # an op outside the search space's own primitives
     space = SearchSpace(num_layers=12, primitives=('none', 'skip_connect'))
     with pytest.raises(GenotypeError, match='atrous_conv_5x5'):
-        Genotype(cell=CellGenotype(BLOCKS), path=PATH, search_space=space)
+        Genotype(cell=CellGenotype(paper_cell), path=paper_path,
+                 search_space=space)

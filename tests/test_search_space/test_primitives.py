@@ -25,16 +25,7 @@ ALL_OPS = list(OPS)
 # operators with learnable weights at stride 1 (skip is the identity there)
 PARAMETRIC = {'sep_conv_3x3', 'sep_conv_5x5', 'atrous_conv_3x3',
               'atrous_conv_5x5'}
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # tiny tensors: intra-op threading only adds synchronisation, and on a
-    # busy 2-core machine spinning worker threads slow the tests 10-20x
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
 
 
 def _x(n=2, c=8, h=7, w=9, seed=0, requires_grad=False):
@@ -178,30 +169,37 @@ def test_stride2_output_is_the_stride1_output_subsampled(name):
         torch.testing.assert_close(op2(x), op1(x)[:, :, ::2, ::2])
 
 
+C = 8  # channels of the conv structure tests
+
+
+def _conv_op(name, stride):
+    """The operator ``name`` (C channels, search BN) and its convs."""
+    op = build_op(name, C, stride, SEARCH_BN)
+    return op, _convs(op)
+
+
 @pytest.mark.parametrize('k', [3, 5])
 @pytest.mark.parametrize('stride', [1, 2])
 def test_sep_conv_structure(k, stride):
-    c = 8
-    op = build_op(f'sep_conv_{k}x{k}', c, stride, SEARCH_BN)
-    convs = _convs(op)
+    op, convs = _conv_op(f'sep_conv_{k}x{k}', stride)
     assert len(convs) == 4
-    depthwise = [m for m in convs if m.groups == c]
+    depthwise = [m for m in convs if m.groups == C]
     pointwise = [m for m in convs if m.groups == 1]
     assert len(depthwise) == 2 and len(pointwise) == 2
     for m in depthwise:
         assert m.kernel_size == (k, k)
-        assert tuple(m.weight.shape) == (c, 1, k, k)
+        assert tuple(m.weight.shape) == (C, 1, k, k)
         assert m.dilation == (1, 1)
     for m in pointwise:
         assert m.kernel_size == (1, 1)
-        assert tuple(m.weight.shape) == (c, c, 1, 1)
+        assert tuple(m.weight.shape) == (C, C, 1, 1)
     # two repeats of [ReLU, depthwise, pointwise, BN], in that order
     kinds = []
     for m in op.modules():
         if isinstance(m, nn.ReLU):
             kinds.append('relu')
         elif isinstance(m, nn.Conv2d):
-            kinds.append('dw' if m.groups == c else 'pw')
+            kinds.append('dw' if m.groups == C else 'pw')
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             kinds.append('bn')
     assert kinds == ['relu', 'dw', 'pw', 'bn'] * 2
@@ -212,12 +210,10 @@ def test_sep_conv_structure(k, stride):
 @pytest.mark.parametrize('k', [3, 5])
 @pytest.mark.parametrize('stride', [1, 2])
 def test_atrous_is_one_full_dilated_conv(k, stride):
-    c = 8
-    op = build_op(f'atrous_conv_{k}x{k}', c, stride, SEARCH_BN)
-    convs = _convs(op)
+    op, convs = _conv_op(f'atrous_conv_{k}x{k}', stride)
     assert len(convs) == 1, 'atrous must be ONE conv, not separable'
     conv = convs[0]
-    assert tuple(conv.weight.shape) == (c, c, k, k)
+    assert tuple(conv.weight.shape) == (C, C, k, k)
     assert conv.groups == 1
     assert conv.dilation == (2, 2)
     assert conv.stride == (stride, stride)
