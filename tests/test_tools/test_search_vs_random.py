@@ -143,6 +143,19 @@ class _Killed(Exception):
     pass
 
 
+def _comparison(tmp_path, monkeypatch, fake_retrain, name, num_random=3,
+                jobs=1):
+    """Patch in ``fake_retrain`` (and 1000 multiply-adds per network);
+    the folder and argv of a comparison over seeds 0 and 1."""
+    monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
+    monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
+    out = tmp_path / name
+    argv = ['--searched', _searched_file(tmp_path), '--num-random',
+            str(num_random), '--seeds', '0', '1', '--out', str(out),
+            '--jobs', str(jobs)]
+    return out, argv
+
+
 def test_comparison_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
     calls, killed = [], []
 
@@ -154,11 +167,7 @@ def test_comparison_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
         name = osp.basename(cfg.work_dir)
         return float(len(name) + cfg.randomness['seed'])
 
-    monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
-    monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
-    out = tmp_path / 'cmp'
-    argv = ['--searched', _searched_file(tmp_path), '--num-random', '3',
-            '--seeds', '0', '1', '--out', str(out), '--jobs', '1']
+    out, argv = _comparison(tmp_path, monkeypatch, fake_retrain, 'cmp')
     with pytest.raises(_Killed):
         svr.main(argv)
     saved = json.loads((out / 'results.json').read_text())
@@ -224,11 +233,8 @@ def test_parallel_runs_record_each_finished_run_and_resume(
     # threads stand in for the worker processes (monkeypatching reaches
     # them); the scheduling and recording code is the real one
     monkeypatch.setattr(svr, '_pool', lambda jobs: ThreadPoolExecutor(jobs))
-    monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
-    monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
-    out = tmp_path / 'par'
-    argv = ['--searched', _searched_file(tmp_path), '--num-random', '3',
-            '--seeds', '0', '1', '--out', str(out), '--jobs', '2']
+    out, argv = _comparison(tmp_path, monkeypatch, fake_retrain, 'par',
+                            jobs=2)
     with pytest.raises(_Killed):
         svr.main(argv)
     saved = json.loads((out / 'results.json').read_text())
@@ -251,11 +257,8 @@ def test_extra_genotypes_join_a_finished_comparison(tmp_path, monkeypatch):
         calls.append(osp.basename(cfg.work_dir))
         return 1.0 + cfg.randomness['seed']
 
-    monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
-    monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
-    out = tmp_path / 'ext'
-    argv = ['--searched', _searched_file(tmp_path), '--num-random', '2',
-            '--seeds', '0', '1', '--out', str(out), '--jobs', '1']
+    out, argv = _comparison(tmp_path, monkeypatch, fake_retrain, 'ext',
+                            num_random=2)
     assert svr.main(argv) == 0
     calls.clear()
     g = svr.sample_genotype(np.random.default_rng(123),
