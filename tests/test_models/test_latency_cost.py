@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmseg_autodeeplab.analysis import load_config
 from mmseg_autodeeplab.apis import build_cost_table as bct
 from mmseg_autodeeplab.apis.search_vs_random import sample_genotype
 from mmseg_autodeeplab.arch_cost import (VERSION, ArchCost, CostTable,
@@ -25,41 +24,22 @@ BUDGET = (REPO + '/configs/autodeeplab_search/'
 SIZE = (32, 32)
 # 3 layers, not 2: the static network's out_indices (2, -1) need Cell_2
 LAYERS, BLOCKS = 3, 5
-TINY = {
-    'model.backbone.filter_multiplier': 2,
-    'model.backbone.stem_channels': (4, 4, 8),
-    'model.decode_head.channels': 8,
-    'model.decode_head.c1_channels': 4,
-    'model.decode_head.num_classes': 3,
-}
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_thread():
-    # tiny modules: more threads only add synchronisation on a busy machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_cfg():
-    cfg = load_config(osp.join(REPO, RETRAIN))
-    cfg.merge_from_dict(TINY)
-    return cfg
+# cfg-options for tiny_retrain_cfg (tests/conftest.py, the RETRAIN config at
+# F=2); the one-thread torch of these tests is tests/test_models/conftest.py's
+THREE_CLASSES = {'model.decode_head.num_classes': 3}
 
 
 @pytest.fixture(scope='module')
-def cfg_file(tmp_path_factory):
+def cfg_file(tmp_path_factory, tiny_retrain_cfg):
     path = tmp_path_factory.mktemp('cfg') / 'tiny_retrain.py'
-    tiny_cfg().dump(str(path))
+    tiny_retrain_cfg(**THREE_CLASSES).dump(str(path))
     return str(path)
 
 
 @pytest.fixture(scope='module')
-def tables():
+def tables(tiny_retrain_cfg):
     """Measured latency table and the MACs table of the same network."""
-    cfg = tiny_cfg()
+    cfg = tiny_retrain_cfg(**THREE_CLASSES)
     latency = bct.build_latency_table(cfg, SIZE, LAYERS, BLOCKS, repeats=2,
                                       warmup=1)
     macs = bct.build_table(cfg, SIZE, LAYERS, BLOCKS)
@@ -125,10 +105,11 @@ def _tensors(x):
     return [t for item in x for t in _tensors(item)]
 
 
-def test_each_distinct_module_is_timed_once(monkeypatch):
+def test_each_distinct_module_is_timed_once(monkeypatch, tiny_retrain_cfg):
     clock = _FakeClock()
     monkeypatch.setattr(bct, 'time_module', clock)
-    data = bct.build_latency_table(tiny_cfg(), SIZE, LAYERS, BLOCKS)
+    data = bct.build_latency_table(tiny_retrain_cfg(**THREE_CLASSES), SIZE,
+                                   LAYERS, BLOCKS)
     table = CostTable(data)
     keys = [(name, text, shapes) for name, text, shapes in clock.calls]
     assert len(keys) == len(set(keys)) == data['timed_modules']
@@ -175,12 +156,12 @@ def test_time_module_is_the_median_in_eval_no_grad():
     assert 0.004 <= seconds < 0.1
 
 
-def test_verify_times_built_networks_with_the_same_function(tables,
-                                                           monkeypatch):
+def test_verify_times_built_networks_with_the_same_function(
+        tables, monkeypatch, tiny_retrain_cfg):
     clock = _FakeClock()
     monkeypatch.setattr(bct, 'time_module', clock)
     table = CostTable(tables[0])
-    result = bct.verify(tiny_cfg(), table, SIZE, 3)
+    result = bct.verify(tiny_retrain_cfg(**THREE_CLASSES), table, SIZE, 3)
     assert [name for name, _, _ in clock.calls] == ['SegmentorLogits'] * 3
     assert all(shapes == ((1, 3) + SIZE, ) for _, _, shapes in clock.calls)
     assert result['measured'] == pytest.approx([1e-3, 2e-3, 3e-3])
