@@ -21,11 +21,13 @@ space. This module:
    permutation p-value) and ``results.png``.
 """
 import argparse
+import contextlib
 import json
 import os
 import os.path as osp
 import re
 import shutil
+import sys
 import time
 
 import numpy as np
@@ -187,10 +189,37 @@ def run_retrain(cfg):
     return scores[-1]
 
 
+class RunFailed(RuntimeError):
+    """A retrain of the comparison failed; the message is one line naming
+    the run and its log."""
+
+
+@contextlib.contextmanager
+def _output_to(path):
+    """Send this process's stdout/stderr (file descriptors, so mmengine's
+    and warnings' output too) to ``path`` while a retrain runs: the console
+    keeps the comparison's own progress lines, the log keeps the rest."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(path, 'a', encoding='utf-8') as f:
+            os.dup2(f.fileno(), 1)
+            os.dup2(f.fileno(), 2)
+            yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, old in zip((1, 2), saved):
+            os.dup2(old, fd)
+            os.close(old)
+
+
 def _run_task(task):
     """One retrain of a comparison (also the worker-process entry point):
     ``task = (config, genotype_file, genotype_dict, seed, work_dir,
-    cfg_options, threads)``; returns ``(mIoU, seconds)``."""
+    cfg_options, threads)``; returns ``(mIoU, seconds)``. Its output goes
+    to ``work_dir + '.log'``."""
     config, gfile, gdict, seed, wd, options, threads = task
     if threads:
         import torch
@@ -198,9 +227,20 @@ def _run_task(task):
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     shutil.rmtree(wd, ignore_errors=True)  # a killed run restarts
+    os.makedirs(osp.dirname(wd), exist_ok=True)
+    log = wd + '.log'
+    if osp.exists(log):
+        os.remove(log)
     g = Genotype.from_dict(gdict, source=gfile)
     start = time.time()
-    miou = run_retrain(retrain_cfg(config, gfile, g, seed, wd, options))
+    with _output_to(log):
+        try:
+            miou = run_retrain(retrain_cfg(config, gfile, g, seed, wd,
+                                           options))
+        except Exception as e:
+            raise RunFailed(f'{osp.basename(wd)}: the retrain failed '
+                            f'({type(e).__name__}: {e}); its output: '
+                            f'{log}') from None
     return miou, round(time.time() - start, 1)
 
 
@@ -583,12 +623,16 @@ def main(argv=None):
               results['genotypes'][n]['genotype'], seed,
               osp.join(out, 'runs', f'{n}_seed{seed}'), args.cfg_options,
               threads) for n, seed in todo]
-    for i, (miou, secs) in _run_all(tasks, jobs):
-        key = '{}@{}'.format(*todo[i])
-        results['runs'][key] = dict(mIoU=miou, seconds=secs)
-        atomic_write_json(res_path, results)
-        print(f'search_vs_random: {key}: mIoU {miou:.2f} ({secs:.0f} s)',
-              flush=True)
+    try:
+        for i, (miou, secs) in _run_all(tasks, jobs):
+            key = '{}@{}'.format(*todo[i])
+            results['runs'][key] = dict(mIoU=miou, seconds=secs)
+            atomic_write_json(res_path, results)
+            print(f'search_vs_random: {key}: mIoU {miou:.2f} ({secs:.0f} s)',
+                  flush=True)
+    except RunFailed as e:
+        exit_with_error(f'{e}; the {len(results["runs"])} finished runs are '
+                        f'kept in {res_path}: the same command continues')
     summary = summarize(results)
     results['summary'] = summary
     atomic_write_json(res_path, results)

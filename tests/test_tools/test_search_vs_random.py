@@ -1,9 +1,11 @@
 """tools/search_vs_random.py: the uniform sampler, the statistics, resuming
 a killed comparison, and (slow) one real retrain through the Runner."""
 import collections
+import contextlib
 import itertools
 import json
 import math
+import os
 import os.path as osp
 
 import numpy as np
@@ -161,6 +163,7 @@ def test_comparison_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
 
     def fake_retrain(cfg):
         calls.append(cfg.work_dir)
+        os.write(1, b'runner noise\n')  # what mmengine prints goes to the log
         if len(calls) == 5 and not killed:
             killed.append(True)
             raise _Killed  # killed in the middle of run 5
@@ -168,8 +171,15 @@ def test_comparison_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
         return float(len(name) + cfg.randomness['seed'])
 
     out, argv = _comparison(tmp_path, monkeypatch, fake_retrain, 'cmp')
-    with pytest.raises(_Killed):
+    with pytest.raises(SystemExit):
         svr.main(argv)
+    # one line naming the failed run and where its output went
+    err = capsys.readouterr().err
+    assert err.startswith('error: random_00_seed0: the retrain failed '
+                          '(_Killed: ); its output: ') and \
+        err.count('\n') == 1 and '4 finished runs are kept' in err
+    assert (out / 'runs' / 'random_00_seed0.log').read_text() == \
+        'runner noise\n'
     saved = json.loads((out / 'results.json').read_text())
     assert len(saved['runs']) == 4  # the interrupted 5th is not recorded
     assert not (out / 'results.md').exists()
@@ -233,9 +243,12 @@ def test_parallel_runs_record_each_finished_run_and_resume(
     # threads stand in for the worker processes (monkeypatching reaches
     # them); the scheduling and recording code is the real one
     monkeypatch.setattr(svr, '_pool', lambda jobs: ThreadPoolExecutor(jobs))
+    # (file descriptors are per process: threads must not redirect them)
+    monkeypatch.setattr(svr, '_output_to',
+                        lambda path: contextlib.nullcontext())
     out, argv = _comparison(tmp_path, monkeypatch, fake_retrain, 'par',
                             jobs=2)
-    with pytest.raises(_Killed):
+    with pytest.raises(SystemExit):
         svr.main(argv)
     saved = json.loads((out / 'results.json').read_text())
     assert 'random_01@0' not in saved['runs']
