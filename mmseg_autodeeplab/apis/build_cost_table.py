@@ -194,18 +194,29 @@ def build_table(cfg, size, num_layers, num_blocks, num_levels=4, seed=0):
 # -- latency -------------------------------------------------------------
 
 
-def time_module(module, inputs, repeats, warmup, device):
-    """Median seconds of ``module(*inputs)``: batch 1 as given, eval mode
-    and ``torch.no_grad``; ``warmup`` untimed runs first (allocator, caches,
-    cuDNN autotuning), then ``repeats`` timed ones, each synchronised on
-    CUDA so that it times the kernels, not their launch.
+def time_modules(items, repeats, warmup, device):
+    """Median seconds of each ``module(*inputs)`` in ``items``: batch 1 as
+    given, eval mode and ``torch.no_grad``; ``warmup`` untimed runs of each
+    first (allocator, caches, cuDNN autotuning), then ``repeats`` ROUNDS in
+    which every module runs once, timed, synchronised on CUDA so that it
+    times the kernels, not their launch.
+
+    Round-robin, not one module after the other: a shared or frequency-
+    scaling CPU drifts by tens of percent over a minute, which timing the
+    modules one after the other turns into differences between modules
+    (measured on the proxy table: Spearman of predicted vs measured
+    networks 0.62-0.99 across four builds); interleaved, every module sees
+    the same drift.
 
     Args:
-        module (nn.Module | callable): what to time.
-        inputs (tuple): its positional arguments.
-        repeats (int): timed runs (>= 1).
-        warmup (int): untimed runs before.
-        device (torch.device | str): where ``module`` and ``inputs`` are.
+        items (list[tuple]): ``(module, inputs)`` pairs; ``module`` is an
+            nn.Module or a callable, ``inputs`` its positional arguments.
+        repeats (int): timed rounds (>= 1).
+        warmup (int): untimed runs of each module before.
+        device (torch.device | str): where modules and inputs are.
+
+    Returns:
+        list[float]: seconds, in the order of ``items``.
     """
     cuda = torch.device(device).type == 'cuda'
 
@@ -213,19 +224,27 @@ def time_module(module, inputs, repeats, warmup, device):
         if cuda:
             torch.cuda.synchronize(device)
 
-    if isinstance(module, nn.Module):
-        module.eval()
-    times = []
+    for module, _ in items:
+        if isinstance(module, nn.Module):
+            module.eval()
+    times = [[] for _ in items]
     with torch.no_grad():
-        for _ in range(warmup):
-            module(*inputs)
+        for module, inputs in items:
+            for _ in range(warmup):
+                module(*inputs)
         sync()
         for _ in range(repeats):
-            start = time.perf_counter()
-            module(*inputs)
-            sync()
-            times.append(time.perf_counter() - start)
-    return float(np.median(times))
+            for k, (module, inputs) in enumerate(items):
+                start = time.perf_counter()
+                module(*inputs)
+                sync()
+                times[k].append(time.perf_counter() - start)
+    return [float(np.median(t)) for t in times]
+
+
+def time_module(module, inputs, repeats, warmup, device):
+    """:func:`time_modules` of one module."""
+    return time_modules([(module, inputs)], repeats, warmup, device)[0]
 
 
 class CellFixedPart(nn.Module):
@@ -440,15 +459,13 @@ def build_latency_table(cfg, size, num_layers, num_blocks, num_levels=4,
     log(f'cost table: timing {len(jobs)} distinct modules for '
         f'{len(refs) + 1} entries on {dev} ({name}, {threads} threads), '
         f'{warmup} warm-up + {repeats} timed runs each')
-    seconds, start, shown = {}, time.perf_counter(), 0
-    for done, (key, (make, inputs)) in enumerate(jobs.items(), 1):
-        module = make().to(dev).eval()
-        seconds[key] = time_module(module, inputs(), repeats, warmup, dev)
-        elapsed = time.perf_counter() - start
-        if done == len(jobs) or elapsed - shown >= 10:
-            shown = elapsed
-            log(f'cost table: timed {done}/{len(jobs)} modules '
-                f'({elapsed:.0f} s)')
+    start = time.perf_counter()
+    keys = list(jobs)
+    items = [(make().to(dev).eval(), inputs()) for make, inputs in
+             (jobs[k] for k in keys)]
+    seconds = dict(zip(keys, time_modules(items, repeats, warmup, dev)))
+    log(f'cost table: timed {len(keys)} modules in {repeats} interleaved '
+        f'rounds ({time.perf_counter() - start:.0f} s)')
     for target, index, key in refs:
         target[index] = seconds[key]
     bad = [k for k, v in seconds.items() if not (math.isfinite(v) and v > 0)]
@@ -465,15 +482,17 @@ def build_latency_table(cfg, size, num_layers, num_blocks, num_levels=4,
         stem=seconds[('stem', )], cells=cells, edges=edges, head=head)
 
 
-def time_network(cfg, genotype, size, device='cpu', repeats=DEFAULT_REPEATS,
-                 warmup=DEFAULT_WARMUP):
-    """Seconds of the built static network (image -> logits), timed as the
-    latency table's modules are (:func:`time_module`)."""
+def network_module(cfg, genotype, device='cpu'):
+    """The built static network (image -> logits) on ``device``, eval
+    mode, and its input: what :func:`verify` times."""
     dev = check_device(device)
     model = SegmentorLogits(build_segmentor(static_cfg(cfg, genotype)))
-    model = model.to(dev).eval()
+    return model.to(dev).eval()
+
+
+def _network_input(size, device):
     x = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
-    return time_module(model, (x.to(dev), ), repeats, warmup, dev)
+    return (x.to(check_device(device)), )
 
 
 def verify(cfg, table, size, num, seed=1, log=None):
@@ -492,22 +511,23 @@ def verify(cfg, table, size, num, seed=1, log=None):
                                       for j in range(table.num_levels)))
     rng = np.random.default_rng(seed)
     latency = table.kind == 'latency'
-    predicted, actual = [], []
-    for k in range(num):
-        g = sample_genotype(rng, space)
-        if latency:
-            predicted.append(table.predicted(g))
-            actual.append(time_network(
-                cfg, g, size, table.data.get('device_type', 'cpu'),
-                table.data.get('repeats', DEFAULT_REPEATS),
-                table.data.get('warmup', DEFAULT_WARMUP)))
+    genotypes = [sample_genotype(rng, space) for _ in range(num)]
+    if latency:
+        device = table.data.get('device_type', 'cpu')
+        predicted = [table.predicted(g) for g in genotypes]
+        # all networks timed in the same interleaved rounds, as the
+        # table's modules were
+        actual = time_modules(
+            [(network_module(cfg, g, device), _network_input(size, device))
+             for g in genotypes], table.data.get('repeats', DEFAULT_REPEATS),
+            table.data.get('warmup', DEFAULT_WARMUP), device)
+        for k, (p, m) in enumerate(zip(predicted, actual)):
             if log:
                 log(f'verify: network {k + 1}/{num}: predicted '
-                    f'{predicted[-1] * 1e3:.3f} ms, measured '
-                    f'{actual[-1] * 1e3:.3f} ms')
-        else:
-            predicted.append(int(round(table.predicted(g))))
-            actual.append(count_network(cfg, g, size))
+                    f'{p * 1e3:.3f} ms, measured {m * 1e3:.3f} ms')
+    else:
+        predicted = [int(round(table.predicted(g))) for g in genotypes]
+        actual = [count_network(cfg, g, size) for g in genotypes]
     rho = spearman(predicted, actual) if num > 1 else None
     if latency:
         return dict(seed=seed, predicted=predicted, measured=actual,
