@@ -353,7 +353,7 @@ def check_build(build, kind):
     Raises:
         ValueError: one line naming ``arch_cost.build.<key>``.
     """
-    from .apis.build_cost_table import (DEFAULT_REPEATS, DEFAULT_WARMUP,
+    from .cli.build_cost_table import (DEFAULT_REPEATS, DEFAULT_WARMUP,
                                         check_device, resolve_config)
     if not isinstance(build, dict):
         raise ValueError('arch_cost.build: expected dict(config=RETRAIN_'
@@ -407,7 +407,7 @@ def _same_config(recorded, wanted):
         return False
     if os.path.normpath(recorded) == os.path.normpath(wanted):
         return True
-    from .apis.build_cost_table import resolve_config
+    from .cli.build_cost_table import resolve_config
     try:
         return os.path.realpath(resolve_config(recorded)) == \
             os.path.realpath(resolve_config(wanted))
@@ -437,7 +437,7 @@ def build_mismatch(data, spec, kind):
         if spec[key] is not None and data.get(key) != spec[key]:
             diffs.append(f'{key} {data.get(key)} vs {spec[key]}')
     if kind == 'latency' and data.get('kind') == 'latency':
-        from .apis.build_cost_table import check_device, device_name
+        from .cli.build_cost_table import check_device, device_name
         dev = check_device(spec['device'])
         here = f'{dev.type} ({device_name(dev)})'
         if data.get('device') != here:  # measured elsewhere: not this one
@@ -456,7 +456,7 @@ def build_table_file(path, spec, kind):
     from mmengine.dist import barrier, is_main_process
     from mmengine.logging import print_log
 
-    from .apis.build_cost_table import make_table, write_table
+    from .cli.build_cost_table import make_table, write_table
 
     def log(msg):
         print_log(msg, logger='current')

@@ -78,7 +78,7 @@ def tiny_search_options(data_root, work_dir, **extra):
 
 
 def build_tiny_cfg(data_root, work_dir, resume=False, **extra):
-    from mmseg_autodeeplab.apis.search import load_search_cfg
+    from mmseg_autodeeplab.cli.search import load_search_cfg
     return load_search_cfg(DEMO_CONFIG,
                            tiny_search_options(data_root, work_dir, **extra),
                            work_dir=work_dir, resume=resume)

@@ -6,7 +6,7 @@ Usage: python tools/build_cost_table.py CONFIG [--size HxW]
        [--warmup N] [--threads N] [--num-layers L] [--num-blocks B]
        [--verify N] --out PATH
 
-See mmseg_autodeeplab/apis/build_cost_table.py and the README's
+See mmseg_autodeeplab/cli/build_cost_table.py and the README's
 "Budgeted search".
 """
 import sys
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmseg_autodeeplab.apis.build_cost_table import main  # noqa: E402
+from mmseg_autodeeplab.cli.build_cost_table import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

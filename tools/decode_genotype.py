@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmseg_autodeeplab.apis.decode_genotype import main  # noqa: E402
+from mmseg_autodeeplab.cli.decode_genotype import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

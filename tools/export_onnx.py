@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmseg_autodeeplab.apis.export_onnx import main  # noqa: E402
+from mmseg_autodeeplab.cli.export_onnx import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -8,6 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
+from ..arch_cost import format_cost
 from ..search_space import SearchSpace, decode_genotype
 from ..search_space.decode import max_level
 from ..utils import atomic_write_json
@@ -145,10 +146,12 @@ class GenotypeHook(Hook):
             cost = summary['cost']
             scalars['search/predicted_cost'] = cost['predicted']
             scalars['search/expected_cost'] = cost['expected']
-            print_log(f'decoded genotype: predicted {cost["kind"]} '
-                      f'{cost["predicted"]:.6g} (target {cost["target"]:.6g}'
-                      f', ratio {cost["predicted"] / cost["target"]:.3f}); '
-                      f'expected under alpha/beta {cost["expected"]:.6g}',
+            kind = cost['kind']
+            print_log(f'decoded genotype: predicted '
+                      f'{format_cost(cost["predicted"], kind)} (target '
+                      f'{format_cost(cost["target"], kind)}, ratio '
+                      f'{cost["predicted"] / cost["target"]:.3f}); expected '
+                      f'under alpha/beta {format_cost(cost["expected"], kind)}',
                       logger='current')
         runner.visualizer.add_scalars(scalars, step=runner.iter)
         self._write(runner, genotype, summary, metrics)

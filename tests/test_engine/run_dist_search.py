@@ -17,7 +17,7 @@ from conftest import build_tiny_cfg  # noqa: E402
 
 def main():
     data_root, work_dir = sys.argv[1], sys.argv[2]
-    from mmseg_autodeeplab.apis.search import _cpu_backend
+    from mmseg_autodeeplab.cli.search import _cpu_backend
     cfg = build_tiny_cfg(data_root, work_dir, **{
         'train_cfg.max_epochs': 2,
         'train_cfg.arch_start_epoch': 1,

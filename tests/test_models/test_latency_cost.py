@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmseg_autodeeplab.apis import build_cost_table as bct
-from mmseg_autodeeplab.apis.search_vs_random import sample_genotype
+from mmseg_autodeeplab.cli import build_cost_table as bct
+from mmseg_autodeeplab.cli.search_vs_random import sample_genotype
 from mmseg_autodeeplab.arch_cost import (VERSION, ArchCost, CostTable,
                                          format_cost)
 from mmseg_autodeeplab.search_space import PRIMITIVES, SearchSpace

@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 import torch
 
-from mmseg_autodeeplab.apis.search import main
+from mmseg_autodeeplab.cli.search import main
 from mmseg_autodeeplab.utils import ConfigError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -116,7 +116,7 @@ def test_label_beyond_num_classes_names_the_file(capsys, tmp_path,
 
 
 def test_crop_larger_than_images_warns(capsys, tmp_path, tiny_cityscapes):
-    from mmseg_autodeeplab.apis.search import load_search_cfg
+    from mmseg_autodeeplab.cli.search import load_search_cfg
     pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
                 dict(type='Resize', scale=(64, 32), keep_ratio=True),
                 dict(type='RandomCrop', crop_size=(48, 48)),

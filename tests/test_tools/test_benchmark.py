@@ -9,7 +9,7 @@ import torch
 
 import mmseg_autodeeplab  # noqa: F401
 from mmseg_autodeeplab.analysis import SegmentorLogits, count_macs
-from mmseg_autodeeplab.apis import benchmark as bm
+from mmseg_autodeeplab.cli import benchmark as bm
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'benchmark.py')

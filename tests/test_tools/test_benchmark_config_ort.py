@@ -5,8 +5,8 @@ import json
 import pytest
 
 import mmseg_autodeeplab  # noqa: F401
-from mmseg_autodeeplab.apis import benchmark as bm
-from mmseg_autodeeplab.apis.decode_genotype import main as decode
+from mmseg_autodeeplab.cli import benchmark as bm
+from mmseg_autodeeplab.cli.decode_genotype import main as decode
 
 from test_infer_export import PAPER_JSON, needs_deploy
 

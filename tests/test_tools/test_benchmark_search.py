@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from mmseg_autodeeplab.apis.benchmark_search import main
+from mmseg_autodeeplab.cli.benchmark_search import main
 
 
 @pytest.mark.slow

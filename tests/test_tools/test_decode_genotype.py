@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mmseg_autodeeplab  # noqa: F401
-from mmseg_autodeeplab.apis.decode_genotype import main
+from mmseg_autodeeplab.cli.decode_genotype import main
 from mmseg_autodeeplab.models.backbones import autodeeplab_net  # noqa: F401
 from mmseg_autodeeplab.models.decode_heads import \
     autodeeplab_head  # noqa: F401
@@ -381,7 +381,7 @@ def test_custom_dataset_decodes_and_trains(tmp_path):
 def test_search_config_for_own_data_builds(tmp_path):
     """The documented way to search on one's own data: a small delta over
     the custom search config (configs/autodeeplab_search/README.md)."""
-    from mmseg_autodeeplab.apis.search import load_search_cfg
+    from mmseg_autodeeplab.cli.search import load_search_cfg
     from mmseg.registry import DATASETS
     root = make_custom_dataset(str(tmp_path / 'mine'), num_train=6)
     mine = tmp_path / 'search_mine.py'
@@ -422,7 +422,7 @@ def test_search_on_own_data_then_decode_and_train(tmp_path, capsys):
     """Search (tiny) on a custom-layout dataset -> decode -> train."""
     from mmengine.runner import Runner
 
-    from mmseg_autodeeplab.apis.search import load_search_cfg
+    from mmseg_autodeeplab.cli.search import load_search_cfg
     import importlib.util
     spec = importlib.util.spec_from_file_location(  # not test_models' one
         '_tests_conftest', osp.join(REPO, 'tests', 'conftest.py'))

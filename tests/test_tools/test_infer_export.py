@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import mmseg_autodeeplab  # noqa: F401
-from mmseg_autodeeplab.apis import export_onnx, get_flops, infer
-from mmseg_autodeeplab.apis.decode_genotype import main as decode
+from mmseg_autodeeplab.cli import export_onnx, get_flops, infer
+from mmseg_autodeeplab.cli.decode_genotype import main as decode
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PAPER_JSON = osp.join(REPO, 'configs', 'genotypes', 'autodeeplab_paper.json')

@@ -4,7 +4,7 @@ import os.path as osp
 
 import pytest
 
-from mmseg_autodeeplab.apis.search import main
+from mmseg_autodeeplab.cli.search import main
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(REPO, 'configs', 'autodeeplab_search',

@@ -11,7 +11,7 @@ import os.path as osp
 import numpy as np
 import pytest
 
-from mmseg_autodeeplab.apis import search_vs_random as svr
+from mmseg_autodeeplab.cli import search_vs_random as svr
 from mmseg_autodeeplab.search_space import (PRIMITIVES, Genotype,
                                             SearchSpace)
 
@@ -326,7 +326,7 @@ def test_one_real_retrain_through_the_runner(tmp_path, tiny_cityscapes):
 
 
 def test_search_summary_entropy_ratios_and_stability():
-    from mmseg_autodeeplab.apis.search_summary import (entropy_ratios,
+    from mmseg_autodeeplab.cli.search_summary import (entropy_ratios,
                                                        summarize)
     import torch
 
@@ -350,7 +350,7 @@ def test_search_summary_entropy_ratios_and_stability():
 
 
 def test_search_summary_agreement_of_several_searches(tmp_path, capsys):
-    from mmseg_autodeeplab.apis import search_summary
+    from mmseg_autodeeplab.cli import search_summary
     import torch
 
     from mmseg_autodeeplab.search_space import normalize_betas

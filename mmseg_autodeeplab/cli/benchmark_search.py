@@ -255,7 +255,7 @@ def _contention(args):
     """Each policy alone, then two copies at once; one table."""
     rows = []
     for policy in ('default', 'governor'):
-        cmd = [sys.executable, '-m', 'mmseg_autodeeplab.apis.benchmark_search',
+        cmd = [sys.executable, '-m', 'mmseg_autodeeplab.cli.benchmark_search',
                '--config', args.config, '--crop', '{}x{}'.format(*args.crop),
                '--batch', str(args.batch), '--device', 'cpu', '--warmup',
                str(args.warmup), '--repeat', str(args.repeat), '--_worker',
@@ -418,7 +418,7 @@ def main(argv=None):
         what = 'counting forward multiply-adds' if variant == 'macs' \
             else variant + (' (baseline)' if tree else '')
         print(f'[{i + 1}/{len(jobs)}] {what} ...', flush=True)
-        cmd = [sys.executable, '-m', 'mmseg_autodeeplab.apis.benchmark_search',
+        cmd = [sys.executable, '-m', 'mmseg_autodeeplab.cli.benchmark_search',
                '--config', args.config, '--crop', '{}x{}'.format(*args.crop),
                '--batch',
                str(args.batch), '--device', args.device, '--warmup',

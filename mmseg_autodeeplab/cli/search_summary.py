@@ -1,6 +1,6 @@
 """How far a search moved α and β, from its ``search_history.json``.
 
-``python -m mmseg_autodeeplab.apis.search_summary WORK_DIR [...]`` prints, for
+``python -m mmseg_autodeeplab.cli.search_summary WORK_DIR [...]`` prints, for
 the last validation: the mean per-row α entropy and the mean per-node β
 entropy as fractions of their uniform values (1.0 = nothing learned), the
 validations since the decoded genotype last changed, and the path each
@@ -68,7 +68,7 @@ def summarize(history):
 def agreement(genotypes):
     """Pairwise agreement of searched genotypes (e.g. several search seeds):
     ``[(i, j, dict(edges=, ops=, path=)), ...]`` as fractions in [0, 1]
-    (:func:`~mmseg_autodeeplab.apis.search_vs_random.genotype_agreement`)."""
+    (:func:`~mmseg_autodeeplab.cli.search_vs_random.genotype_agreement`)."""
     from .search_vs_random import genotype_agreement
     return [(i, j, genotype_agreement(genotypes[i], genotypes[j]))
             for i in range(len(genotypes))
@@ -93,7 +93,7 @@ def main(argv=None):
     from ..utils import exit_with_error
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        exit_with_error('usage: python -m mmseg_autodeeplab.apis.'
+        exit_with_error('usage: python -m mmseg_autodeeplab.cli.'
                         'search_summary WORK_DIR [WORK_DIR ...]')
     genotypes = []
     for work_dir in argv:
