@@ -138,7 +138,7 @@ def check_search_cfg(cfg):
     Raises:
         ConfigError: with the checked module's one-line message.
     """
-    from ..arch_cost import ArchCost
+    from ..cost_tables import ArchCost
     from ..engine.search_loop import check_schedule
     from ..models.backbones.autodeeplab_supernet import check_supernet_args
     from ..utils import ConfigError, check_dataset_cfg

@@ -68,8 +68,8 @@ def summarize(history):
 def agreement(genotypes):
     """Pairwise agreement of searched genotypes (e.g. several search seeds):
     ``[(i, j, dict(edges=, ops=, path=)), ...]`` as fractions in [0, 1]
-    (:func:`~mmseg_autodeeplab.cli.search_vs_random.genotype_agreement`)."""
-    from .search_vs_random import genotype_agreement
+    (:func:`~mmseg_autodeeplab.search_space.sampling.genotype_agreement`)."""
+    from ..search_space.sampling import genotype_agreement
     return [(i, j, genotype_agreement(genotypes[i], genotypes[j]))
             for i in range(len(genotypes))
             for j in range(i + 1, len(genotypes))]

@@ -5,8 +5,8 @@ Random search is a strong baseline for differentiable NAS (Li & Talwalkar
 its genotype retrains better than genotypes drawn uniformly from the same
 space. This module:
 
-1. samples genotypes uniformly from the space (:func:`sample_cell`,
-   :func:`sample_path`): every valid cell (per block two DISTINCT inputs and
+1. samples genotypes uniformly from the space
+   (:mod:`mmseg_autodeeplab.search_space.sampling`): every valid cell (per block two DISTINCT inputs and
    two non-zero operators) and every valid path (moves of at most one level
    per layer from the stem's ``/4``) is equally likely; optionally only
    genotypes whose retrain model has the searched one's multiply-adds within
@@ -32,66 +32,15 @@ import time
 
 import numpy as np
 
-from ..search_space import Genotype, GenotypeError, max_level
+from ..search_space import Genotype, GenotypeError
 from ..search_space.decode import decode_cell, decode_path, \
     debias_path_probs
-from ..search_space.primitives import ZERO_OP
+from ..search_space.sampling import sample_genotype
 from ..utils import atomic_write_json, atomic_write_text, exit_with_error
 
 DEFAULT_CONFIG = ('configs/search_vs_random/'
                   'autodeeplab_genotype-f8_1xb4-600i_demo-cityscapes-64x64.py')
 PAPER_GENOTYPE = 'configs/genotypes/autodeeplab_paper.json'
-
-
-# -- uniform sampling of the space -------------------------------------------
-def count_paths(num_layers, num_levels=4):
-    """``counts[l][j]``: number of valid completions of a path that is at
-    level ``j`` after layer ``l - 1`` (``l = 0``: the stem, level 0)."""
-    counts = [[0] * num_levels for _ in range(num_layers + 1)]
-    counts[num_layers] = [1] * num_levels
-    for layer in range(num_layers - 1, -1, -1):
-        top = max_level(layer, num_levels)
-        for j in range(num_levels):
-            counts[layer][j] = sum(counts[layer + 1][k]
-                                   for k in (j - 1, j, j + 1)
-                                   if 0 <= k <= top)
-    return counts
-
-
-def sample_path(rng, num_layers, num_levels=4):
-    """A path drawn uniformly from all valid paths (not a random walk,
-    which would favour paths through the boundary levels)."""
-    counts = count_paths(num_layers, num_levels)
-    path, level = [], 0
-    for layer in range(num_layers):
-        top = max_level(layer, num_levels)
-        nexts = [k for k in (level - 1, level, level + 1) if 0 <= k <= top]
-        weights = np.array([counts[layer + 1][k] for k in nexts], float)
-        level = nexts[rng.choice(len(nexts), p=weights / weights.sum())]
-        path.append(int(level))
-    return path
-
-
-def sample_cell(rng, num_blocks, primitives):
-    """A cell drawn uniformly: per block an unordered pair of distinct
-    inputs and one non-zero operator per input."""
-    ops = [p for p in primitives if p != ZERO_OP]
-    blocks = []
-    for b in range(num_blocks):
-        pair = sorted(rng.choice(b + 2, size=2, replace=False).tolist())
-        blocks.append(tuple((int(i), ops[rng.integers(len(ops))])
-                            for i in pair))
-    return tuple(blocks)
-
-
-def sample_genotype(rng, space):
-    """A uniformly drawn :class:`Genotype` of ``space``."""
-    from ..search_space import CellGenotype
-    return Genotype(cell=CellGenotype(sample_cell(rng, space.num_blocks,
-                                                  space.primitives)),
-                    path=tuple(sample_path(rng, space.num_layers,
-                                           space.num_levels)),
-                    search_space=space)
 
 
 def decode_history(history_entry, path_prior='none'):
@@ -106,19 +55,6 @@ def decode_history(history_entry, path_prior='none'):
     return Genotype(cell=decode_cell(alpha.clamp_min(1e-30).log(),
                                      space.primitives),
                     path=tuple(decode_path(beta)), search_space=space)
-
-
-def genotype_agreement(a, b):
-    """Share of cell branches (input, op) and of path levels two genotypes
-    agree on: ``dict(edges=, ops=, path=)`` in [0, 1]."""
-    edges = ops = total = 0
-    for x, y in zip(a.cell.blocks, b.cell.blocks):
-        total += len(x)
-        edges += len({i for i, _ in x} & {i for i, _ in y})
-        ops += len(set(x) & set(y))
-    same = sum(p == q for p, q in zip(a.path, b.path))
-    return dict(edges=edges / total, ops=ops / total,
-                path=same / max(len(a.path), len(b.path)))
 
 
 # -- retraining --------------------------------------------------------------

@@ -38,7 +38,7 @@ from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
-from ..arch_cost import ArchCost
+from ..cost_tables import ArchCost
 from .checked_loops import check_checkpoint_inputs
 from .utils import find_supernet, unwrap_model
 
@@ -168,7 +168,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         arch_key (str): name of the α/β optimizer.
         arch_cost (dict, optional): a budget term in the α/β loss,
             ``dict(kind='macs', target=..., weight=..., table=PATH,
-            penalty='hinge'|'log')`` (:class:`~..arch_cost.ArchCost`;
+            penalty='hinge'|'log')`` (:class:`~..cost_tables.ArchCost`;
             ``table`` from ``tools/build_cost_table.py``). None (default):
             the paper's search, unchanged.
         cpu_threads (int | str): on CPU, torch's intra-op threads. An

@@ -8,7 +8,7 @@ import torch
 from mmengine.runner import Runner
 
 from mmseg_autodeeplab import Genotype
-from mmseg_autodeeplab.cli.build_cost_table import build_table
+from mmseg_autodeeplab.cost_tables import build_table
 from mmseg_autodeeplab.arch_cost import CostTable, expected_cost
 from mmseg_autodeeplab.engine.utils import find_supernet
 from mmseg_autodeeplab.utils import atomic_write_json

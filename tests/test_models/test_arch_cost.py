@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from mmseg_autodeeplab.analysis import count_macs
-from mmseg_autodeeplab.cli.build_cost_table import (build_table,
-                                                     count_network, main)
-from mmseg_autodeeplab.cli.search_vs_random import sample_genotype
-from mmseg_autodeeplab.arch_cost import (ArchCost, CostTable, expected_cost,
-                                         op_cost, spearman)
+from mmseg_autodeeplab.arch_cost import (CostTable, expected_cost, op_cost,
+                                         spearman)
+from mmseg_autodeeplab.cli.build_cost_table import main
+from mmseg_autodeeplab.cost_tables import (ArchCost, build_table,
+                                           count_network)
+from mmseg_autodeeplab.search_space.sampling import sample_genotype
 from mmseg_autodeeplab.search_space import PRIMITIVES, SearchSpace, build_op
 from mmseg_autodeeplab.search_space.decode import normalize_betas
 

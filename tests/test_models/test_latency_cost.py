@@ -10,10 +10,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmseg_autodeeplab.cli import build_cost_table as bct
-from mmseg_autodeeplab.cli.search_vs_random import sample_genotype
-from mmseg_autodeeplab.arch_cost import (VERSION, ArchCost, CostTable,
-                                         format_cost)
+from mmseg_autodeeplab import cost_tables as bct
+from mmseg_autodeeplab.arch_cost import VERSION, CostTable, format_cost
+from mmseg_autodeeplab.cli import build_cost_table as cli
+from mmseg_autodeeplab.cost_tables import ArchCost
+from mmseg_autodeeplab.search_space.sampling import sample_genotype
 from mmseg_autodeeplab.search_space import PRIMITIVES, SearchSpace
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -198,7 +199,7 @@ def test_verify_times_built_networks_with_the_same_function(
 
 def test_tool_writes_latency_table_and_verifies(cfg_file, tmp_path, capsys):
     out = tmp_path / 'lat.json'
-    assert bct.main([cfg_file, '--size', '32x32', '--num-layers', '3',
+    assert cli.main([cfg_file, '--size', '32x32', '--num-layers', '3',
                      '--kind', 'latency', '--repeats', '2', '--warmup', '1',
                      '--verify', '3', '--out', str(out)]) == 0
     data = json.loads(out.read_text())
@@ -220,7 +221,7 @@ def test_tool_writes_latency_table_and_verifies(cfg_file, tmp_path, capsys):
 def test_tool_usage_errors_are_one_line(cfg_file, tmp_path, capsys, args,
                                         flag):
     with pytest.raises(SystemExit) as info:
-        bct.main([cfg_file, '--size', '32x32', '--num-layers', '3',
+        cli.main([cfg_file, '--size', '32x32', '--num-layers', '3',
                   '--out', str(tmp_path / 'x.json')] + args)
     assert info.value.code == 2
     err = capsys.readouterr().err.strip()

@@ -13,7 +13,7 @@ import pytest
 
 from mmseg_autodeeplab.cli import search_vs_random as svr
 from mmseg_autodeeplab.search_space import (PRIMITIVES, Genotype,
-                                            SearchSpace)
+                                            SearchSpace, sampling)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OPS = [p for p in PRIMITIVES if p != 'none']
@@ -32,8 +32,8 @@ def _valid_paths(num_layers):
 def test_path_counts_match_enumeration():
     for layers in (1, 2, 3, 5, 6):
         n = sum(1 for _ in _valid_paths(layers))
-        assert svr.count_paths(layers)[0][0] == n
-    assert svr.count_paths(1)[0][0] == 2  # /4 or /8 after the stem
+        assert sampling.count_paths(layers)[0][0] == n
+    assert sampling.count_paths(1)[0][0] == 2  # /4 or /8 after the stem
 
 
 def _chi2_ok(counts, n_cells, n):
@@ -50,7 +50,7 @@ def test_path_sampler_is_uniform_over_valid_paths():
     rng = np.random.default_rng(0)
     n = 6000
     counts = collections.Counter(
-        tuple(svr.sample_path(rng, 4)) for _ in range(n))
+        tuple(sampling.sample_path(rng, 4)) for _ in range(n))
     assert set(counts) == set(paths)  # only valid paths, all of them
     ok, chi2 = _chi2_ok(counts, len(paths), n)
     assert ok, chi2
@@ -61,7 +61,7 @@ def test_path_sampler_is_uniform_over_valid_paths():
 def test_cell_sampler_is_valid_and_uniform():
     rng = np.random.default_rng(1)
     n = 14000
-    cells = [svr.sample_cell(rng, 2, PRIMITIVES) for _ in range(n)]
+    cells = [sampling.sample_cell(rng, 2, PRIMITIVES) for _ in range(n)]
     for cell in cells:
         for b, block in enumerate(cell):
             (i, op_i), (j, op_j) = block
@@ -82,7 +82,7 @@ def test_sample_genotype_is_a_valid_genotype():
     space = SearchSpace(num_layers=6, num_blocks=5)
     rng = np.random.default_rng(2)
     for _ in range(50):
-        g = svr.sample_genotype(rng, space)
+        g = sampling.sample_genotype(rng, space)
         assert Genotype.from_dict(json.loads(g.to_json())) == g
         assert len(g.path) == 6 and len(g.cell.blocks) == 5
 
@@ -90,10 +90,10 @@ def test_sample_genotype_is_a_valid_genotype():
 def test_agreement():
     rng = np.random.default_rng(3)
     space = SearchSpace(num_layers=4, num_blocks=5)
-    a, b = svr.sample_genotype(rng, space), svr.sample_genotype(rng, space)
-    assert svr.genotype_agreement(a, a) == dict(edges=1.0, ops=1.0,
+    a, b = sampling.sample_genotype(rng, space), sampling.sample_genotype(rng, space)
+    assert sampling.genotype_agreement(a, a) == dict(edges=1.0, ops=1.0,
                                                 path=1.0)
-    got = svr.genotype_agreement(a, b)
+    got = sampling.genotype_agreement(a, b)
     assert all(0 <= v <= 1 for v in got.values())
     assert got['ops'] <= got['edges']
 
@@ -134,7 +134,7 @@ def test_summary_rank_percentile_and_p_value():
 
 
 def _searched_file(tmp_path):
-    g = svr.sample_genotype(np.random.default_rng(9),
+    g = sampling.sample_genotype(np.random.default_rng(9),
                             SearchSpace(num_layers=4, num_blocks=5))
     path = tmp_path / 'searched.json'
     g.save(path)
@@ -274,7 +274,7 @@ def test_extra_genotypes_join_a_finished_comparison(tmp_path, monkeypatch):
                             num_random=2)
     assert svr.main(argv) == 0
     calls.clear()
-    g = svr.sample_genotype(np.random.default_rng(123),
+    g = sampling.sample_genotype(np.random.default_rng(123),
                             SearchSpace(num_layers=4, num_blocks=5))
     g.save(tmp_path / 'budget.json')
     assert svr.main(argv + ['--extra',
@@ -308,7 +308,7 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, bad):
 def test_one_real_retrain_through_the_runner(tmp_path, tiny_cityscapes):
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    g = svr.sample_genotype(np.random.default_rng(4),
+    g = sampling.sample_genotype(np.random.default_rng(4),
                             SearchSpace(num_layers=4, num_blocks=5))
     gfile = tmp_path / 'g.json'
     g.save(gfile)
@@ -356,7 +356,7 @@ def test_search_summary_agreement_of_several_searches(tmp_path, capsys):
     from mmseg_autodeeplab.search_space import normalize_betas
     space = SearchSpace(num_layers=4, num_blocks=5)
     rng = np.random.default_rng(11)
-    genotypes = [svr.sample_genotype(rng, space) for _ in range(2)]
+    genotypes = [sampling.sample_genotype(rng, space) for _ in range(2)]
     beta = normalize_betas(torch.zeros(4, 4, 3)).tolist()
     dirs = []
     for k, g in enumerate(genotypes + genotypes[:1]):
@@ -368,7 +368,7 @@ def test_search_summary_agreement_of_several_searches(tmp_path, capsys):
         dirs.append(str(d))
     assert search_summary.main(dirs) == 0
     out = capsys.readouterr().out.splitlines()
-    a01 = svr.genotype_agreement(genotypes[0], genotypes[1])
+    a01 = sampling.genotype_agreement(genotypes[0], genotypes[1])
     assert out[3] == (f"agreement {dirs[0]} vs {dirs[1]}: cell inputs "
                       f"{a01['edges']:.0%}, inputs with their op "
                       f"{a01['ops']:.0%}, path levels {a01['path']:.0%}")
