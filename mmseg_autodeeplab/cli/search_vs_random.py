@@ -552,7 +552,8 @@ def main(argv=None):
     config = Config.fromfile(config)  # once: pickled to the workers
     if todo:
         print(f'search_vs_random: {len(todo)} runs to go, {jobs} at a time'
-              + (f' ({threads} threads each)' if threads else ''),
+              + (f" ({threads} thread{'s' * (threads > 1)} each)"
+                 if threads else ''),
               flush=True)
     tasks = [(config, osp.abspath(osp.join(out, results['genotypes'][n]
                                            ['file'])),

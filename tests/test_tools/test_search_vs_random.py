@@ -92,7 +92,7 @@ def test_agreement():
     space = SearchSpace(num_layers=4, num_blocks=5)
     a, b = sampling.sample_genotype(rng, space), sampling.sample_genotype(rng, space)
     assert sampling.genotype_agreement(a, a) == dict(edges=1.0, ops=1.0,
-                                                path=1.0)
+                                                     path=1.0)
     got = sampling.genotype_agreement(a, b)
     assert all(0 <= v <= 1 for v in got.values())
     assert got['ops'] <= got['edges']
@@ -135,7 +135,7 @@ def test_summary_rank_percentile_and_p_value():
 
 def _searched_file(tmp_path):
     g = sampling.sample_genotype(np.random.default_rng(9),
-                            SearchSpace(num_layers=4, num_blocks=5))
+                                 SearchSpace(num_layers=4, num_blocks=5))
     path = tmp_path / 'searched.json'
     g.save(path)
     return str(path)
@@ -275,7 +275,7 @@ def test_extra_genotypes_join_a_finished_comparison(tmp_path, monkeypatch):
     assert svr.main(argv) == 0
     calls.clear()
     g = sampling.sample_genotype(np.random.default_rng(123),
-                            SearchSpace(num_layers=4, num_blocks=5))
+                                 SearchSpace(num_layers=4, num_blocks=5))
     g.save(tmp_path / 'budget.json')
     assert svr.main(argv + ['--extra',
                             f'budget_0.5x={tmp_path / "budget.json"}']) == 0
@@ -309,7 +309,7 @@ def test_one_real_retrain_through_the_runner(tmp_path, tiny_cityscapes):
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     g = sampling.sample_genotype(np.random.default_rng(4),
-                            SearchSpace(num_layers=4, num_blocks=5))
+                                 SearchSpace(num_layers=4, num_blocks=5))
     gfile = tmp_path / 'g.json'
     g.save(gfile)
     config = osp.join(REPO, svr.DEFAULT_CONFIG)
@@ -323,6 +323,31 @@ def test_one_real_retrain_through_the_runner(tmp_path, tiny_cityscapes):
     assert svr.model_macs(cfg) > 0
     miou = svr.run_retrain(cfg)
     assert 0.0 <= miou <= 100.0
+
+
+@pytest.mark.slow
+def test_parallel_comparison_in_worker_processes(tmp_path, tiny_cityscapes,
+                                                 capsys):
+    """--jobs 2 for real: spawned workers rebuild the config, retrain
+    through the Runner and send back the scores; the console keeps one line
+    per run and each run's output is in its log."""
+    argv = ['--searched', _searched_file(tmp_path), '--paper', '',
+            '--num-random', '1', '--seeds', '0', '1', '--jobs', '2',
+            '--out', str(tmp_path / 'par'), '--cfg-options',
+            'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+            'param_scheduler.0.end=2', 'model.backbone.filter_multiplier=2',
+            f'train_dataloader.dataset.data_root={tiny_cityscapes}',
+            f'val_dataloader.dataset.data_root={tiny_cityscapes}']
+    assert svr.main(argv) == 0
+    res = json.loads((tmp_path / 'par' / 'results.json').read_text())
+    assert sorted(res['runs']) == ['random_00@0', 'random_00@1',
+                                   'searched@0', 'searched@1']
+    assert all(0.0 <= r['mIoU'] <= 100.0 for r in res['runs'].values())
+    out = capsys.readouterr().out
+    assert '4 runs to go, 2 at a time (' in out
+    assert out.count('search_vs_random: searched@') == 2
+    log = (tmp_path / 'par' / 'runs' / 'searched_seed0.log').read_text()
+    assert 'mmengine' in log  # the Runner's output went to the run's log
 
 
 def test_search_summary_entropy_ratios_and_stability():
