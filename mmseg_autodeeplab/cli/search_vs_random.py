@@ -22,6 +22,7 @@ space. This module:
 """
 import argparse
 import contextlib
+import io
 import json
 import os
 import os.path as osp
@@ -36,7 +37,8 @@ from ..search_space import Genotype, GenotypeError
 from ..search_space.decode import decode_cell, decode_path, \
     debias_path_probs
 from ..search_space.sampling import sample_genotype
-from ..utils import atomic_write_json, atomic_write_text, exit_with_error
+from ..utils import (atomic_write_bytes, atomic_write_json, atomic_write_text,
+                     exit_with_error)
 
 DEFAULT_CONFIG = ('configs/search_vs_random/'
                   'autodeeplab_genotype-f8_1xb4-600i_demo-cityscapes-64x64.py')
@@ -222,6 +224,7 @@ def _run_all(tasks, jobs):
             for f in futures:
                 f.cancel()
 
+
 # -- statistics and reports --------------------------------------------------
 def summarize(results):
     """Per-genotype mean/std and the searched genotypes vs the random ones.
@@ -325,10 +328,10 @@ def plot(summary, path):
     bx.set_ylabel('val mIoU (mean ± std over seeds)')
     bx.legend(fontsize=7, loc='best')
     fig.tight_layout()
-    tmp = f'{path}.tmp.png'
-    fig.savefig(tmp, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format='png', dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)  # atomic, like every other output
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 # -- the comparison ----------------------------------------------------------
