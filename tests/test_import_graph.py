@@ -1,0 +1,97 @@
+"""The package has no import cycle, counting imports inside functions too
+(a lazy import hides a cycle from Python, not from a reader)."""
+import ast
+import os
+import os.path as osp
+
+PACKAGE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                   'mmseg_autodeeplab')
+
+
+def _modules(root=PACKAGE):
+    """``{dotted name: path}`` of the package's modules (``.mim`` is a
+    copy of configs and tools, not code of the package)."""
+    mods = {}
+    base = osp.dirname(root)
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in ('.mim', '__pycache__')]
+        for name in files:
+            if name.endswith('.py'):
+                path = osp.join(folder, name)
+                dotted = osp.relpath(path, base)[:-3].replace(os.sep, '.')
+                mods[dotted.removesuffix('.__init__')] = path
+    return mods
+
+
+def import_graph(mods):
+    """``{module: set of package modules it imports anywhere}``."""
+    graph = {}
+    for name, path in mods.items():
+        pkg = name if path.endswith('__init__.py') else name.rpartition(
+            '.')[0]
+        deps = set()
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                parts = pkg.split('.')
+                if node.level:
+                    parts = parts[:len(parts) - node.level + 1]
+                    target = '.'.join(parts + [node.module] * bool(
+                        node.module))
+                else:
+                    target = node.module or ''
+                names = [target] + [f'{target}.{a.name}' for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            deps.update(n for n in names if n in mods and n != name)
+        graph[name] = deps
+    return graph
+
+
+def find_cycle(graph):
+    """One cycle as a list of modules, or None (depth-first search)."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = 'open'
+        stack.append(node)
+        for dep in sorted(graph[node]):
+            if state.get(dep) == 'open':
+                return stack[stack.index(dep):] + [dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        state[node] = 'done'
+        stack.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_package_has_no_import_cycle():
+    mods = _modules()
+    assert 'mmseg_autodeeplab.search_space.genotype' in mods
+    assert find_cycle(import_graph(mods)) is None
+
+
+def test_a_lazy_import_cycle_is_found(tmp_path):
+    """The check itself: a cycle closed by an import inside a function."""
+    pkg = tmp_path / 'pkg'
+    pkg.mkdir()
+    (pkg / '__init__.py').write_text('')
+    (pkg / 'a.py').write_text('from .b import f\n')
+    (pkg / 'b.py').write_text('def f():\n    from . import a\n    return a\n')
+    (pkg / 'c.py').write_text('import pkg.a\n')
+    graph = import_graph(_modules(str(pkg)))
+    assert graph['pkg.c'] == {'pkg.a'}
+    assert find_cycle(graph) in (['pkg.a', 'pkg.b', 'pkg.a'],
+                                 ['pkg.b', 'pkg.a', 'pkg.b'])
