@@ -15,33 +15,26 @@ stay uniform. The per-node uniform entropy is ``ln 2`` at ``/4`` and
 ``/32`` and ``ln 3`` elsewhere.
 """
 import json
-import math
 import os.path as osp
 import sys
 
 import numpy as np
 
 
-def _entropy(p):
-    p = np.asarray(p, float)
-    return float(-(p * np.log(np.clip(p, 1e-12, None))).sum(-1).mean())
-
-
 def entropy_ratios(entry):
-    """``(alpha_ratio, beta_ratio)`` of one history entry."""
-    alpha = np.asarray(entry['alpha'], float)
-    beta = np.asarray(entry['beta'], float)
-    a = _entropy(alpha) / math.log(alpha.shape[1])
-    h, u = [], []
-    for layer in range(beta.shape[0]):
-        for src in range(min(layer, beta.shape[1] - 1) + 1):
-            row = beta[layer, src]
-            n = int((row > 0).sum()) if row.sum() > 0 else 0
-            n_out = 2 if src in (0, beta.shape[1] - 1) else 3
-            if n:
-                h.append(_entropy(row))
-                u.append(math.log(n_out))
-    return a, float(np.mean(h) / np.mean(u))
+    """``(alpha_ratio, beta_ratio)`` of one history entry: the hook's own
+    :func:`~mmseg_autodeeplab.engine.genotype_hook.arch_entropies` (β over
+    the built nodes) of the entry, over the same of uniform α/β."""
+    import torch
+
+    from ..engine.genotype_hook import arch_entropies
+    from ..search_space.decode import normalize_betas
+    alpha = torch.tensor(entry['alpha'], dtype=torch.float64)
+    beta = torch.tensor(entry['beta'], dtype=torch.float64)
+    a, b = arch_entropies(alpha, beta)
+    ua, ub = arch_entropies(torch.full_like(alpha, 1 / alpha.shape[1]),
+                            normalize_betas(torch.zeros_like(beta)))
+    return a / ua, b / ub
 
 
 def summarize(history):

@@ -84,28 +84,15 @@ def retrain_cfg(config, genotype_file, genotype, seed, work_dir,
 
 
 def model_macs(cfg):
-    """Multiply-adds of the retrain model (backbone + head up to the
-    logits) on one crop, counted by mmengine."""
+    """Multiply-adds of the retrain model (image -> logits) on one crop,
+    counted as ``tools/benchmark.py`` counts them
+    (:func:`~mmseg_autodeeplab.analysis.count_macs`)."""
     import torch
-    from mmengine.analysis import get_model_complexity_info
-    from mmseg.registry import MODELS
 
-    class Logits(torch.nn.Module):
-
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            return self.model.decode_head(self.model.extract_feat(x))
-
-    model = MODELS.build(cfg.model).eval()
+    from ..analysis import SegmentorLogits, build_segmentor, count_macs
+    model = SegmentorLogits(build_segmentor(cfg)).eval()
     size = tuple(cfg.model.data_preprocessor.size)
-    with torch.no_grad():
-        info = get_model_complexity_info(
-            Logits(model), inputs=(torch.rand(1, 3, *size), ),
-            show_table=False, show_arch=False)
-    return int(info['flops'])
+    return count_macs(model, torch.rand(1, 3, *size))
 
 
 def run_retrain(cfg):
@@ -141,7 +128,7 @@ def _output_to(path):
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     try:
-        with open(path, 'a', encoding='utf-8') as f:
+        with open(path, 'w', encoding='utf-8') as f:
             os.dup2(f.fileno(), 1)
             os.dup2(f.fileno(), 2)
             yield
@@ -167,8 +154,6 @@ def _run_task(task):
     shutil.rmtree(wd, ignore_errors=True)  # a killed run restarts
     os.makedirs(osp.dirname(wd), exist_ok=True)
     log = wd + '.log'
-    if osp.exists(log):
-        os.remove(log)
     g = Genotype.from_dict(gdict, source=gfile)
     start = time.time()
     with _output_to(log):
@@ -364,10 +349,6 @@ def _searched(path, decodes):
 def _plan(args, out_dir, config):
     """Genotypes to compare, stored in ``out_dir/genotypes`` (re-read on
     resume, so a resumed comparison uses exactly the same ones)."""
-    from mmengine.config import Config
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    config = Config.fromfile(config)
     gdir = osp.join(out_dir, 'genotypes')
     genotypes = {}
     for name, g in _searched(args.searched, args.decode).items():
@@ -413,10 +394,6 @@ def _plan(args, out_dir, config):
 def _extra_genotypes(paths, out_dir, config, options):
     """``{name: record}`` for ``--extra NAME=PATH`` genotypes (a search
     work_dir's ``genotype.json`` as the search decoded it, or a file)."""
-    from mmengine.config import Config
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    config = Config.fromfile(config)
     records = {}
     for name, path in paths.items():
         g = _load_genotype(path)
@@ -502,11 +479,15 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run (or resume) the comparison; return 0."""
     args = parse_args(argv)
-    config = _project_file(args.config)
-    if config is None:
+    config_path = _project_file(args.config)
+    if config_path is None:
         exit_with_error(f'--config {args.config}: no such config file')
     if args.paper:
         args.paper = _project_file(args.paper) or args.paper
+    from mmengine.config import Config
+    from mmseg.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    config = Config.fromfile(config_path)  # once: copied per genotype/run
     out = args.out
     res_path = osp.join(out, 'results.json')
     settings = dict(config=args.config, seeds=args.seeds,
@@ -551,8 +532,6 @@ def main(argv=None):
         todo += [(name, seed) for seed in args.seeds
                  if f'{name}@{seed}' not in results['runs']]
     jobs, threads = _jobs(args.jobs)
-    from mmengine.config import Config
-    config = Config.fromfile(config)  # once: pickled to the workers
     if todo:
         print(f'search_vs_random: {len(todo)} runs to go, {jobs} at a time'
               + (f" ({threads} thread{'s' * (threads > 1)} each)"
