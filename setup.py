@@ -2,6 +2,7 @@
 import os
 import os.path as osp
 import shutil
+import sys
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
@@ -64,11 +65,13 @@ class EditableWheelWithStartupPth(editable_wheel):
 
 
 def add_mim_extension():
-    """Copy configs/ and tools/ into mmseg_autodeeplab/.mim for wheels.
+    """Put configs/ and tools/ into mmseg_autodeeplab/.mim.
 
-    ``mim`` and ``importlib.resources`` find configs there after a regular
-    (non-editable) install; an editable install reads the repo directly.
+    ``mim`` and ``importlib.resources`` find configs there. A wheel needs
+    copies; an editable install gets symlinks, so an edit to configs/ or
+    tools/ is seen without reinstalling (copies went stale).
     """
+    editable = {'develop', 'editable_wheel'} & set(sys.argv)
     mim_dir = osp.join(HERE, 'mmseg_autodeeplab', '.mim')
     os.makedirs(mim_dir, exist_ok=True)
     for name in ('configs', 'tools'):
@@ -78,8 +81,11 @@ def add_mim_extension():
         if osp.lexists(dst):
             shutil.rmtree(dst) if osp.isdir(dst) and not osp.islink(
                 dst) else os.remove(dst)
-        shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
-            '__pycache__', '*.pyc'))
+        if editable:
+            os.symlink(osp.join('..', '..', name), dst)
+        else:
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns(
+                '__pycache__', '*.pyc'))
 
 
 def read_version():
