@@ -85,12 +85,8 @@ def fixed_cell_cost(prev_channels, prev_size, prev_prev_channels,
 
 
 class CostTable:
-    """A cost lookup table (see the module docstring).
-
-    Args:
-        data (dict): the table's JSON content.
-        source (str): where it came from, for messages.
-    """
+    """A cost lookup table from its JSON content ``data`` (module
+    docstring); ``source`` names it in messages."""
 
     def __init__(self, data, source='cost table'):
         self.source = source
@@ -211,13 +207,11 @@ def expected_cost(alphas, probs, table):
 
     Args:
         alphas (Tensor): raw α ``(E, P)``.
-        probs (Tensor): normalised β ``(L, n, 3)``
-            (``supernet.normalized_betas()``).
+        probs (Tensor): normalised β ``(L, n, 3)``.
         table (CostTable): the costs.
 
     Returns:
-        Tensor: scalar, float64, differentiable w.r.t. ``alphas`` and
-        ``probs``.
+        Tensor: scalar, float64, differentiable w.r.t. α and β.
     """
     edges, cells, head = (t.to(alphas.device)
                           for t in (table.edges, table.cells, table.head))

@@ -149,13 +149,21 @@ class _Layout:
         """Output channels of a cell at ``level``."""
         return self.space.num_blocks * self.f * 2**level
 
+    def feature(self, layer, level):
+        """``(channels, size)`` of cell ``layer``'s output at ``level``;
+        layer -1 is the stem output, -2 the stem's conv1 (``/2``)."""
+        if layer == -2:
+            return self.stem_channels[1], self.stem_size
+        if layer == -1:
+            return self.stem_channels[2], self.sizes[0]
+        return self.channels(level), self.sizes[level]
+
     def parts(self):
         """Yield ``(entry, key)`` for every non-zero entry of a table:
         ``entry`` is ``(name, *index)`` into its ``stem``/``cells``/
         ``edges``/``head``; ``key`` names the part (one per distinct
         module configuration) for :meth:`module`."""
-        L, n = self.space.num_layers, self.space.num_levels
-        stem_ch, sizes = self.stem_channels, self.sizes
+        L, n, sizes = self.space.num_layers, self.space.num_levels, self.sizes
         inputs = [i for b in range(self.space.num_blocks)
                   for i in range(b + 2)]  # the input of each edge
         yield ('stem', ), ('stem', )
@@ -174,18 +182,12 @@ class _Layout:
                                 yield (('edges', layer, p, j, e, k),
                                        ('op', op, c, s, hw))
                     # inputs as AutoDeepLabNet.forward hands them to cell l
-                    p_ch = stem_ch[2] if layer == 0 else self.channels(p)
-                    if layer == 0:
-                        pps = {0: (stem_ch[1], self.stem_size)}
-                    elif layer == 1:
-                        pps = {0: (stem_ch[2], sizes[0])}
-                    else:
-                        pps = {pp: (self.channels(pp), sizes[pp]) for pp in
-                               range(max(p - 1, 0), min(p + 2, layer, n))}
-                    for pp, (pp_ch, pp_size) in pps.items():
+                    prev = self.feature(layer - 1, p)
+                    for pp in (0, ) if layer < 2 else range(
+                            max(p - 1, 0), min(p + 2, layer, n)):
                         yield (('cells', layer, pp, p, j),
-                               ('cell', p_ch, sizes[p], pp_ch, pp_size, c,
-                                sizes[j], j < p))
+                               ('cell', *prev, *self.feature(layer - 2, pp),
+                                c, sizes[j], j < p))
         # (level of Cell low, of Cell high): cell l is at most at level
         # l + 1, and the two differ by at most one level per layer between
         for a in range(min(self.low + 2, n)):
@@ -321,9 +323,9 @@ def build_table(cfg, size, num_layers, num_blocks, seed=0, kind='macs',
             device=f'{device_name(torch.device("cpu"))}; multiply-adds do '
             'not depend on the device')
     else:
-        threads, name = torch.get_num_threads(), device_name(dev)
+        threads, where = torch.get_num_threads(), device_name(dev)
         log(f'cost table: timing {len(keys)} distinct modules for '
-            f'{len(parts)} entries on {name}, {threads} threads, '
+            f'{len(parts)} entries on {where}, {threads} threads, '
             f'{warmup} warm-up + {repeats} timed runs each')
         start = time.perf_counter()
         gen = torch.Generator().manual_seed(seed)
@@ -342,9 +344,8 @@ def build_table(cfg, size, num_layers, num_blocks, seed=0, kind='macs',
         record = dict(
             unit='seconds (median of timed runs after warm-up; batch 1, '
             'eval mode, torch.no_grad, image -> logits)',
-            device=name, device_type=dev.type,
-            threads=threads, repeats=repeats, warmup=warmup,
-            timed_modules=len(keys))
+            device=where, device_type=dev.type, threads=threads,
+            repeats=repeats, warmup=warmup, timed_modules=len(keys))
     n, E = lay.space.num_levels, sum(b + 2 for b in range(num_blocks))
     shapes = dict(stem=(), cells=(num_layers, n, n, n),
                   edges=(num_layers, n, n, E, len(lay.space.primitives)),
@@ -376,10 +377,9 @@ def verify(cfg, table, size, num, seed=1):
     random genotypes: a dict of ``seed``, ``predicted``, ``counted`` or
     ``measured``, ``spearman`` and ``max_abs_diff`` (MACs) or
     ``max_rel_diff`` (``|predicted - measured| / measured``)."""
+    # the space of the tables _Layout walks (4 levels)
     space = SearchSpace(num_layers=table.num_layers,
-                        num_blocks=table.num_blocks,
-                        strides=tuple(4 * 2**j
-                                      for j in range(table.num_levels)))
+                        num_blocks=table.num_blocks)
     rng = np.random.default_rng(seed)
     genotypes = [sample_genotype(rng, space) for _ in range(num)]
     predicted = [table.predicted(g) for g in genotypes]
@@ -460,7 +460,8 @@ def check_build(build, kind):
                          'CONFIG, size=(H, W), num_layers=L, ...), got '
                          f'{type(build).__name__}')
     spec = dict(BUILD_KEYS, **(LATENCY_KEYS if kind == 'latency' else {}))
-    for key in set(build) - set(spec):
+    key = next((k for k in build if k not in spec), None)
+    if key is not None:
         raise ValueError(f'arch_cost.build.{key}: ' + (
             f"only for kind='latency' (kind is {kind!r})"
             if key in LATENCY_KEYS else
