@@ -1,42 +1,32 @@
-"""Cost of an architecture: a lookup table, its expectation under α/β, a
-budget penalty for the α/β step.
+"""Cost of an architecture: a lookup table and its expectation under α/β.
 
-The cost of a genotype is the multiply-adds of the STATIC network it decodes
-to (:class:`~mmseg_autodeeplab.models.backbones.AutoDeepLabNet` + the
-retrain config's decode head, image -> logits, at the retrain input size),
-as mmengine's counter counts them in eval mode (``analysis.count_macs``,
-what ``tools/benchmark.py`` reports). That cost splits exactly into
+A table holds the cost of the STATIC network a genotype decodes to
+(:class:`~mmseg_autodeeplab.models.backbones.AutoDeepLabNet` + the retrain
+config's decode head, image -> logits, at the retrain input size), split
+exactly into
 
 * ``stem``: the three stem convs (one number);
 * ``cells[l][pp][p][j]``: the fixed part of cell ``l`` at level ``j`` whose
-  ``H(l-1)`` is at level ``p`` and ``H(l-2)`` at level ``pp`` (the 1×1
-  preprocessing convs, bilinear resizes of ``H(l-1)``/``H(l-2)``);
+  ``H(l-1)`` is at level ``p`` and ``H(l-2)`` at level ``pp`` (1×1
+  projections, bilinear resizes: :func:`fixed_cell_cost`);
 * ``edges[l][p][j][e][o]``: operator ``o`` on edge ``e`` of that cell (edges
-  ordered as α's rows); it depends on ``p`` only through the stride of the
-  ops on the cell inputs (2 when ``j > p``);
+  ordered as α's rows: :func:`op_cost`); it depends on ``p`` only through
+  the stride of the ops on the cell inputs (2 when ``j > p``);
 * ``head[a][b]``: the decode head with its low-level feature (Cell_2) at
   level ``a`` and its ASPP input (the last cell) at level ``b``.
 
 For layer 0 the "levels" ``pp = p = 0`` stand for the stem's conv1 (``/2``)
 and its output; for layer 1 ``pp = 0`` is the stem output. Entries of
-impossible combinations are 0.
+impossible combinations are 0. Shapes (``L`` layers, ``n`` levels, ``E``
+edges, ``P`` operators): ``edges (L, n, n, E, P)``, ``cells (L, n, n, n)``,
+``head (n, n)``; α is ``(E, P)``, normalised β ``(L, n, 3)``.
 
-Shapes (``L`` layers, ``n`` levels, ``E`` edges, ``P`` operators):
-``edges (L, n, n, E, P)``, ``cells (L, n, n, n)``, ``head (n, n)``; α is
-``(E, P)``, normalised β ``(L, n, 3)`` (see :mod:`..search_space.decode`).
-
-Per-op costs are derived from shapes (:func:`cell_costs`); the tests pin
-them to the counter on built networks, exactly.
-
-A ``latency`` table (seconds on a device, measured by
-``tools/build_cost_table.py --kind latency``) has the same entries, each
-timed on the modules that make it up; it is only about additive (a network
-also pays per-call overheads the parts do not show), so it ranks networks
-rather than predicting their latency exactly.
-
-Format versions: 1 (multiply-adds only) is still read; 2 adds ``latency``
-tables and their measurement fields (``device_type``, ``threads``,
-``repeats``, ``warmup``).
+Kinds: ``macs``, multiply-adds as mmengine's counter counts them in eval
+mode (``tools/benchmark.py``; the tests pin the table to the counter on
+built networks, exactly), and ``latency``, seconds on a device, each entry
+timed on the modules that make it up: only about additive (a network also
+pays per-call overheads), so it ranks networks rather than predicting them.
+Format version 1 (multiply-adds only) is still read; 2 adds latency tables.
 """
 import os
 
@@ -75,81 +65,28 @@ def op_cost(op, channels, stride, out_hw, bn=2):
     raise ValueError(f'op_cost: no cost formula for operator {op!r}')
 
 
-def cell_costs(sizes, stem_sizes, stem_channels, filter_multiplier,
-               num_layers, num_blocks, primitives, last_cell, bn=2):
-    """The ``cells`` and ``edges`` tables of the static network (module
-    docstring), from shapes.
-
-    Args:
-        sizes (list[tuple]): ``(h, w)`` of each level.
-        stem_sizes (tuple): ``(h, w)`` of the stem's conv1 (``/2``).
-        stem_channels (tuple): widths of the stem's three convs.
-        filter_multiplier (int): F.
-        num_layers, num_blocks (int): L, B.
-        primitives (Sequence[str]): α's columns.
-        last_cell (int): last cell that runs (``max(out_indices)``).
-        bn (int): counted multiply-adds per BN element.
-    """
-    n = len(sizes)
-    num_e = sum(b + 2 for b in range(num_blocks))
-    cells = [[[[0] * n for _ in range(n)] for _ in range(n)]
-             for _ in range(num_layers)]
-    edges = [[[[[0] * len(primitives) for _ in range(num_e)]
-               for _ in range(n)] for _ in range(n)]
-             for _ in range(num_layers)]
-    out_ch = [num_blocks * filter_multiplier * 2**j for j in range(n)]
-    for layer in range(min(num_layers, last_cell + 1)):
-        top = min(layer + 1, n - 1)
-        for j in range(top + 1):
-            c = filter_multiplier * 2**j
-            for p in (j - 1, j, j + 1):
-                if not 0 <= p <= min(layer, n - 1):
-                    continue
-                if layer == 0 and p != 0:
-                    continue
-                stride = 2 if j > p else 1
-                p_ch = stem_channels[2] if layer == 0 else out_ch[p]
-                size_in = sizes[min(p, j)]
-                # the edge costs: ops on the cell inputs carry the stride
-                e = 0
-                for b in range(num_blocks):
-                    for i in range(b + 2):
-                        s = stride if i < 2 else 1
-                        edges[layer][p][j][e] = [
-                            op_cost(o, c, s, _hw(sizes[j]), bn)
-                            for o in primitives]
-                        e += 1
-                for pp in range(n):
-                    if layer == 0:
-                        if pp:
-                            continue
-                        pp_ch, pp_size = stem_channels[1], stem_sizes
-                    elif layer == 1:
-                        if pp:
-                            continue
-                        pp_ch, pp_size = stem_channels[2], sizes[0]
-                    else:
-                        if abs(pp - p) > 1 or pp > min(layer - 1, n - 1):
-                            continue
-                        pp_ch, pp_size = out_ch[pp], sizes[pp]
-                    cost = (p_ch * c + bn * c) * _hw(size_in)  # preprocess1
-                    if j < p:  # H(l-1) upsampled: 4 per output element
-                        cost += 4 * p_ch * _hw(sizes[j])
-                    if tuple(pp_size) != tuple(size_in):
-                        cost += 4 * pp_ch * _hw(size_in)
-                    if pp_ch != c:  # preprocess0 only when channels differ
-                        cost += (pp_ch * c + bn * c) * _hw(size_in)
-                    cells[layer][pp][p][j] = cost
-    return cells, edges
+def fixed_cell_cost(prev_channels, prev_size, prev_prev_channels,
+                    prev_prev_size, channels, out_size, upsample, bn=2):
+    """Multiply-adds of a cell besides its operators (``cells``): the 1×1
+    projection of ``H(l-1)`` (and of ``H(l-2)`` only when its channels
+    differ: TF's), at the size of ``H(l-1)`` after its upsampling to
+    ``out_size`` (``upsample``: the cell is finer) and the bilinear resize
+    of ``H(l-2)`` to it, each resize 4 per output element."""
+    c = channels
+    size = out_size if upsample else prev_size
+    cost = (prev_channels * c + bn * c) * _hw(size)
+    if upsample:
+        cost += 4 * prev_channels * _hw(out_size)
+    if tuple(prev_prev_size) != tuple(size):
+        cost += 4 * prev_prev_channels * _hw(size)
+    if prev_prev_channels != c:
+        cost += (prev_prev_channels * c + bn * c) * _hw(size)
+    return cost
 
 
 class CostTable:
-    """A cost lookup table (see the module docstring).
-
-    Args:
-        data (dict): the table's JSON content.
-        source (str): where it came from, for messages.
-    """
+    """A cost lookup table from its JSON content ``data`` (module
+    docstring); ``source`` names it in messages."""
 
     def __init__(self, data, source='cost table'):
         self.source = source
@@ -176,15 +113,13 @@ class CostTable:
             raise ValueError(f'{source}: malformed cost table ({e})') \
                 from None
         L, n = self.num_layers, self.num_levels
-        E, P = sum(b + 2 for b in range(self.num_blocks)), len(
-            self.primitives)
-        for name, shape in (('edges', (L, n, n, E, P)),
+        E = sum(b + 2 for b in range(self.num_blocks))
+        for name, shape in (('edges', (L, n, n, E, len(self.primitives))),
                             ('cells', (L, n, n, n)), ('head', (n, n))):
             got = tuple(getattr(self, name).shape)
             if got != shape:
                 raise ValueError(f'{source}: {name} has shape {got}, '
                                  f'expected {shape}')
-        self._cache = {}
 
     @classmethod
     def load(cls, path):
@@ -200,14 +135,6 @@ class CostTable:
         except ValueError as e:
             raise ValueError(f'{path}: invalid JSON ({e})') from None
         return cls(data, source=path)
-
-    def tensors(self, device):
-        """``(edges, cells, head)`` as float64 tensors on ``device``."""
-        key = str(device)
-        if key not in self._cache:
-            self._cache[key] = tuple(
-                t.to(device) for t in (self.edges, self.cells, self.head))
-        return self._cache[key]
 
     def check_space(self, num_layers, num_blocks, num_levels, primitives,
                     where='arch_cost.table'):
@@ -257,13 +184,6 @@ def transition_matrices(probs):
     return rows[:, :, 1:n + 1]  # moves off the trellis fall off the edges
 
 
-def edge_keep(num_blocks, dtype=torch.float64, device=None):
-    """``(E,)``: ``2 / n_b`` for each edge of block ``b`` (``n_b = b + 2``
-    candidate inputs)."""
-    return torch.tensor([2. / (b + 2) for b in range(num_blocks)
-                         for _ in range(b + 2)], dtype=dtype, device=device)
-
-
 def expected_cost(alphas, probs, table):
     """Differentiable expected cost of the architecture.
 
@@ -287,17 +207,18 @@ def expected_cost(alphas, probs, table):
 
     Args:
         alphas (Tensor): raw α ``(E, P)``.
-        probs (Tensor): normalised β ``(L, n, 3)``
-            (``supernet.normalized_betas()``).
+        probs (Tensor): normalised β ``(L, n, 3)``.
         table (CostTable): the costs.
 
     Returns:
-        Tensor: scalar, float64, differentiable w.r.t. ``alphas`` and
-        ``probs``.
+        Tensor: scalar, float64, differentiable w.r.t. α and β.
     """
-    edges, cells, head = table.tensors(alphas.device)
-    w = torch.softmax(alphas.to(torch.float64), dim=-1)
-    w = w * edge_keep(table.num_blocks, device=w.device)[:, None]
+    edges, cells, head = (t.to(alphas.device)
+                          for t in (table.edges, table.cells, table.head))
+    keep = torch.tensor([2. / (b + 2) for b in range(table.num_blocks)
+                         for _ in range(b + 2)], dtype=torch.float64,
+                        device=alphas.device)  # 2 / n_b, edges of block b
+    w = torch.softmax(alphas.to(torch.float64), dim=-1) * keep[:, None]
     cell_edge = torch.einsum('lpjeo,eo->lpj', edges, w)
     trans = transition_matrices(probs.to(torch.float64))
     n = table.num_levels
@@ -325,7 +246,6 @@ def expected_cost(alphas, probs, table):
     return total + (joint * head).sum()
 
 
-#: ``arch_cost.build`` keys: for every kind, and for ``latency`` only
 def format_cost(value, kind):
     """A cost with its unit: ``'12.35M multiply-adds'``, ``'4.21 ms'``."""
     if kind == 'latency':
@@ -339,10 +259,9 @@ def format_cost(value, kind):
 
 def spearman(x, y):
     """Spearman rank correlation (average ranks for ties)."""
-    import numpy as np
     from scipy.stats import spearmanr
-    return float(spearmanr(np.asarray(x), np.asarray(y)).correlation)
+    return float(spearmanr(x, y).correlation)
 
 
-__all__ = ['CostTable', 'expected_cost', 'transition_matrices', 'cell_costs',
-           'op_cost', 'edge_keep', 'spearman', 'format_cost']
+__all__ = ['CostTable', 'expected_cost', 'transition_matrices',
+           'fixed_cell_cost', 'op_cost', 'spearman', 'format_cost']

@@ -4,9 +4,10 @@ they are built: :mod:`mmseg_autodeeplab.cost_tables`."""
 import argparse
 
 from ..analysis import OneLineParser, hw_type, int_at_least
-from ..cost_tables import (DEFAULT_REPEATS, DEFAULT_WARMUP, check_device,
-                           make_table, write_table)
-from ..utils import exit_with_error
+from ..arch_cost import format_cost
+from ..cost_tables import (DEFAULT_REPEATS, DEFAULT_WARMUP, LATENCY_KEYS,
+                           make_table)
+from ..utils import atomic_write_json, exit_with_error
 
 
 def parse_args(argv=None):
@@ -19,14 +20,13 @@ def parse_args(argv=None):
     parser.add_argument('--kind', choices=('macs', 'latency'),
                         default='macs', help='multiply-adds (counted) or '
                         'latency (measured on --device); default macs')
-    parser.add_argument('--device', default='cpu',
+    # the latency flags default to None: given with --kind macs, refused
+    parser.add_argument('--device',
                         help="latency: 'cpu' (default) or 'cuda[:i]'")
     parser.add_argument('--repeats', type=int_at_least(1),
-                        default=DEFAULT_REPEATS,
                         help='latency: timed runs per module, median kept '
                         f'(default {DEFAULT_REPEATS})')
     parser.add_argument('--warmup', type=int_at_least(0),
-                        default=DEFAULT_WARMUP,
                         help='latency: untimed runs before (default '
                         f'{DEFAULT_WARMUP})')
     parser.add_argument('--threads', type=int_at_least(1),
@@ -44,55 +44,40 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', required=True, help='output JSON')
     args = parser.parse_args(argv)
-    if args.kind == 'macs':
-        given = [k for k, v, d in (('--device', args.device, 'cpu'),
-                                   ('--repeats', args.repeats,
-                                    DEFAULT_REPEATS),
-                                   ('--warmup', args.warmup, DEFAULT_WARMUP),
-                                   ('--threads', args.threads, None))
-                 if v != d]
-        if given:
-            parser.error(f'{given[0]}: only for --kind latency')
+    args.latency = {k: getattr(args, k) for k in LATENCY_KEYS
+                    if getattr(args, k) is not None}
+    if args.kind == 'macs' and args.latency:
+        parser.error(f'--{next(iter(args.latency))}: only for --kind latency')
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     try:
-        if args.kind == 'latency':
-            check_device(args.device)
         data = make_table(args.config, args.size, args.num_layers,
-                          args.num_blocks, args.kind, args.device,
-                          args.repeats, args.warmup, args.threads, args.seed,
-                          args.verify,
-                          log=lambda msg: print(msg, flush=True))
+                          args.num_blocks, args.kind, seed=args.seed,
+                          num_verify=args.verify,
+                          log=lambda msg: print(msg, flush=True),
+                          **args.latency)
     except (ValueError, FileNotFoundError) as e:
         exit_with_error(' '.join(str(e).split()))
-    write_table(args.out, data)
-    size = f'{args.size[0]}x{args.size[1]}'
+    atomic_write_json(args.out, data)
+    kind, v = args.kind, data.get('verification')
     where = (f'{data["num_layers"]} layers, {data["num_blocks"]} blocks, '
-             f'{size}')
-    v = data.get('verification')
-    if args.kind == 'latency':
-        print(f'latency cost table ({where}; {data["device"]}, '
-              f'{data["threads"]} threads, {data["timed_modules"]} modules '
-              f'timed) written to {args.out}; stem '
-              f'{data["stem"] * 1e3:.3f} ms')
-        if v:
-            p, m = v['predicted'], v['measured']
-            print(f'verify: {args.verify} random genotypes, '
-                  f'Spearman(predicted, measured) = {v["spearman"]}; '
-                  f'predicted {min(p) * 1e3:.3f}-{max(p) * 1e3:.3f} ms, '
-                  f'measured {min(m) * 1e3:.3f}-{max(m) * 1e3:.3f} ms, '
-                  'largest |predicted - measured| / measured = '
-                  f'{v["max_rel_diff"]:.3f}')
-        return 0
-    print(f'cost table ({where}) written to {args.out}; stem '
-          f'{data["stem"] / 1e9:.3f} GMACs')
+             f'{args.size[0]}x{args.size[1]}')
+    if kind == 'latency':
+        where += (f'; {data["device"]}, {data["threads"]} threads, '
+                  f'{data["timed_modules"]} modules timed')
+    print(f'{kind} cost table ({where}) written to {args.out}; stem '
+          f'{format_cost(data["stem"], kind)}')
     if v:
+        name = 'measured' if kind == 'latency' else 'counted'
+        diff = (f'|predicted - measured| / measured = {v["max_rel_diff"]:.3f}'
+                if kind == 'latency' else
+                f'|predicted - counted| = {v["max_abs_diff"]} MACs')
+        span = {k: f'{format_cost(min(v[k]), kind)} to '
+                f'{format_cost(max(v[k]), kind)}' for k in ('predicted', name)}
         print(f'verify: {args.verify} random genotypes, Spearman(predicted, '
-              f'counted) = {v["spearman"]}, largest |predicted - counted| '
-              f'= {v["max_abs_diff"]} MACs (counted '
-              f'{min(v["counted"]) / 1e9:.3f}-{max(v["counted"]) / 1e9:.3f} '
-              'GMACs)')
+              f'{name}) = {v["spearman"]}; predicted {span["predicted"]}, '
+              f'{name} {span[name]}; largest {diff}')
     return 0

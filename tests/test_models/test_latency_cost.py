@@ -153,8 +153,8 @@ def test_time_module_is_the_median_in_eval_no_grad():
             return x
 
     slow = Slow().train()
-    seconds = bct.time_module(slow, (torch.zeros(1), ), repeats=3, warmup=2,
-                              device='cpu')
+    seconds, = bct.time_modules([(slow, (torch.zeros(1), ))], repeats=3,
+                                warmup=2, device='cpu')
     assert slow.calls == 5
     assert slow.modes == {(False, False)}
     assert 0.004 <= seconds < 0.1
