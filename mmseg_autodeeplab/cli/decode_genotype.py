@@ -17,7 +17,8 @@ import copy
 import json
 import os
 import os.path as osp
-import sys
+
+from ..utils import atomic_write_text, exit_with_error
 
 #: Per dataset: the shipped S retraining config (relative to configs/).
 DATASETS = {
@@ -35,10 +36,6 @@ _LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 SMOKE_SIZE = 64
 
 
-class DecodeError(Exception):
-    """Bad input for the decode tool; the message is one line."""
-
-
 def genotype_from_checkpoint(path, end_level=None):
     """Decode the genotype from a search checkpoint's α/β (read
     weights-only: nothing in the file can run)."""
@@ -47,24 +44,24 @@ def genotype_from_checkpoint(path, end_level=None):
     try:
         ckpt = safe_load_checkpoint(path)
     except CheckpointError as e:
-        raise DecodeError(f'cannot read checkpoint: {e}') from None
+        exit_with_error(f'cannot read checkpoint: {e}')
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
-        raise DecodeError(f'{path}: not a checkpoint with a state_dict')
+        exit_with_error(f'{path}: not a checkpoint with a state_dict')
     arch = []
     for name in ('backbone.alphas', 'backbone.betas'):
         # the plain key before wrapped ones (module.backbone.*, ema, ...)
         keys = sorted((k for k in state if ('.' + k).endswith('.' + name)),
                       key=len)
         if not keys:
-            raise DecodeError(
+            exit_with_error(
                 f'{path}: state_dict has no {name!r}; is this a search '
                 '(AutoDeepLabSupernet) checkpoint?')
         arch.append(state[keys[0]])
     try:
         return decode_genotype(*arch, end_level=end_level)
     except (ValueError, GenotypeError) as e:
-        raise DecodeError(f'{path}: cannot decode α/β ({e})') from None
+        exit_with_error(f'{path}: cannot decode α/β ({e})')
 
 
 def load_source(source, end_level=None):
@@ -79,10 +76,10 @@ def load_source(source, end_level=None):
             # the checkpoint a resume would pick
             path = find_resumable_checkpoint(source, logger=lambda line: None)
             if path is None:
-                raise DecodeError(f'{source}: no genotype.json and no '
-                                  'checkpoint in this work_dir')
+                exit_with_error(f'{source}: no genotype.json and no '
+                                'checkpoint in this work_dir')
     elif not osp.isfile(source):
-        raise DecodeError(f'{source}: no such work_dir or checkpoint')
+        exit_with_error(f'{source}: no such work_dir or checkpoint')
     if path.lower().endswith('.json'):
         return Genotype.load(path), path
     return genotype_from_checkpoint(path, end_level), path
@@ -90,24 +87,21 @@ def load_source(source, end_level=None):
 
 def cost_line(path):
     """One line: the predicted cost a budgeted search recorded in the
-    genotype JSON at ``path`` vs its target, or None."""
+    genotype JSON at ``path`` (GenotypeHook's ``cost``) vs its target, or
+    None."""
     from ..arch_cost import format_cost
     if not path.lower().endswith('.json'):
         return None
-    try:
-        with open(path, encoding='utf-8') as f:
-            cost = json.load(f)['cost']
-        kind, predicted = cost.get('kind', 'macs'), float(cost['predicted'])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    with open(path, encoding='utf-8') as f:
+        cost = json.load(f).get('cost')
+    if cost is None:
         return None
-    size, target = cost.get('input_size'), cost.get('target')
-    line = f'cost:     {format_cost(predicted, kind)}'
-    if isinstance(size, list) and len(size) == 2:
-        line += f' at {size[0]}x{size[1]}'
-    if isinstance(target, (int, float)) and target > 0:
-        line += (f'; target {format_cost(target, kind)} (ratio '
-                 f'{predicted / target:.2f})')
-    return line + ' (cost table of the search)'
+    kind, size = cost['kind'], cost.get('input_size')
+    return (f"cost:     {format_cost(cost['predicted'], kind)}"
+            + (' at {}x{}'.format(*size) if size else '')
+            + f"; target {format_cost(cost['target'], kind)} (ratio "
+            f"{cost['predicted'] / cost['target']:.2f}) (cost table of the "
+            'search)')
 
 
 def _leaves(cfg):
@@ -166,29 +160,29 @@ def _diff(base, new):
     return out
 
 
-def render_config(genotype, genotype_path, config_path, args, source):
-    """The retraining config's text: a delta over the dataset's shipped
-    config for ``genotype`` (to be saved at ``genotype_path``) with what
-    ``args`` ask for, to be written at ``config_path``."""
+def render_config(genotype, args, source):
+    """The text of the config ``args.out``: a delta over the dataset's
+    shipped config for ``genotype`` (saved at ``args.genotype_out``) with
+    what ``args`` ask for."""
     from mmengine.config import Config
 
     from ..utils import find_project_config
     if len(genotype.path) < 3:
-        raise DecodeError(
+        exit_with_error(
             f'{source}: the genotype has {len(genotype.path)} layers; the '
             'DeepLabv3+ decoder needs Cell_2 (at least 3)')
     base_path = find_project_config(DATASETS[args.dataset])
     if base_path is None:
-        raise DecodeError(f'cannot find the shipped config '
-                          f'{DATASETS[args.dataset]}')
+        exit_with_error(f'cannot find the shipped config '
+                        f'{DATASETS[args.dataset]}')
     base = Config.fromfile(base_path)
     cfg = copy.deepcopy(base)
-    folder = osp.dirname(osp.abspath(config_path))
+    folder = osp.dirname(osp.abspath(args.out))
     # the head reads Cell_2 and the last cell; level j has B*F*2**j channels
     width = len(genotype.cell.blocks) * args.filter_multiplier
     cfg.model.backbone.update(
         genotype='{{ fileDirname }}/' + osp.relpath(
-            osp.abspath(genotype_path), folder),
+            osp.abspath(args.genotype_out), folder),
         filter_multiplier=args.filter_multiplier)
     cfg.model.decode_head.update(c1_in_channels=width * 2**genotype.path[2],
                                  in_channels=width * 2**genotype.path[-1])
@@ -213,14 +207,14 @@ def render_config(genotype, genotype_path, config_path, args, source):
         cfg.merge_from_dict(args.cfg_options, allow_list_keys=True)
     except (KeyError, IndexError, ValueError, TypeError,
             AttributeError) as e:
-        raise DecodeError(f'cannot apply the options to {base_path} '
-                          f'({type(e).__name__}: {e})') from None
+        exit_with_error(f'cannot apply the options to {base_path} '
+                        f'({type(e).__name__}: {e})')
     body = Config(_diff(base.to_dict(), cfg.to_dict())).pretty_text
     try:  # it loads (from elsewhere, hence the absolute _base_)
         Config.fromstring(f'_base_ = {base_path!r}\n{body}', '.py')
     except Exception as e:
-        raise DecodeError(f'the written config would not load '
-                          f'({type(e).__name__}: {e})') from None
+        exit_with_error(f'the written config would not load '
+                        f'({type(e).__name__}: {e})')
     header = (f'# Auto-DeepLab retraining, F={args.filter_multiplier}, '
               f'{args.dataset}; written by tools/decode_genotype.py from\n'
               f'# {osp.relpath(osp.abspath(source), folder)}:\n# '
@@ -286,68 +280,56 @@ def parse_args(argv=None):
                         help='further overrides written into the config, '
                         'as for mmseg tools (e.g. '
                         'train_dataloader.batch_size=4)')
-    return parser.parse_args(argv)
-
-
-def _check_args(args):
-    if args.dataset == 'custom' and not args.classes:
-        raise DecodeError('--dataset custom needs --classes (the class '
-                          'names, in label order)')
+    args = parser.parse_args(argv)
+    error = parser.error
+    custom = args.dataset == 'custom'
+    if custom and not args.classes:
+        error('--dataset custom needs --classes (the class names, in label '
+              'order)')
     for flag in ('classes', 'palette', 'img_suffix', 'seg_map_suffix'):
-        if args.dataset != 'custom' and getattr(args, flag) is not None:
-            raise DecodeError(f'--{flag.replace("_", "-")} is for --dataset '
-                              f'custom only (got --dataset {args.dataset})')
+        if not custom and getattr(args, flag) is not None:
+            error(f'--{flag.replace("_", "-")} is for --dataset custom only '
+                  f'(got --dataset {args.dataset})')
     if args.palette is not None and len(args.palette) != len(args.classes):
-        raise DecodeError(f'--palette has {len(args.palette)} colours for '
-                          f'{len(args.classes)} classes')
+        error(f'--palette has {len(args.palette)} colours for '
+              f'{len(args.classes)} classes')
     if len(set(args.classes or ())) != len(args.classes or ()):
-        raise DecodeError('--classes: class names must be distinct')
+        error('--classes: class names must be distinct')
     for flag in ('filter_multiplier', 'max_iters'):
         value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise DecodeError(f'--{flag.replace("_", "-")} must be positive, '
-                              f'got {value}')
+        if value is not None and value < 1:
+            error(f'--{flag.replace("_", "-")} must be positive, got {value}')
     if not args.out.endswith('.py'):
-        raise DecodeError(f'--out must be a .py config path, got {args.out}')
-    if osp.realpath(args.genotype_out) == osp.realpath(args.out):
-        raise DecodeError(f'--genotype-out and --out are the same file '
-                          f'({args.out}); the genotype JSON and the config '
-                          'need two files')
-
-
-def run(args):
-    """Decode, render and check, then write both files."""
-    from ..utils import atomic_write_text
+        error(f'--out must be a .py config path, got {args.out}')
     args.genotype_out = args.genotype_out or \
         osp.splitext(args.out)[0] + '_genotype.json'
-    _check_args(args)
-    genotype, source = load_source(args.source, args.end_level)
-    text = render_config(genotype, args.genotype_out, args.out, args, source)
-    existed = osp.exists(args.genotype_out)
-    atomic_write_text(args.genotype_out, genotype.to_json())
-    try:
-        atomic_write_text(args.out, text)
-    except BaseException:
-        if not existed:  # leave no orphan genotype behind
-            os.remove(args.genotype_out)
-        raise
-    return genotype, source
+    if osp.realpath(args.genotype_out) == osp.realpath(args.out):
+        error(f'--genotype-out and --out are the same file ({args.out}); '
+              'the genotype JSON and the config need two files')
+    return args
 
 
 def main(argv=None):
+    """Decode, render and check, then write both files."""
     args = parse_args(argv)
     import mmseg_autodeeplab  # noqa: F401  (compat fixes)
     from ..search_space import GenotypeError
-    from ..utils import error_line
     try:
-        genotype, source = run(args)
-    except (DecodeError, GenotypeError, OSError) as e:
-        print(f'error: {error_line(e) or repr(e)}', file=sys.stderr)
-        return 2
+        genotype, source = load_source(args.source, args.end_level)
+        text = render_config(genotype, args, source)
+        existed = osp.exists(args.genotype_out)
+        atomic_write_text(args.genotype_out, genotype.to_json())
+        try:
+            atomic_write_text(args.out, text)
+        except BaseException:
+            if not existed:  # leave no orphan genotype behind
+                os.remove(args.genotype_out)
+            raise
+    except (GenotypeError, OSError) as e:
+        exit_with_error(str(e) or repr(e))
     print(genotype.describe())
-    cost = cost_line(source)
-    if cost:
-        print(cost)
+    if cost_line(source):
+        print(cost_line(source))
     print(f'genotype: {args.genotype_out}')
     print(f'config:   {args.out}')
     print(f'train:    mim train mmsegmentation {args.out}')
