@@ -111,18 +111,11 @@ def _leaves(cfg):
             for leaf in _dataset_leaves(cfg[loader].get('dataset'))]
 
 
-def _set_iters(cfg, iters):
-    """Schedule length ``iters``; schedulers ending at the old end follow."""
-    for sched in cfg.get('param_scheduler', []):
-        if sched.get('end') == cfg.train_cfg.max_iters:
-            sched.end = iters
-    cfg.train_cfg.max_iters = iters
-
-
 def _smoke(cfg, size=SMOKE_SIZE, iters=2):
-    """A seconds-long run of ``cfg``: small resizes, crops, stem and head,
-    ``iters`` iterations with validation and a checkpoint at the end, no
-    dataloader workers. The network (genotype, F, classes) is unchanged."""
+    """A seconds-long run of ``cfg`` (with ``iters`` iterations): small
+    resizes, crops, stem and head, validation and a checkpoint after
+    ``iters``, no dataloader workers. The network (genotype, F, classes) is
+    unchanged."""
     crop = (size, size)
     fields = {'RandomResize': ('scale', (2 * size, size)),
               'Resize': ('scale', (2 * size, size)),
@@ -135,7 +128,6 @@ def _smoke(cfg, size=SMOKE_SIZE, iters=2):
         'train_cfg.val_interval': iters,
         'default_hooks.checkpoint.interval': iters,
         'default_hooks.logger.interval': 1})
-    _set_iters(cfg, iters)
     for loader in _LOADERS:
         cfg[loader].update(num_workers=0, persistent_workers=False)
     for leaf in _leaves(cfg):
@@ -186,10 +178,9 @@ def render_config(genotype, args, source):
         filter_multiplier=args.filter_multiplier)
     cfg.model.decode_head.update(c1_in_channels=width * 2**genotype.path[2],
                                  in_channels=width * 2**genotype.path[-1])
-    values = {}
-    for key in ('data_root', 'img_suffix', 'seg_map_suffix'):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+    values = {k: getattr(args, k) for k in ('data_root', 'img_suffix',
+                                            'seg_map_suffix')
+              if getattr(args, k) is not None}
     if args.classes:
         values['metainfo'] = dict(classes=tuple(args.classes))
         if args.palette:
@@ -201,8 +192,12 @@ def render_config(genotype, args, source):
         cfg.work_dir = args.work_dir
     if args.smoke:
         _smoke(cfg)
-    if args.max_iters is not None:
-        _set_iters(cfg, args.max_iters)
+    iters = args.max_iters or (2 if args.smoke else None)
+    if iters:  # schedulers ending with the schedule follow it
+        for sched in cfg.get('param_scheduler', []):
+            if sched.get('end') == cfg.train_cfg.max_iters:
+                sched.end = iters
+        cfg.train_cfg.max_iters = iters
     try:
         cfg.merge_from_dict(args.cfg_options, allow_list_keys=True)
     except (KeyError, IndexError, ValueError, TypeError,

@@ -216,34 +216,28 @@ def summarize(results):
 
 
 def render_markdown(summary, settings):
-    rows = ['| genotype | kind | MACs (M) | runs | mIoU mean ± std | '
+    spread, nr = summary['spread'], summary['spread']['num_random']
+    rows = [f"Config: `{settings['config']}`; seeds {settings['seeds']}; "
+            f'{nr} random genotypes'
+            + (f" (MACs within ±{settings['macs_tolerance']:.0%} of "
+               f"{settings['match_macs_of']})" if settings['match_macs']
+               else '') + '.', '',
+            '| genotype | kind | MACs (M) | runs | mIoU mean ± std | '
             'rank among random (1 = best) | percentile | p-value |',
             '|---|---|---:|---:|---:|---:|---:|---:|']
-    order = sorted(summary['genotypes'].items(),
-                   key=lambda kv: (kv[1]['kind'] == 'random', -kv[1]['mean']))
-    nr = summary['spread']['num_random']
-    for name, v in order:
+    for name, v in sorted(summary['genotypes'].items(), key=lambda kv: (
+            kv[1]['kind'] == 'random', -kv[1]['mean'])):
         macs = '' if v['macs'] is None else f"{v['macs'] / 1e6:.1f}"
-        extra = ['', '', '']
-        if 'rank' in v:
-            extra = [f"{v['rank']} of {nr + 1}", f"{v['percentile']:.0f}%",
-                     f"{v['p_value']:.3f}"]
+        rank = ' |  | ' if 'rank' not in v else (
+            f"{v['rank']} of {nr + 1} | {v['percentile']:.0f}% | "
+            f"{v['p_value']:.3f}")
         rows.append(f"| {name} | {v['kind']} | {macs} | {v['n']} | "
-                    f"{v['mean']:.2f} ± {v['std']:.2f} | " +
-                    ' | '.join(extra) + ' |')
-    s = summary['spread']
-
-    def fmt(x):
-        return 'n/a' if x is None else f'{x:.2f}'
-    return '\n'.join([
-        f"Config: `{settings['config']}`; seeds {settings['seeds']}; "
-        f"{nr} random genotypes"
-        + (f" (MACs within ±{settings['macs_tolerance']:.0%} of "
-           f"{settings['match_macs_of']})" if settings['match_macs'] else '')
-        + '.', '', *rows, '',
-        f"Spread of mean mIoU across random genotypes (std): "
-        f"{fmt(s['between_random_std'])}; mean spread of one genotype across "
-        f"seeds (std): {fmt(s['within_genotype_std'])}.", ''])
+                    f"{v['mean']:.2f} ± {v['std']:.2f} | {rank} |")
+    between, within = (('n/a' if x is None else f'{x:.2f}') for x in (
+        spread['between_random_std'], spread['within_genotype_std']))
+    return '\n'.join(rows + [
+        '', f'Spread of mean mIoU across random genotypes (std): {between}; '
+        f'mean spread of one genotype across seeds (std): {within}.', ''])
 
 
 def plot(summary, path):
@@ -255,12 +249,11 @@ def plot(summary, path):
     import matplotlib.pyplot as plt
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
     per = summary['genotypes']
-    rand = sorted((v['mean'], n) for n, v in per.items()
-                  if v['kind'] == 'random')
-    for x, (mean, name) in enumerate(rand):
-        ax.scatter([x] * per[name]['n'], per[name]['values'], s=10,
-                   color='0.6')
-        ax.scatter([x], [mean], s=30, color='0.2')
+    rand = sorted((v for v in per.values() if v['kind'] == 'random'),
+                  key=lambda v: v['mean'])
+    for x, v in enumerate(rand):
+        ax.scatter([x] * v['n'], v['values'], s=10, color='0.6')
+        ax.scatter([x], [v['mean']], s=30, color='0.2')
     colours = plt.get_cmap('tab10').colors
     others = [(n, v) for n, v in per.items() if v['kind'] != 'random']
     for (name, v), c in zip(others, colours * 4):
@@ -268,8 +261,8 @@ def plot(summary, path):
         if v['macs']:
             bx.errorbar(v['macs'] / 1e6, v['mean'], yerr=v['std'], fmt='o',
                         color=c, capsize=3, label=name)
-    pts = [(v['macs'] / 1e6, v['mean'], v['std']) for v in per.values()
-           if v['kind'] == 'random' and v['macs']]
+    pts = [(v['macs'] / 1e6, v['mean'], v['std']) for v in rand
+           if v['macs']]
     if pts:
         x, y, e = zip(*pts)
         bx.errorbar(x, y, yerr=e, fmt='o', color='0.6', ms=4, capsize=2,
