@@ -204,8 +204,8 @@ def render_config(genotype, args, source):
             AttributeError) as e:
         exit_with_error(f'cannot apply the options to {base_path} '
                         f'({type(e).__name__}: {e})')
-    body = Config(_diff(base.to_dict(), cfg.to_dict())).pretty_text
-    try:  # it loads (from elsewhere, hence the absolute _base_)
+    try:  # it formats and loads (from elsewhere: the absolute _base_)
+        body = Config(_diff(base.to_dict(), cfg.to_dict())).pretty_text
         Config.fromstring(f'_base_ = {base_path!r}\n{body}', '.py')
     except Exception as e:
         exit_with_error(f'the written config would not load '
@@ -234,49 +234,46 @@ def parse_args(argv=None):
     from mmengine.config import DictAction
 
     from ..analysis import OneLineParser
-    parser = OneLineParser(
-        description='Decode a searched Auto-DeepLab genotype and write a '
-        'retraining config (a delta over the shipped config).')
-    parser.add_argument('source', help='search work_dir, checkpoint (.pth) '
-                        'or genotype JSON')
-    parser.add_argument('--dataset', default='cityscapes',
-                        choices=list(DATASETS), help='target dataset '
-                        "('custom': mmseg's img_dir/ann_dir layout, with "
-                        '--classes)')
-    parser.add_argument('--filter-multiplier', '-F', type=int, default=20,
-                        help='F of the retrained network (S/M/L: 20/32/48)')
-    parser.add_argument('--out', required=True, help='config file to write')
-    parser.add_argument('--genotype-out', help='genotype JSON to write '
-                        '(default: next to --out, <config>_genotype.json)')
-    parser.add_argument('--data-root', help='data root of every dataset '
-                        '(as mmseg resolves it: relative to where training '
-                        'runs, or absolute)')
-    parser.add_argument('--work-dir', help='work_dir written into the '
-                        'config')
-    parser.add_argument('--classes', nargs='+', metavar='NAME',
-                        help="class names, in label order ('custom' only)")
-    parser.add_argument('--palette', nargs='+', type=_rgb, metavar='R,G,B',
-                        help='one colour per class (custom; default: '
-                        "mmseg's random palette)")
-    parser.add_argument('--img-suffix', help="image suffix ('custom', "
-                        "default '.jpg')")
-    parser.add_argument('--seg-map-suffix', help="label suffix ('custom', "
-                        "default '.png')")
-    parser.add_argument('--end-level', type=int, default=None,
-                        help='force the last level when decoding β')
-    parser.add_argument('--max-iters', type=int, default=None,
-                        help='override the schedule length')
-    parser.add_argument('--smoke', action='store_true',
-                        help=f'a tiny run: {SMOKE_SIZE}x{SMOKE_SIZE} crops, '
-                        'small stem/head, 2 iterations with validation, no '
-                        'workers (to check data and set-up in seconds)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        default={}, metavar='KEY=VALUE',
-                        help='further overrides written into the config, '
-                        'as for mmseg tools (e.g. '
-                        'train_dataloader.batch_size=4)')
-    args = parser.parse_args(argv)
-    error = parser.error
+    p = OneLineParser(description='Decode a searched Auto-DeepLab genotype '
+                      'and write a retraining config (a delta over the '
+                      'shipped config).')
+    p.add_argument('source', help='search work_dir, checkpoint (.pth) or '
+                   'genotype JSON')
+    p.add_argument('--dataset', default='cityscapes', choices=list(DATASETS),
+                   help="target dataset ('custom': mmseg's img_dir/ann_dir "
+                   'layout, with --classes)')
+    p.add_argument('--filter-multiplier', '-F', type=int, default=20,
+                   help='F of the retrained network (S/M/L: 20/32/48)')
+    p.add_argument('--out', required=True, help='config file to write')
+    p.add_argument('--genotype-out', help='genotype JSON to write (default: '
+                   'next to --out, <config>_genotype.json)')
+    p.add_argument('--data-root', help='data root of every dataset (as mmseg '
+                   'resolves it: relative to where training runs, or '
+                   'absolute)')
+    p.add_argument('--work-dir', help='work_dir written into the config')
+    p.add_argument('--classes', nargs='+', metavar='NAME',
+                   help="class names, in label order ('custom' only)")
+    p.add_argument('--palette', nargs='+', type=_rgb, metavar='R,G,B',
+                   help="one colour per class (custom; default: mmseg's "
+                   'random palette)')
+    p.add_argument('--img-suffix',
+                   help="image suffix ('custom', default '.jpg')")
+    p.add_argument('--seg-map-suffix',
+                   help="label suffix ('custom', default '.png')")
+    p.add_argument('--end-level', type=int,
+                   help='force the last level when decoding β')
+    p.add_argument('--max-iters', type=int,
+                   help='override the schedule length')
+    p.add_argument('--smoke', action='store_true',
+                   help=f'a tiny run: {SMOKE_SIZE}x{SMOKE_SIZE} crops, small '
+                   'stem/head, 2 iterations with validation, no workers (to '
+                   'check data and set-up in seconds)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                   metavar='KEY=VALUE', help='further overrides written into '
+                   'the config, as for mmseg tools (e.g. '
+                   'train_dataloader.batch_size=4)')
+    args = p.parse_args(argv)
+    error = p.error
     custom = args.dataset == 'custom'
     if custom and not args.classes:
         error('--dataset custom needs --classes (the class names, in label '
