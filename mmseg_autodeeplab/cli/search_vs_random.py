@@ -12,6 +12,7 @@ p-value) and ``results.png`` end it.
 """
 import argparse
 import contextlib
+import copy
 import io
 import json
 import os
@@ -55,8 +56,6 @@ def retrain_cfg(config, genotype_file, genotype, seed, work_dir,
     """The retrain config of ``genotype``: ``config`` (a path or a loaded
     Config, not modified) with the genotype's file and channels
     (``B*F*2**level`` of Cell_2 and of the last cell)."""
-    import copy
-
     from mmengine.config import Config
     cfg = copy.deepcopy(config) if isinstance(config, Config) else \
         Config.fromfile(config)
@@ -117,8 +116,8 @@ def _output_to(path):
     saved = [os.dup(1), os.dup(2)]
     try:
         with open(path, 'w', encoding='utf-8') as f:
-            os.dup2(f.fileno(), 1)
-            os.dup2(f.fileno(), 2)
+            for fd in (1, 2):
+                os.dup2(f.fileno(), fd)
             yield
     finally:
         sys.stdout.flush()
