@@ -1,27 +1,18 @@
 """``tools/search_vs_random.py``: searched vs random genotypes, same budget.
 
 Random search is a strong baseline for differentiable NAS (Li & Talwalkar
-2019; Yu et al. 2020), so the question a search has to answer is whether
-its genotype retrains better than genotypes drawn uniformly from the same
-space. This module:
-
-1. samples genotypes uniformly from the space
-   (:mod:`mmseg_autodeeplab.search_space.sampling`): every valid cell (per block two DISTINCT inputs and
-   two non-zero operators) and every valid path (moves of at most one level
-   per layer from the stem's ``/4``) is equally likely; optionally only
-   genotypes whose retrain model has the searched one's multiply-adds within
-   ``±tolerance`` are kept (rejection sampling), so capacity is not the
-   explanation;
-2. retrains every genotype (searched, random, the paper's) with the SAME
-   config and budget through mmengine's Runner and scores it with mmseg's
-   IoUMetric, over several seeds;
-3. writes ``results.json`` (after every run, atomically: a killed comparison
-   resumes where it stopped), ``results.md`` (mean ± std per genotype, the
-   searched genotype's rank and percentile among the random ones, a
-   permutation p-value) and ``results.png``.
+2019; Yu et al. 2020). Every genotype (searched, uniformly sampled random
+ones, the paper's, ``--extra``) is retrained with the same config and
+budget over several seeds (Runner + IoUMetric); ``--match-macs`` keeps only
+random genotypes within ``±tolerance`` of the searched multiply-adds, so
+capacity is not the explanation. ``OUT/results.json`` is rewritten
+atomically after every run (the same command resumes a killed comparison);
+``results.md`` (mean ± std, rank among the random ones, permutation
+p-value) and ``results.png`` end it.
 """
 import argparse
 import contextlib
+import copy
 import io
 import json
 import os
@@ -34,8 +25,7 @@ import time
 import numpy as np
 
 from ..search_space import Genotype, GenotypeError
-from ..search_space.decode import decode_cell, decode_path, \
-    debias_path_probs
+from ..search_space.decode import debias_path_probs, decode_cell, decode_path
 from ..search_space.sampling import sample_genotype
 from ..utils import (atomic_write_bytes, atomic_write_json, atomic_write_text,
                      exit_with_error)
@@ -45,15 +35,16 @@ DEFAULT_CONFIG = ('configs/search_vs_random/'
 PAPER_GENOTYPE = 'configs/genotypes/autodeeplab_paper.json'
 
 
-def decode_history(history_entry, path_prior='none'):
+def decode_history(entry, path_prior='none'):
     """Genotype from one ``search_history.json`` entry (α and β stored as
-    probabilities: ``log softmax`` recovers α's ordering exactly)."""
+    probabilities: ``log`` recovers α's ordering exactly). In float64, not
+    :func:`decode_genotype`'s float32, so exact ties stay ties."""
     import torch
-    alpha = torch.tensor(history_entry['alpha'], dtype=torch.float64)
-    beta = torch.tensor(history_entry['beta'], dtype=torch.float64)
+    alpha = torch.tensor(entry['alpha'], dtype=torch.float64)
+    beta = torch.tensor(entry['beta'], dtype=torch.float64)
     if path_prior == 'uniform':
         beta = debias_path_probs(beta)
-    space = Genotype.from_dict(history_entry['genotype']).search_space
+    space = Genotype.from_dict(entry['genotype']).search_space
     return Genotype(cell=decode_cell(alpha.clamp_min(1e-30).log(),
                                      space.primitives),
                     path=tuple(decode_path(beta)), search_space=space)
@@ -65,8 +56,6 @@ def retrain_cfg(config, genotype_file, genotype, seed, work_dir,
     """The retrain config of ``genotype``: ``config`` (a path or a loaded
     Config, not modified) with the genotype's file and channels
     (``B*F*2**level`` of Cell_2 and of the last cell)."""
-    import copy
-
     from mmengine.config import Config
     cfg = copy.deepcopy(config) if isinstance(config, Config) else \
         Config.fromfile(config)
@@ -85,8 +74,7 @@ def retrain_cfg(config, genotype_file, genotype, seed, work_dir,
 
 def model_macs(cfg):
     """Multiply-adds of the retrain model (image -> logits) on one crop,
-    counted as ``tools/benchmark.py`` counts them
-    (:func:`~mmseg_autodeeplab.analysis.count_macs`)."""
+    counted as ``tools/benchmark.py`` counts them."""
     import torch
 
     from ..analysis import SegmentorLogits, build_segmentor, count_macs
@@ -115,22 +103,21 @@ def run_retrain(cfg):
 
 
 class RunFailed(RuntimeError):
-    """A retrain of the comparison failed; the message is one line naming
-    the run and its log."""
+    """A retrain failed; the message is one line naming the run and log."""
 
 
 @contextlib.contextmanager
 def _output_to(path):
-    """Send this process's stdout/stderr (file descriptors, so mmengine's
-    and warnings' output too) to ``path`` while a retrain runs: the console
-    keeps the comparison's own progress lines, the log keeps the rest."""
+    """This process's stdout/stderr file descriptors (so mmengine's and
+    warnings' output too) go to ``path``: the console keeps the
+    comparison's own progress lines."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
     try:
         with open(path, 'w', encoding='utf-8') as f:
-            os.dup2(f.fileno(), 1)
-            os.dup2(f.fileno(), 2)
+            for fd in (1, 2):
+                os.dup2(f.fileno(), fd)
             yield
     finally:
         sys.stdout.flush()
@@ -140,46 +127,26 @@ def _output_to(path):
             os.close(old)
 
 
-def _run_task(task):
-    """One retrain of a comparison (also the worker-process entry point):
-    ``task = (config, genotype_file, genotype_dict, seed, work_dir,
-    cfg_options, threads)``; returns ``(mIoU, seconds)``. Its output goes
-    to ``work_dir + '.log'``."""
-    config, gfile, gdict, seed, wd, options, threads = task
-    if threads:
-        import torch
-        torch.set_num_threads(threads)
+def _run_task(config, gfile, genotype, seed, work_dir, options, threads):
+    """One retrain (also the worker processes' entry point): ``(mIoU,
+    seconds)``; its output goes to ``work_dir + '.log'``."""
+    import torch
     from mmseg.utils import register_all_modules
+    if threads:
+        torch.set_num_threads(threads)
     register_all_modules(init_default_scope=True)
-    shutil.rmtree(wd, ignore_errors=True)  # a killed run restarts
-    os.makedirs(osp.dirname(wd), exist_ok=True)
-    log = wd + '.log'
-    g = Genotype.from_dict(gdict, source=gfile)
-    start = time.time()
+    shutil.rmtree(work_dir, ignore_errors=True)  # a killed run restarts
+    os.makedirs(osp.dirname(work_dir), exist_ok=True)
+    log, start = work_dir + '.log', time.time()
     with _output_to(log):
         try:
-            miou = run_retrain(retrain_cfg(config, gfile, g, seed, wd,
-                                           options))
+            miou = run_retrain(retrain_cfg(config, gfile, genotype, seed,
+                                           work_dir, options))
         except Exception as e:
-            raise RunFailed(f'{osp.basename(wd)}: the retrain failed '
+            raise RunFailed(f'{osp.basename(work_dir)}: the retrain failed '
                             f'({type(e).__name__}: {e}); its output: '
                             f'{log}') from None
     return miou, round(time.time() - start, 1)
-
-
-def _jobs(jobs):
-    """``(parallel runs, torch threads per run or None)``. ``'auto'``: one
-    run at a time on a GPU; on CPU up to 4 runs sharing the cores (the
-    proxy's runs gain little from more than a few threads each)."""
-    if jobs == 'auto':
-        import torch
-        if torch.cuda.is_available():
-            return 1, None
-        jobs = min(4, os.cpu_count() or 1)
-    jobs = int(jobs)
-    if jobs == 1:
-        return 1, None
-    return jobs, max(1, (os.cpu_count() or 1) // jobs)
 
 
 def _pool(jobs):
@@ -192,20 +159,21 @@ def _pool(jobs):
 
 
 def _run_all(tasks, jobs):
-    """Yield ``(task index, (mIoU, seconds))`` as runs finish, ``jobs`` at a
-    time, so the caller records each finished run at once: a killed
-    comparison loses only the runs in flight."""
+    """Yield ``(key, (mIoU, seconds))`` of ``tasks`` (key -> arguments of
+    :func:`_run_task`) as runs finish, ``jobs`` at a time, so that each is
+    recorded at once: a killed comparison loses only the runs in flight."""
     if jobs == 1:
-        for i, task in enumerate(tasks):
-            yield i, _run_task(task)
+        for key, task in tasks.items():
+            yield key, _run_task(*task)
         return
     from concurrent.futures import as_completed
     with _pool(jobs) as pool:
-        futures = {pool.submit(_run_task, t): i for i, t in enumerate(tasks)}
+        futures = {pool.submit(_run_task, *task): key
+                   for key, task in tasks.items()}
         try:
             for f in as_completed(futures):
                 yield futures[f], f.result()
-        finally:
+        finally:  # (Python 3.8 has no shutdown(cancel_futures=True))
             for f in futures:
                 f.cancel()
 
@@ -247,52 +215,44 @@ def summarize(results):
 
 
 def render_markdown(summary, settings):
-    rows = ['| genotype | kind | MACs (M) | runs | mIoU mean ± std | '
+    spread, nr = summary['spread'], summary['spread']['num_random']
+    rows = [f"Config: `{settings['config']}`; seeds {settings['seeds']}; "
+            f'{nr} random genotypes'
+            + (f" (MACs within ±{settings['macs_tolerance']:.0%} of "
+               f"{settings['match_macs_of']})" if settings['match_macs']
+               else '') + '.', '',
+            '| genotype | kind | MACs (M) | runs | mIoU mean ± std | '
             'rank among random (1 = best) | percentile | p-value |',
             '|---|---|---:|---:|---:|---:|---:|---:|']
-    order = sorted(summary['genotypes'].items(),
-                   key=lambda kv: (kv[1]['kind'] == 'random', -kv[1]['mean']))
-    nr = summary['spread']['num_random']
-    for name, v in order:
+    for name, v in sorted(summary['genotypes'].items(), key=lambda kv: (
+            kv[1]['kind'] == 'random', -kv[1]['mean'])):
         macs = '' if v['macs'] is None else f"{v['macs'] / 1e6:.1f}"
-        extra = ['', '', '']
-        if 'rank' in v:
-            extra = [f"{v['rank']} of {nr + 1}", f"{v['percentile']:.0f}%",
-                     f"{v['p_value']:.3f}"]
+        rank = ' |  | ' if 'rank' not in v else (
+            f"{v['rank']} of {nr + 1} | {v['percentile']:.0f}% | "
+            f"{v['p_value']:.3f}")
         rows.append(f"| {name} | {v['kind']} | {macs} | {v['n']} | "
-                    f"{v['mean']:.2f} ± {v['std']:.2f} | " +
-                    ' | '.join(extra) + ' |')
-    s = summary['spread']
-
-    def fmt(x):
-        return 'n/a' if x is None else f'{x:.2f}'
-    return '\n'.join([
-        f"Config: `{settings['config']}`; seeds {settings['seeds']}; "
-        f"{nr} random genotypes"
-        + (f" (MACs within ±{settings['macs_tolerance']:.0%} of "
-           f"{settings['match_macs_of']})" if settings['match_macs'] else '')
-        + '.', '', *rows, '',
-        f"Spread of mean mIoU across random genotypes (std): "
-        f"{fmt(s['between_random_std'])}; mean spread of one genotype across "
-        f"seeds (std): {fmt(s['within_genotype_std'])}.", ''])
+                    f"{v['mean']:.2f} ± {v['std']:.2f} | {rank} |")
+    between, within = (('n/a' if x is None else f'{x:.2f}') for x in (
+        spread['between_random_std'], spread['within_genotype_std']))
+    return '\n'.join(rows + [
+        '', f'Spread of mean mIoU across random genotypes (std): {between}; '
+        f'mean spread of one genotype across seeds (std): {within}.', ''])
 
 
 def plot(summary, path):
     """Left: the random genotypes' mIoU (sorted; seeds grey, means black)
     with the other genotypes' means as lines. Right: multiply-adds vs mean
-    mIoU of every genotype (the cost/accuracy trade-off, e.g. of budgeted
-    searches against the random ones)."""
+    mIoU of every genotype (the cost/accuracy trade-off)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
     per = summary['genotypes']
-    rand = sorted((v['mean'], n) for n, v in per.items()
-                  if v['kind'] == 'random')
-    for x, (_, name) in enumerate(rand):
-        vals = per[name]['values']
-        ax.scatter([x] * len(vals), vals, s=10, color='0.6')
-        ax.scatter([x], [per[name]['mean']], s=30, color='0.2')
+    rand = sorted((v for v in per.values() if v['kind'] == 'random'),
+                  key=lambda v: v['mean'])
+    for x, v in enumerate(rand):
+        ax.scatter([x] * v['n'], v['values'], s=10, color='0.6')
+        ax.scatter([x], [v['mean']], s=30, color='0.2')
     colours = plt.get_cmap('tab10').colors
     others = [(n, v) for n, v in per.items() if v['kind'] != 'random']
     for (name, v), c in zip(others, colours * 4):
@@ -300,18 +260,18 @@ def plot(summary, path):
         if v['macs']:
             bx.errorbar(v['macs'] / 1e6, v['mean'], yerr=v['std'], fmt='o',
                         color=c, capsize=3, label=name)
-    pts = [(v['macs'] / 1e6, v['mean'], v['std']) for v in per.values()
-           if v['kind'] == 'random' and v['macs']]
+    pts = [(v['macs'] / 1e6, v['mean'], v['std']) for v in rand
+           if v['macs']]
     if pts:
         x, y, e = zip(*pts)
         bx.errorbar(x, y, yerr=e, fmt='o', color='0.6', ms=4, capsize=2,
                     label='random')
     ax.set_xlabel('random genotypes (sorted by mean; grey: single seeds)')
     ax.set_ylabel('val mIoU')
-    ax.legend(fontsize=7, loc='best')
     bx.set_xlabel('multiply-adds of the retrain model (M)')
     bx.set_ylabel('val mIoU (mean ± std over seeds)')
-    bx.legend(fontsize=7, loc='best')
+    for a in (ax, bx):
+        a.legend(fontsize=7, loc='best')
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format='png', dpi=110)
@@ -334,7 +294,7 @@ def _searched(path, decodes):
     """``{name: genotype}`` for a search work_dir (decoded from its last
     search_history.json entry, with each path prior) or a genotype file."""
     hist = osp.join(path, 'search_history.json')
-    if not osp.isdir(path) or not osp.isfile(hist):
+    if not osp.isfile(hist):
         return {'searched': _load_genotype(path)}
     with open(hist, encoding='utf-8') as f:
         last = json.load(f)[-1]
@@ -346,79 +306,85 @@ def _searched(path, decodes):
     return out
 
 
-def _plan(args, out_dir, config):
-    """Genotypes to compare, stored in ``out_dir/genotypes`` (re-read on
-    resume, so a resumed comparison uses exactly the same ones)."""
-    gdir = osp.join(out_dir, 'genotypes')
-    genotypes = {}
-    for name, g in _searched(args.searched, args.decode).items():
-        genotypes[name] = ('searched', g)
+def _record(name, kind, genotype, out, config, options, **extra):
+    """The ``results.json`` entry of a genotype, whose file is written to
+    ``out/genotypes``."""
+    file = osp.join('genotypes', f'{name}.json')
+    genotype.save(osp.join(out, file))
+    macs = model_macs(retrain_cfg(config, osp.join(out, file), genotype, 0,
+                                  out, options))
+    return dict(kind=kind, genotype=genotype.to_dict(), **extra, macs=macs,
+                file=file)
+
+
+def _plan(args, out, config):
+    """``(records, tries)``: the searched genotype(s), the paper's and
+    ``--num-random`` uniformly sampled ones (with ``--match-macs``, drawn
+    until that many are within ``--macs-tolerance`` of the first's MACs)."""
+    named = [(n, 'searched', g)
+             for n, g in _searched(args.searched, args.decode).items()]
     if args.paper:
-        genotypes['paper'] = ('paper', _load_genotype(args.paper))
-    ref = next(iter(genotypes.values()))[1]
-    macs = {}
-
-    def measure(name, g):
-        if name not in macs:
-            path = osp.join(gdir, f'{name}.json')
-            g.save(path)
-            macs[name] = model_macs(retrain_cfg(config, path, g, 0, out_dir,
-                                                args.cfg_options))
-        return macs[name]
-
-    for name, (_, g) in genotypes.items():
-        measure(name, g)
-    target = macs[next(iter(genotypes))]
+        named.append(('paper', 'paper', _load_genotype(args.paper)))
+    records = {n: _record(n, kind, g, out, config, args.cfg_options)
+               for n, kind, g in named}
+    target = next(iter(records.values()))['macs']
     rng = np.random.default_rng(args.sample_seed)
-    tries, kept = 0, 0
-    while kept < args.num_random:
-        name = f'random_{kept:02d}'
-        g = sample_genotype(rng, ref.search_space)
+    tries = 0
+    while len(records) < len(named) + args.num_random:
         tries += 1
         if tries > 200 * args.num_random:
             exit_with_error(
                 f'no random genotype within ±{args.macs_tolerance:.0%} of '
                 f'the searched MACs after {tries} tries; widen '
                 '--macs-tolerance')
-        m = measure(name, g)
-        if args.match_macs and abs(m / target - 1) > args.macs_tolerance:
-            del macs[name]
-            continue
-        genotypes[name] = ('random', g)
-        kept += 1
-    return {name: dict(kind=kind, genotype=g.to_dict(), macs=macs[name],
-                       file=osp.join('genotypes', f'{name}.json'))
-            for name, (kind, g) in genotypes.items()}, tries
-
-
-def _extra_genotypes(paths, out_dir, config, options):
-    """``{name: record}`` for ``--extra NAME=PATH`` genotypes (a search
-    work_dir's ``genotype.json`` as the search decoded it, or a file)."""
-    records = {}
-    for name, path in paths.items():
-        g = _load_genotype(path)
-        file = osp.join(out_dir, 'genotypes', f'{name}.json')
-        g.save(file)
-        records[name] = dict(
-            kind='searched', genotype=g.to_dict(), source=path,
-            macs=model_macs(retrain_cfg(config, file, g, 0, out_dir,
-                                        options)),
-            file=osp.join('genotypes', f'{name}.json'))
-    return records
+        name = f'random_{len(records) - len(named):02d}'
+        rec = _record(name, 'random',
+                      sample_genotype(rng, named[0][2].search_space), out,
+                      config, args.cfg_options)
+        if not args.match_macs or \
+                abs(rec['macs'] / target - 1) <= args.macs_tolerance:
+            records[name] = rec
+    return records, tries
 
 
 def _project_file(path):
     """``path`` if it exists, else the project's ``configs/...`` copy."""
     from ..utils import find_project_config
-    if osp.isfile(path):
-        return path
-    rel = path[len('configs/'):] if path.startswith('configs/') else path
-    return find_project_config(rel)
+    return path if osp.isfile(path) else find_project_config(
+        path[len('configs/'):] if path.startswith('configs/') else path)
+
+
+def _jobs(text):
+    """``--jobs``; 'auto': one run at a time on a GPU, on CPU up to 4
+    sharing the cores (the proxy's runs gain little from many threads)."""
+    if text == 'auto':
+        import torch
+        return 1 if torch.cuda.is_available() else min(4, os.cpu_count() or 1)
+    if not (text.isdigit() and int(text) > 0):
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a positive integer, got {text!r}")
+    return int(text)
+
+
+def _extra(item):
+    name, sep, path = item.partition('=')
+    if not sep or not re.fullmatch(r'[A-Za-z0-9_.-]+', name) or \
+            name in ('paper', 'searched', 'searched_unbiased') or \
+            name.startswith('random_'):
+        raise argparse.ArgumentTypeError(
+            f'{item}: expected NAME=PATH with a name of letters, digits, '
+            '"_", "." or "-" (not paper, searched* or random_*)')
+    if not osp.exists(path):
+        raise argparse.ArgumentTypeError(
+            f'{item}: no such work_dir or genotype file')
+    return name, path
 
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-    p = argparse.ArgumentParser(
+
+    from ..analysis import OneLineParser
+    p = OneLineParser(
         prog='search_vs_random',
         description='Retrain the searched genotype, uniformly sampled random '
         'genotypes and the paper genotype with the same config and budget; '
@@ -440,111 +406,88 @@ def parse_args(argv=None):
                    '--macs-tolerance of the (first) searched genotype')
     p.add_argument('--macs-tolerance', type=float, default=0.10)
     p.add_argument('--out', default='work_dirs/search_vs_random')
-    p.add_argument('--extra', nargs='+', default=[], metavar='NAME=PATH',
+    p.add_argument('--extra', nargs='+', type=_extra, default=[],
+                   metavar='NAME=PATH',
                    help='more genotypes to compare (e.g. budgeted searches): '
                    'a search work_dir (its genotype.json) or a genotype '
                    'JSON each; may be added to an existing comparison')
-    p.add_argument('--jobs', default='auto',
+    p.add_argument('--jobs', default='auto', type=_jobs,
                    help="retrains at once ('auto': 1 on a GPU, up to 4 "
                    'sharing the CPU cores)')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args(argv)
-    if args.jobs != 'auto' and not (args.jobs.isdigit()
-                                    and int(args.jobs) > 0):
-        exit_with_error(f"--jobs {args.jobs}: expected 'auto' or a positive "
-                        'integer')
-    extra = {}
-    for item in args.extra:
-        name, sep, path = item.partition('=')
-        if not sep or not re.fullmatch(r'[A-Za-z0-9_.-]+', name) or \
-                name in ('paper', 'searched', 'searched_unbiased') or \
-                name.startswith('random_') or name in extra:
-            exit_with_error(f'--extra {item}: expected NAME=PATH with a new '
-                            'name of letters, digits, "_", "." or "-" (not '
-                            'paper, searched* or random_*)')
-        if not osp.exists(path):
-            exit_with_error(f'--extra {item}: no such work_dir or genotype '
-                            'file')
-        extra[name] = path
-    args.extra = extra
+    if len(dict(args.extra)) < len(args.extra):
+        p.error('--extra: the names must be distinct')
+    args.extra, args.match_macs_of = dict(args.extra), None
+    args.cfg_options = dict(args.cfg_options or {})
     if args.num_random < 1 or not args.seeds or args.macs_tolerance <= 0:
-        exit_with_error('--num-random and --macs-tolerance must be positive '
-                        'and --seeds non-empty')
+        p.error('--num-random and --macs-tolerance must be positive and '
+                '--seeds non-empty')
     if not osp.exists(args.searched):
-        exit_with_error(f'--searched {args.searched}: no such work_dir or '
-                        'genotype file (run `make demo` first)')
+        p.error(f'--searched {args.searched}: no such work_dir or genotype '
+                'file (run `make demo` first)')
+    args.config_path = _project_file(args.config)
+    if args.config_path is None:
+        p.error(f'--config {args.config}: no such config file')
+    if args.paper:
+        args.paper = _project_file(args.paper) or args.paper
     return args
 
 
 def main(argv=None):
     """Run (or resume) the comparison; return 0."""
     args = parse_args(argv)
-    config_path = _project_file(args.config)
-    if config_path is None:
-        exit_with_error(f'--config {args.config}: no such config file')
-    if args.paper:
-        args.paper = _project_file(args.paper) or args.paper
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    config = Config.fromfile(config_path)  # once: copied per genotype/run
-    out = args.out
-    res_path = osp.join(out, 'results.json')
-    settings = dict(config=args.config, seeds=args.seeds,
-                    num_random=args.num_random, sample_seed=args.sample_seed,
-                    match_macs=args.match_macs,
-                    macs_tolerance=args.macs_tolerance,
-                    match_macs_of=None, searched=args.searched,
-                    decode=args.decode, paper=args.paper,
-                    cfg_options=dict(args.cfg_options or {}),
-                    extra=dict(args.extra))
+    config = Config.fromfile(args.config_path)  # once: copied per run
+    out, res_path = args.out, osp.join(args.out, 'results.json')
+    settings = {k: getattr(args, k) for k in (
+        'config', 'seeds', 'num_random', 'sample_seed', 'match_macs',
+        'macs_tolerance', 'match_macs_of', 'searched', 'decode', 'paper',
+        'cfg_options', 'extra')}
     if osp.isfile(res_path):
         with open(res_path, encoding='utf-8') as f:
             results = json.load(f)
-        old = {k: v for k, v in results['settings'].items()
-               if k not in ('seeds', 'match_macs_of', 'extra')}
-        new = {k: v for k, v in settings.items()
-               if k not in ('seeds', 'match_macs_of', 'extra')}
-        if old != new:
+        if any(results['settings'].get(k) != v for k, v in settings.items()
+               if k not in ('seeds', 'match_macs_of', 'extra')):
             exit_with_error(f'{res_path} was made with other settings; use '
                             'another --out or delete it')
         results['settings']['seeds'] = args.seeds
-        done = len(results['runs'])
-        print(f'search_vs_random: resuming, {done} runs already in {res_path}')
+        print(f"search_vs_random: resuming, {len(results['runs'])} runs "
+              f'already in {res_path}')
     else:
         genotypes, tries = _plan(args, out, config)
         settings['match_macs_of'] = next(iter(genotypes))
         results = dict(settings=settings, genotypes=genotypes, runs={},
                        sampling_tries=tries)
-        atomic_write_json(res_path, results)
-    new = {n: p for n, p in args.extra.items()
-           if n not in results['genotypes']}
-    if new:
-        results['genotypes'].update(_extra_genotypes(new, out, config,
-                                                     args.cfg_options))
-        results['settings'].setdefault('extra', {}).update(new)
-        atomic_write_json(res_path, results)
-    todo = []
+    for name, path in args.extra.items():
+        if name not in results['genotypes']:
+            results['genotypes'][name] = _record(
+                name, 'searched', _load_genotype(path), out, config,
+                args.cfg_options, source=path)
+            results['settings'].setdefault('extra', {})[name] = path
+    atomic_write_json(res_path, results)
+
+    jobs = args.jobs
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    tasks = {}
     for name, info in results['genotypes'].items():
-        gfile = osp.join(out, info['file'])
-        if not osp.isfile(gfile):
-            Genotype.from_dict(info['genotype'], source=name).save(gfile)
-        todo += [(name, seed) for seed in args.seeds
-                 if f'{name}@{seed}' not in results['runs']]
-    jobs, threads = _jobs(args.jobs)
-    if todo:
-        print(f'search_vs_random: {len(todo)} runs to go, {jobs} at a time'
+        gfile = osp.abspath(osp.join(out, info['file']))
+        genotype = Genotype.from_dict(info['genotype'], source=gfile)
+        genotype.save(gfile)  # the genotype the record holds
+        for seed in args.seeds:
+            if f'{name}@{seed}' not in results['runs']:
+                tasks[f'{name}@{seed}'] = (
+                    config, gfile, genotype, seed,
+                    osp.join(out, 'runs', f'{name}_seed{seed}'),
+                    args.cfg_options, threads)
+    if tasks:
+        print(f'search_vs_random: {len(tasks)} runs to go, {jobs} at a time'
               + (f" ({threads} thread{'s' * (threads > 1)} each)"
-                 if threads else ''),
-              flush=True)
-    tasks = [(config, osp.abspath(osp.join(out, results['genotypes'][n]
-                                           ['file'])),
-              results['genotypes'][n]['genotype'], seed,
-              osp.join(out, 'runs', f'{n}_seed{seed}'), args.cfg_options,
-              threads) for n, seed in todo]
+                 if threads else ''), flush=True)
     try:
-        for i, (miou, secs) in _run_all(tasks, jobs):
-            key = '{}@{}'.format(*todo[i])
+        for key, (miou, secs) in _run_all(tasks, jobs):
             results['runs'][key] = dict(mIoU=miou, seconds=secs)
             atomic_write_json(res_path, results)
             print(f'search_vs_random: {key}: mIoU {miou:.2f} ({secs:.0f} s)',
@@ -552,12 +495,12 @@ def main(argv=None):
     except RunFailed as e:
         exit_with_error(f'{e}; the {len(results["runs"])} finished runs are '
                         f'kept in {res_path}: the same command continues')
-    summary = summarize(results)
-    results['summary'] = summary
+    results['summary'] = summarize(results)
     atomic_write_json(res_path, results)
     atomic_write_text(osp.join(out, 'results.md'),
-                      render_markdown(summary, results['settings']))
-    plot(summary, osp.join(out, 'results.png'))
+                      render_markdown(results['summary'],
+                                      results['settings']))
+    plot(results['summary'], osp.join(out, 'results.png'))
     print(f'search_vs_random: wrote {out}/results.json, results.md, '
           'results.png')
     return 0

@@ -1,10 +1,8 @@
 """Uniform sampling of a search space, and how much two genotypes agree.
 
-Random search is the baseline a search has to beat
-(``tools/search_vs_random.py``), so "random" must mean uniform over the
-space: every valid cell (per block two DISTINCT inputs, each with a
-non-zero operator) and every valid path (moves of at most one level per
-layer from the stem's ``/4``) equally likely.
+"Random" (the baseline of ``tools/search_vs_random.py``) means uniform over
+the space: every valid cell (per block two DISTINCT inputs, each with a
+non-zero operator) and every valid path equally likely.
 """
 import numpy as np
 
@@ -73,7 +71,3 @@ def genotype_agreement(a, b):
     same = sum(p == q for p, q in zip(a.path, b.path))
     return dict(edges=edges / total, ops=ops / total,
                 path=same / max(len(a.path), len(b.path)))
-
-
-__all__ = ['count_paths', 'sample_path', 'sample_cell', 'sample_genotype',
-           'genotype_agreement']
