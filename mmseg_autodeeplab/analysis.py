@@ -1,17 +1,20 @@
-"""What the benchmark and counting tools share.
+"""What the benchmark, counting, export and inference tools share.
 
-``tools/benchmark.py``, ``tools/benchmark_search.py`` and
-``tools/analysis/count_autodeeplab.py`` build models from configs, count
-multiply-adds of an image -> logits forward, parse ``HxW`` sizes and record
-the machine they ran on; this module is the one place for each.
+Building a segmentor from a config (and a checkpoint that must fit it), its
+image -> logits forward, counting its multiply-adds (mmengine's convention
+and TF's), timing, the machine the numbers come from, and the argparse types
+and reports of the command-line tools: each exists here once.
 """
 import argparse
 import os
 import platform
+import time
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from .utils.atomic import atomic_write_json, atomic_write_text
 from .utils.configs import find_project_config
 from .utils.errors import exit_with_error
 
@@ -21,24 +24,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         exit_with_error(message, 2)
-
-
-def parse_hw(text, minimum=1):
-    """``'HxW'`` -> ``(H, W)``; an ``argparse`` type (one-line error).
-
-    Args:
-        text (str): e.g. ``'1024x2048'``.
-        minimum (int): smallest allowed height and width.
-    """
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-        if h < minimum or w < minimum:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'expected HxW with integers >= {minimum}, got {text!r}'
-        ) from None
-    return h, w
 
 
 def int_at_least(minimum):
@@ -60,13 +45,35 @@ def int_at_least(minimum):
 
 
 def hw_type(minimum):
-    """An ``argparse`` type for ``HxW`` sizes of at least ``minimum``."""
-    return lambda text: parse_hw(text, minimum)
+    """An ``argparse`` type: ``'HxW'`` -> ``(H, W)``, both ``>= minimum``."""
+
+    def parse(text):
+        try:
+            h, w = (int(v) for v in text.lower().split('x'))
+            if min(h, w) >= minimum:
+                return h, w
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(
+            f'expected HxW with integers >= {minimum}, got {text!r}')
+
+    return parse
+
+
+def require_deploy(what):
+    """Raise a one-line ``ValueError`` unless onnx and onnxruntime import."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f'{what} needs the deploy extra ({e.name} is '
+                         "missing): pip install 'mmseg-autodeeplab[deploy]'"
+                         ) from None
 
 
 def config_path(rel):
-    """Absolute path of a project config (``configs/<rel>``) or of a
-    ``mmseg::`` config shipped in mmseg's package.
+    """Absolute path of a config file, of a project config
+    (``configs/<rel>``) or of a ``mmseg::`` config shipped in mmseg.
 
     Raises:
         FileNotFoundError: one-line message naming the config.
@@ -89,19 +96,15 @@ def config_path(rel):
     return path
 
 
-def load_config(path):
-    """``Config.fromfile`` with every module registered (mmseg scope)."""
+def load_config(path, cfg_options=None):
+    """``Config.fromfile`` (+ overrides) with every module registered."""
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    return Config.fromfile(path)
-
-
-def _set_num_classes(head_cfg, num_classes):
-    heads = head_cfg if isinstance(head_cfg, (list, tuple)) else [head_cfg]
-    for head in heads:
-        if isinstance(head, dict) and 'num_classes' in head:
-            head['num_classes'] = num_classes
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
 
 
 def build_segmentor(cfg, num_classes=None):
@@ -121,23 +124,82 @@ def build_segmentor(cfg, num_classes=None):
         model_cfg.pretrained = None  # random weights suffice
     if isinstance(model_cfg.get('backbone'), dict):
         model_cfg.backbone.pop('init_cfg', None)
-    if num_classes is not None:
-        _set_num_classes(model_cfg.decode_head, num_classes)
-        if 'auxiliary_head' in model_cfg:
-            _set_num_classes(model_cfg.auxiliary_head, num_classes)
+    for key in ('decode_head', 'auxiliary_head'):
+        heads = model_cfg.get(key) or []
+        for head in heads if isinstance(heads, (list, tuple)) else [heads]:
+            if num_classes is not None and 'num_classes' in head:
+                head['num_classes'] = num_classes
     return revert_sync_batchnorm(MODELS.build(model_cfg))
+
+
+def load_segmentor(config, checkpoint=None, cfg_options=None):
+    """``config``'s segmentor for inference (BN, no auxiliary head, eval
+    mode) with the weights of ``checkpoint``, which must fit it exactly:
+    mmengine's loader is not strict and would run a mostly random network.
+
+    Returns:
+        tuple: ``(model, Config)``; ``model.dataset_meta`` is the
+        checkpoint's (as in mmseg's ``init_model``), or None.
+
+    Raises:
+        ValueError: one line naming the file.
+    """
+    from .engine.checkpoint_match_hook import (compare_state_dicts,
+                                               describe_mismatch)
+    from .utils.checkpoint import safe_load_checkpoint
+    if not os.path.isfile(config):
+        raise ValueError(f'{config}: config file not found')
+    try:
+        cfg = load_config(config, cfg_options)
+        model = build_segmentor(cfg)
+    except Exception as e:
+        raise ValueError(f'{config}: cannot build the model '
+                         f'({type(e).__name__}: {e})') from None
+    model.dataset_meta = None
+    if checkpoint is not None:
+        ckpt = safe_load_checkpoint(checkpoint)
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
+                                                           dict) else None
+        if not isinstance(state, dict):
+            raise ValueError(f'{checkpoint}: not a checkpoint with a '
+                             'state_dict')
+        message = describe_mismatch(
+            compare_state_dicts(model.state_dict(), state),
+            f'checkpoint {checkpoint}')
+        if message:
+            raise ValueError(message)
+        model.load_state_dict({k.removeprefix('module.'): v
+                               for k, v in state.items()})
+        model.dataset_meta = (ckpt.get('meta') or {}).get('dataset_meta')
+    if hasattr(model, 'auxiliary_head'):
+        model.auxiliary_head = None
+    return model.eval(), cfg
 
 
 class SegmentorLogits(nn.Module):
     """image -> logits via ``EncoderDecoder._forward``: backbone + neck +
-    decode head in tensor mode (no auxiliary head, no final resize)."""
+    decode head in tensor mode (no auxiliary head).
 
-    def __init__(self, segmentor):
+    Args:
+        segmentor (EncoderDecoder): the model.
+        resize (bool): resize the logits ``(N, C, h, w)`` to the input's
+            ``(H, W)`` as mmseg's inference does (bilinear, the decode
+            head's ``align_corners``); else they stay at the head's size.
+        labels (bool): return the argmax ``(N, H, W)`` int64 instead.
+    """
+
+    def __init__(self, segmentor, resize=False, labels=False):
         super().__init__()
         self.segmentor = segmentor
+        self.resize = resize
+        self.labels = labels
 
     def forward(self, x):
-        return self.segmentor._forward(x)
+        logits = self.segmentor._forward(x)
+        if self.resize:
+            logits = F.interpolate(logits, size=x.shape[2:], mode='bilinear',
+                                   align_corners=self.segmentor.align_corners)
+        return logits.argmax(dim=1) if self.labels else logits
 
 
 def count_macs(module, x):
@@ -245,6 +307,23 @@ def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
     return counts
 
 
+def timed(fn, warmup, repeat, sync=None):
+    """Seconds of each of ``repeat`` calls of ``fn`` after ``warmup``
+    untimed ones; ``sync()`` before and after each call (e.g.
+    ``torch.cuda.synchronize``: a GPU's queued work is timed too)."""
+    times = []
+    for i in range(warmup + repeat):
+        if sync:
+            sync()
+        t = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    return times
+
+
 def load_avg():
     """1-minute load average (other processes skew timings), or None."""
     try:
@@ -258,25 +337,20 @@ def machine_info(device='cpu'):
     cpu = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.lower().startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
+            cpu = next((line.split(':', 1)[1].strip() for line in f
+                        if line.lower().startswith('model name')), cpu)
     except OSError:
         pass
-    info = dict(cpu=cpu, cpu_count=os.cpu_count(),
+    import mmengine
+    import mmseg
+    cuda = str(device).startswith('cuda') and torch.cuda.is_available()
+    return dict(cpu=cpu, cpu_count=os.cpu_count(),
                 torch_threads=torch.get_num_threads(),
                 torch=torch.__version__, python=platform.python_version(),
-                platform=platform.platform(), device=str(device), gpu=None,
-                load_avg_start=load_avg())
-    if str(device).startswith('cuda') and torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name(torch.device(device))
-    for pkg in ('mmengine', 'mmseg'):
-        try:
-            info[pkg] = __import__(pkg).__version__
-        except Exception:  # pragma: no cover - reported, never fatal
-            info[pkg] = None
-    return info
+                platform=platform.platform(), device=str(device),
+                gpu=torch.cuda.get_device_name(torch.device(device))
+                if cuda else None, load_avg_start=load_avg(),
+                mmengine=mmengine.__version__, mmseg=mmseg.__version__)
 
 
 def machine_line(info):
@@ -287,7 +361,14 @@ def machine_line(info):
             f'mmengine {info["mmengine"]}, mmseg {info["mmseg"]}')
 
 
-__all__ = ['OneLineParser', 'parse_hw', 'hw_type', 'int_at_least',
-           'config_path',
-           'load_config', 'build_segmentor', 'SegmentorLogits', 'count_macs',
-           'tf_multiply_adds', 'load_avg', 'machine_info', 'machine_line']
+def markdown_table(header, rows):
+    """Lines of a Markdown table: first column left-aligned, others right."""
+    return (['| ' + ' | '.join(header) + ' |',
+             '|---|' + '---:|' * (len(header) - 1)]
+            + ['| ' + ' | '.join(row) + ' |' for row in rows])
+
+
+def write_report(out_dir, name, result, markdown):
+    """``out_dir/name.json`` and ``out_dir/name.md``, each atomically."""
+    atomic_write_json(os.path.join(out_dir, name + '.json'), result)
+    atomic_write_text(os.path.join(out_dir, name + '.md'), markdown)
