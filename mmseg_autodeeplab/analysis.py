@@ -219,26 +219,24 @@ def _ceil_to(n, multiple):
 
 
 def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
-    """Multiply-adds as TF's DeepLab graph at eval would be counted.
+    """Multiply-adds as TF's DeepLab graph at eval would be counted, which
+    reproduces the paper's Table 2 (see the README). One ``1x3xHxW``
+    forward at TF's eval size, counting
 
-    The paper's Table 2 figures are reproduced by this convention (see the
-    README): one forward of ``1x3xHxW`` at TF's eval size, with
-
-    * convs: ``out_h * out_w * C_out * C_in / groups * k_h * k_w``; a
-      stride-1 dilated conv (rate ``r``) counted as TF runs it, in
-      SpaceToBatch form, its output sides rounded up to multiples of ``r``;
-    * ASPP image pooling as TF's with a training crop size: an average pool
-      of the crop's window (``(crop - 1) // stride + 1``, VALID) instead of a
-      global one, so the pool and the following 1×1 conv run on a
-      ``(h - p + 1) x (w - p + 1)`` map (33×161 at 1025×2049);
-    * non-conv ops at half weight (TF's profiler counts one FLOP per
-      element, a conv two per multiply-add): the adds that sum a cell's
-      block inputs, bias adds, pools (kernel area per output) and the final
-      argmax over the classes at full resolution.
+    * convs as ``out_h * out_w * C_out * C_in / groups * k_h * k_w``, a
+      stride-1 dilated one (rate ``r``) in TF's SpaceToBatch form: output
+      sides rounded up to multiples of ``r``;
+    * ASPP image pooling as TF's with a training crop: a VALID average pool
+      of the crop's window (``(crop - 1) // stride + 1``), so the pool and
+      the next 1×1 conv run on a ``(h - p + 1) x (w - p + 1)`` map (33×161
+      at 1025×2049);
+    * non-conv ops at half weight (TF's profiler: one FLOP per element, two
+      per conv multiply-add): a cell's block sums, bias adds, pools (kernel
+      area per output) and the final argmax over the classes.
 
     Args:
-        segmentor (nn.Module): an ``EncoderDecoder`` whose decode head has
-            ``num_classes``.
+        segmentor (nn.Module): an ``EncoderDecoder`` (its decode head has
+            ``num_classes``).
         size (tuple[int]): input ``(H, W)``.
         crop (tuple[int]): training crop of TF's image pooling.
 

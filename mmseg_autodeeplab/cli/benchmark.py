@@ -34,12 +34,10 @@ from ..utils import exit_with_error
 
 #: name -> (label, config). ``mmseg::`` configs come from mmseg's package.
 MODEL_ZOO = {
-    'autodeeplab-s': ('Auto-DeepLab-S', 'autodeeplab/autodeeplab-s_paper-'
-                      'genotype_8xb2-1.5m_cityscapes-769x769.py'),
-    'autodeeplab-m': ('Auto-DeepLab-M', 'autodeeplab/autodeeplab-m_paper-'
-                      'genotype_8xb2-1.5m_cityscapes-769x769.py'),
-    'autodeeplab-l': ('Auto-DeepLab-L', 'autodeeplab/autodeeplab-l_paper-'
-                      'genotype_8xb2-1.5m_cityscapes-769x769.py'),
+    f'autodeeplab-{s}': (f'Auto-DeepLab-{s.upper()}', f'autodeeplab/'
+                         f'autodeeplab-{s}_paper-genotype_8xb2-1.5m_'
+                         'cityscapes-769x769.py') for s in 'sml'}
+MODEL_ZOO.update({
     'deeplabv3plus-r50': (
         'DeepLabV3+ R-50-D8', 'mmseg::deeplabv3plus/deeplabv3plus_r50-d8_'
         '4xb2-80k_cityscapes-512x1024.py'),
@@ -50,7 +48,7 @@ MODEL_ZOO = {
                     '80k_cityscapes-512x1024.py'),
     'bisenetv2': ('BiSeNetV2', 'mmseg::bisenetv2/bisenetv2_fcn_4xb4-160k_'
                   'cityscapes-1024x1024.py'),
-}
+})
 REFERENCE = 'deeplabv3plus-r101'
 
 
@@ -82,13 +80,6 @@ def inference_params(model):
     sizes = {n: p.numel() for n, p in model.named_parameters()}
     return (sum(v for n, v in sizes.items()
                 if not n.startswith('auxiliary_head.')), sum(sizes.values()))
-
-
-def measure_latency(wrapper, x, repeat, warmup):
-    """Per-run seconds of ``wrapper(x)`` after ``warmup`` untimed runs."""
-    with torch.inference_mode():
-        return timed(lambda: wrapper(x), warmup, repeat,
-                     torch.cuda.synchronize if x.is_cuda else None)
 
 
 def measure_onnxruntime(wrapper, x, repeat, warmup, threads):
@@ -312,13 +303,12 @@ def run(args, command=''):
         def log(msg):
             _log(f'[{i}/{len(entries)}] {label}: {msg}')
 
-        log(f'building from {config}')
         model = build_model(name, args.num_classes, args.filter_multiplier,
                             path)
         params, params_all = inference_params(model)
         row = dict(name=name, label=label, config=config, params=params,
                    params_with_aux=params_all, macs=None, latency=None)
-        log(f'{params / 1e6:.2f}M parameters')
+        log(f'{params / 1e6:.2f}M parameters ({config})')
         wrapper = SegmentorLogits(model).eval().to(device)
         torch.manual_seed(0)
         x = torch.rand(1, 3, h, w, device=device)
@@ -329,8 +319,10 @@ def run(args, command=''):
             log(f'{row["macs"] / 1e9:.2f} GMACs @{h}x{w} (counted in '
                 f'{row["macs_seconds"]:.0f} s)')
         if not args.no_latency:
-            lat = row['latency'] = latency_stats(measure_latency(
-                wrapper, x, args.repeat, args.warmup))
+            with torch.inference_mode():
+                lat = row['latency'] = latency_stats(timed(
+                    lambda: wrapper(x), args.warmup, args.repeat,
+                    torch.cuda.synchronize if x.is_cuda else None))
             log(f'latency median {lat["median_ms"]:.1f} ms (min '
                 f'{lat["min_ms"]:.1f}, max {lat["max_ms"]:.1f}; '
                 f'{args.repeat} runs)')

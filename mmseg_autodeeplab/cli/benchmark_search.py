@@ -1,25 +1,18 @@
 """``tools/benchmark_search.py``: speed, memory and FLOP rate of the supernet.
 
-Each variant runs in a fresh subprocess, so its peak memory (CPU: peak RSS;
-GPU: max allocated) is its own; all of one invocation run side by side on
-the same machine, so their ratios hold even on a shared, noisy one.
-``--baseline DIR`` also runs every variant with the package of another
-checkout (e.g. ``git archive REV | tar -x -C DIR``) just before the same
-variant of this one: a before/after table from one run.
-
-Measured per variant: ``search_iter_s``, one search iteration (weight step
-on one batch + α/β step on another) and ``weight_step_s``, the weight step
-alone (medians of ``--repeat`` after ``--warmup``); ``macs_fwd``, the
-multiply-adds of one forward (mmengine's counter), counted once in a
-separate process on the ``fused`` implementation in eval mode (every
-variant computes the same network; the fused one does each H(l-2) branch
-once, and the counter charges the α scale its BNs apply); ``flop_rate`` =
-``3 * 2 * macs_fwd / weight_step_s`` (forward + backward ~ 3 forwards) as a
-fraction of the dense fp32 matmul rate measured in the same process.
-
-``--contention`` instead times the fused weight step alone and beside a
-competing copy of itself, with torch's default threads and with the search
-loop's :class:`~mmseg_autodeeplab.utils.threads.ThreadGovernor`.
+Each variant runs in a fresh subprocess (its peak memory is its own: peak
+RSS, or CUDA max allocated), all of them side by side, so their ratios hold
+on a shared, noisy machine; ``--baseline DIR`` runs each also with another
+checkout's package, just before: a before/after table from one run. Per
+variant: ``search_iter_s`` (weight step on one batch + α/β step on another)
+and ``weight_step_s`` (medians of ``--repeat`` after ``--warmup``);
+``macs_fwd``, one forward's multiply-adds, counted once (mmengine's counter,
+``fused`` in eval mode: every variant computes the same network);
+``flop_rate`` = ``6 * macs_fwd / weight_step_s`` (backward ~ 2 forwards) as
+a fraction of the dense fp32 matmul rate of the same process.
+``--contention`` times the fused weight step alone and beside a competing
+copy of itself, with torch's default threads and with the search loop's
+``ThreadGovernor``.
 """
 import argparse
 import contextlib
@@ -234,29 +227,38 @@ def _count_macs(args):
 
 # --------------------------------------------------------------------------
 # driver side
-def _worker_cmd(args, worker, device):
-    cmd = [sys.executable, '-m', WORKER, '--config', args.config, '--crop',
-           '{}x{}'.format(*args.crop), '--batch', str(args.batch),
-           '--device', device, '--warmup', str(args.warmup), '--repeat',
-           str(args.repeat), '--_worker', worker]
-    for flag, value in (('--filter-multiplier', args.filter_multiplier),
-                        ('--num-layers', args.num_layers)):
-        if value:
-            cmd += [flag, str(value)]
+def _worker_cmd(args, worker):
+    """A ``worker`` subprocess, with only the flags that workers of every
+    revision take (``--baseline`` runs another checkout's)."""
+    cmd = [sys.executable, '-m', WORKER, '--_worker', worker, '--config',
+           args.config, '--crop', '{}x{}'.format(*args.crop)]
+    for flag in ('batch', 'device', 'warmup', 'repeat', 'filter_multiplier',
+                 'num_layers'):
+        if getattr(args, flag) is not None:
+            cmd += ['--' + flag.replace('_', '-'), str(getattr(args, flag))]
     return cmd
 
 
-def _json_of(code, stdout, stderr, what):
-    """A worker's JSON line, or a one-line exit with its last error line."""
-    if code != 0:
-        exit_with_error(f'{what} failed: '
-                        f'{(stderr.strip().splitlines() or ["?"])[-1]}', 1)
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
-def _run(cmd, what, **kwargs):
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
-    return _json_of(proc.returncode, proc.stdout, proc.stderr, what)
+def _run(cmd, what, copies=1, **kwargs):
+    """The JSON lines of ``copies`` workers run at once; a one-line exit
+    with the last error line of one that fails."""
+    # files, not pipes: a worker blocked on a full pipe would not run
+    # beside its partner (mmengine logs a lot at model init)
+    with contextlib.ExitStack() as stack:
+        files = [[stack.enter_context(tempfile.TemporaryFile('w+'))
+                  for _ in range(2)] for _ in range(copies)]
+        procs = [subprocess.Popen(cmd, stdout=o, stderr=e, text=True,
+                                  **kwargs) for o, e in files]
+        outs = []
+        for p, (o, e) in zip(procs, files):
+            p.wait()
+            o.seek(0)
+            e.seek(0)
+            if p.returncode:
+                tail = e.read().strip().splitlines() or ['?']
+                exit_with_error(f'{what} failed: {tail[-1]}', 1)
+            outs.append(json.loads(o.read().strip().splitlines()[-1]))
+        return outs
 
 
 def _contention(args):
@@ -265,25 +267,11 @@ def _contention(args):
            if k not in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')}
     rows = []
     for policy in ('default', 'governor'):
-        cmd = _worker_cmd(args, 'contention:' + policy, 'cpu')
-        print(f'[{policy}] alone ...', flush=True)
-        alone = _run(cmd, policy, env=env)
-        print(f'[{policy}] beside a competing copy ...', flush=True)
-        # files, not pipes: a worker blocked on a full pipe would not run
-        # beside its partner (mmengine logs a lot at model init)
-        with contextlib.ExitStack() as stack:
-            files = [[stack.enter_context(tempfile.TemporaryFile('w+'))
-                      for _ in range(2)] for _ in range(2)]
-            procs = [subprocess.Popen(cmd, stdout=o, stderr=e, text=True,
-                                      env=env) for o, e in files]
-            pair = []
-            for p, (o, e) in zip(procs, files):
-                p.wait()
-                o.seek(0)
-                e.seek(0)
-                pair.append(_json_of(p.returncode, o.read(), e.read(),
-                                     policy))
-        rows.append(dict(policy=policy, alone=alone, pair=pair))
+        cmd = _worker_cmd(args, 'contention:' + policy)
+        print(f'[{policy}] alone, then beside a competing copy ...',
+              flush=True)
+        rows.append(dict(policy=policy, alone=_run(cmd, policy, env=env)[0],
+                         pair=_run(cmd, policy, 2, env=env)))
     base = rows[0]['alone']['weight_step_s']
     cells = []
     for r in rows:
@@ -303,7 +291,7 @@ def _contention(args):
     return rows, table
 
 
-def _table(args, results):
+def _table(args, results, machine):
     head = (f'Supernet benchmark: config {osp.basename(args.config)}, crop '
             f'{args.crop[0]}x{args.crop[1]}, batch {args.batch}'
             + (f', F={args.filter_multiplier}' if args.filter_multiplier
@@ -326,7 +314,7 @@ def _table(args, results):
     table = markdown_table(
         ['variant', 'device', 'search iter (s)', 'weight step (s)',
          'peak memory (GB)', 'fwd MACs (G)', 'FLOP rate vs matmul'], cells)
-    return [head, ''] + table + [
+    return [head, '', f'Machine: {machine_line(machine)}', ''] + table + [
         '', 'Speed-ups (xN) are relative to the first row, measured in the '
         f'same run ({args.rounds} interleaved round(s); times: median of the '
         'rounds\' medians). Forward MACs: mmengine\'s counter on the `fused` '
@@ -365,8 +353,8 @@ def _variants(args):
             env['PYTHONPATH'] = os.pathsep.join(
                 [osp.abspath(tree)] + env.get('PYTHONPATH', '').split(
                     os.pathsep)).rstrip(os.pathsep)
-        r = _run(_worker_cmd(args, variant, args.device), what, cwd=tree,
-                 env=env)
+        r = _run(_worker_cmd(args, variant), what, cwd=tree,
+                 env=env)[0]
         if variant == 'macs':
             macs = r['macs_fwd']
             print(f'    {macs / 1e9:.2f} GMACs', flush=True)
@@ -419,11 +407,10 @@ def main(argv=None):
         results = _variants(args)
         machine = machine_info(results[0].get('device', 'cpu')
                                if results else 'cpu')
-        table = _table(args, results)
-        table[2:2] = [f'Machine: {machine_line(machine)}', '']
+        table = _table(args, results, machine)
         name = 'benchmark_search'
         result = dict(args={k: v for k, v in vars(args).items()
-                            if not k.startswith('_')},
+                            if k != '_worker'},
                       machine=machine, results=results)
     text = '\n'.join(table)
     print(text)

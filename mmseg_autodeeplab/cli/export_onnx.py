@@ -63,22 +63,12 @@ def ort_session(path, threads=None):
 
 
 def export(model, out, shape, dynamic=False, output='logits', batch=1,
-           check_shape=None, atol=1e-4, min_agreement=0.9999, seed=0):
-    """Export ``model`` to ``out`` and verify it; the file appears only if
-    every check passes.
-
-    Args:
-        model (EncoderDecoder): in eval mode.
-        out (str): ``.onnx`` path.
-        shape (tuple[int, int]): ``(H, W)`` traced (and checked).
-        dynamic (bool): dynamic batch, height and width.
-        output (str): ``'logits'`` or ``'labels'``.
-        batch (int): batch size of the traced input.
-        check_shape (tuple[int, int], optional): second size checked with
-            ``dynamic`` (default: about 1.5x ``shape``, odd).
-        atol (float): largest allowed absolute logit difference.
-        min_agreement (float): smallest allowed argmax agreement.
-        seed (int): seed of the random check inputs.
+           check_shape=None, atol=1e-4, min_agreement=0.9999):
+    """Export ``model`` (eval mode) to ``out`` (``.onnx``), traced at
+    ``shape`` ``(H, W)`` with ``batch`` images, and verify it at ``shape``
+    and, if ``dynamic``, at ``check_shape`` (default about 1.5x, odd): max
+    abs logit difference <= ``atol``, argmax agreement >= ``min_agreement``.
+    The file appears only if every check passes.
 
     Returns:
         list[dict]: per checked size, ``shape``, ``max_abs_diff`` (None for
@@ -90,14 +80,8 @@ def export(model, out, shape, dynamic=False, output='logits', batch=1,
     """
     import onnx
     wrapper = SegmentorForExport(model, output).eval()
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, *shape, generator=gen)
-    try:
-        with torch.no_grad():
-            wrapper(x)
-    except Exception as e:
-        raise ValueError(f'the model does not run at {shape[0]}x{shape[1]} '
-                         f'({type(e).__name__}: {error_line(e)})') from None
     sizes = [tuple(shape)]
     axes = None
     if dynamic:
@@ -139,8 +123,9 @@ def export(model, out, shape, dynamic=False, output='logits', batch=1,
     except ValueError:
         raise
     except Exception as e:
-        raise ValueError(f'export failed ({type(e).__name__}: '
-                         f'{error_line(e)[:300]})') from None
+        raise ValueError(f'export at {shape[0]}x{shape[1]} failed '
+                         f'({type(e).__name__}: {error_line(e)[:300]})'
+                         ) from None
     return records
 
 

@@ -1,18 +1,13 @@
 """``tools/infer.py``: segment images with mmseg's own ``MMSegInferencer``.
 
-For each input image ``NAME.ext`` it writes, under ``--out``:
-
-* ``pred/NAME.png``: the predicted label map (one class index per pixel,
-  uint8, or 16-bit PNG for more than 256 classes), the format of mmseg's
-  datasets;
-* ``vis/NAME.png``: the image with the prediction blended over it in the
-  dataset's palette (mmseg's ``SegLocalVisualizer``).
-
-Nothing here is specific to Auto-DeepLab: the model, its test pipeline and
-the visualizer come from the config through ``MMSegInferencer``; this tool
-adds only what a batch job needs (folders of images, names that follow the
-inputs, a progress bar, the dataset's classes when a checkpoint lacks them,
-a checkpoint that must fit the config, one-line errors).
+For each input image ``NAME.ext`` it writes, under ``--out``,
+``pred/NAME.png``: the label map (class indices, uint8, or 16-bit for more
+than 256 classes; the format of mmseg's datasets), and ``vis/NAME.png``: the
+image with the prediction blended over it in the dataset's palette. Model,
+test pipeline and visualizer come from the config through
+``MMSegInferencer``; this tool adds what a batch job needs: folders of
+images, names that follow the inputs, a progress bar, the dataset's classes
+when a checkpoint lacks them, a checkpoint that must fit the config.
 """
 import os
 import os.path as osp
@@ -45,8 +40,6 @@ def list_images(inputs):
             images.append(item)
         else:
             raise ValueError(f'{item}: no such image or folder')
-    if not images:
-        raise ValueError('no input images')
     return images
 
 
