@@ -108,15 +108,9 @@ def load_config(path, cfg_options=None):
 
 
 def build_segmentor(cfg, num_classes=None):
-    """Build ``cfg.model`` without downloads, SyncBN reverted to BN.
-
-    Args:
-        cfg (Config): a segmentor config (see :func:`load_config`).
-        num_classes (int, optional): classes of every (auxiliary) head.
-
-    Returns:
-        nn.Module: the segmentor, in training mode, random weights.
-    """
+    """``cfg.model`` (see :func:`load_config`) with random weights (no
+    downloads), SyncBN reverted to BN, ``num_classes`` classes in every
+    (auxiliary) head if given; in training mode."""
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
     model_cfg = cfg.model
@@ -133,13 +127,11 @@ def build_segmentor(cfg, num_classes=None):
 
 
 def load_segmentor(config, checkpoint=None, cfg_options=None):
-    """``config``'s segmentor for inference (BN, no auxiliary head, eval
-    mode) with the weights of ``checkpoint``, which must fit it exactly:
-    mmengine's loader is not strict and would run a mostly random network.
-
-    Returns:
-        tuple: ``(model, Config)``; ``model.dataset_meta`` is the
-        checkpoint's (as in mmseg's ``init_model``), or None.
+    """``(model, Config)``: ``config``'s segmentor for inference (BN, no
+    auxiliary head, eval mode) with the weights of ``checkpoint``, which
+    must fit it exactly (mmengine's loader is not strict and would run a
+    mostly random network); ``model.dataset_meta`` is the checkpoint's, as
+    in mmseg's ``init_model``, or None.
 
     Raises:
         ValueError: one line naming the file.
@@ -177,16 +169,10 @@ def load_segmentor(config, checkpoint=None, cfg_options=None):
 
 
 class SegmentorLogits(nn.Module):
-    """image -> logits via ``EncoderDecoder._forward``: backbone + neck +
-    decode head in tensor mode (no auxiliary head).
-
-    Args:
-        segmentor (EncoderDecoder): the model.
-        resize (bool): resize the logits ``(N, C, h, w)`` to the input's
-            ``(H, W)`` as mmseg's inference does (bilinear, the decode
-            head's ``align_corners``); else they stay at the head's size.
-        labels (bool): return the argmax ``(N, H, W)`` int64 instead.
-    """
+    """image -> logits ``(N, C, h, w)`` of an ``EncoderDecoder``: backbone
+    + neck + decode head in tensor mode (``_forward``; no auxiliary head);
+    with ``resize``, resized to the input's ``(H, W)`` as mmseg's inference
+    does; with ``labels``, their argmax ``(N, H, W)`` int64 instead."""
 
     def __init__(self, segmentor, resize=False, labels=False):
         super().__init__()

@@ -1,21 +1,15 @@
 """``tools/benchmark.py``: Auto-DeepLab-S/M/L next to mmseg's baselines.
 
 Every model (ours from ``configs/autodeeplab/``, the baselines from mmseg's
-packaged configs via ``mmseg::``, any ``--config``) is built the same way:
-no pretrained weights, ``--num-classes`` classes, BN, eval mode. Measured on
-one ``1x3xHxW`` forward through backbone + neck + decode head
-(``EncoderDecoder._forward``: logits at the head's resolution):
-
-* parameters without the auxiliary heads (the JSON also gives them with);
-* multiply-adds as mmengine counts them (:func:`~..analysis.count_macs`);
-* latency, batch 1: median, min-max and interquartile range of
-  ``--repeat`` runs after ``--warmup``; with ``--onnxruntime`` also of the
-  same forward exported as ``tools/export_onnx.py`` does (static size) in
-  onnxruntime's CPU provider, its max abs difference to PyTorch recorded (a
-  model that does not export gets a dash and the reason in the JSON).
-
-Ratios refer to ``--reference``. The Markdown and JSON reports are rewritten
-after every model, so an interrupted run keeps what it measured.
+packaged configs, any ``--config``) is built the same way (no pretrained
+weights, ``--num-classes`` classes, BN, eval mode) and measured on one
+``1x3xHxW`` forward to the logits at the head's resolution: parameters
+without the auxiliary heads (the JSON also gives them with), multiply-adds
+as mmengine counts them, and latency at batch 1 (median, min-max and
+interquartile range of ``--repeat`` runs after ``--warmup``); with
+``--onnxruntime`` also the latency of the same forward exported as
+``tools/export_onnx.py`` does, in onnxruntime's CPU provider. Ratios refer
+to ``--reference``; the reports are rewritten after every model.
 """
 import os.path as osp
 import re

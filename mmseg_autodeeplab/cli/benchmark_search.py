@@ -180,24 +180,19 @@ def _worker(args, variant):
     weight_step, arch_step = _steps(args, variant, device)
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
-    sync = _sync(device)
-    w_times = timed(weight_step, args.warmup, args.repeat, sync)
-    it_times = timed(lambda: (weight_step(), arch_step()), args.warmup,
-                     args.repeat, sync)
+    out = dict(variant=variant, device=device)
+    for key, step in (('weight_step', weight_step),
+                      ('search_iter', lambda: (weight_step(), arch_step()))):
+        times = timed(step, args.warmup, args.repeat, _sync(device))
+        out[f'{key}_s'] = statistics.median(times)
+        out[f'{key}_spread_s'] = [min(times), max(times)]
     if device == 'cuda':
-        peak, peak_kind = torch.cuda.max_memory_allocated(), \
-            'cuda max allocated'
+        out.update(peak_memory_bytes=torch.cuda.max_memory_allocated(),
+                   peak_memory_kind='cuda max allocated')
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        peak_kind = 'peak RSS'
-    return dict(
-        variant=variant, device=device,
-        weight_step_s=statistics.median(w_times),
-        weight_step_spread_s=[min(w_times), max(w_times)],
-        search_iter_s=statistics.median(it_times),
-        search_iter_spread_s=[min(it_times), max(it_times)],
-        peak_memory_bytes=int(peak), peak_memory_kind=peak_kind,
-        macs_fwd=None, matmul_flops_per_s=matmul_rate(device))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        out.update(peak_memory_bytes=rss, peak_memory_kind='peak RSS')
+    return dict(out, macs_fwd=None, matmul_flops_per_s=matmul_rate(device))
 
 
 def _contention_worker(args, policy):
@@ -340,7 +335,7 @@ def _merge_round(into, r):
 
 def _variants(args):
     """Every variant (and baseline) per round, then the MAC count."""
-    results, macs = [], None
+    results, macs = {}, None
     trees = ([args.baseline] if args.baseline else []) + [None]
     jobs = [(v, tree) for _ in range(args.rounds) for v in args.variants
             for tree in trees] + ([] if args.no_macs else [('macs', None)])
@@ -348,35 +343,30 @@ def _variants(args):
         what = 'counting forward multiply-adds' if variant == 'macs' \
             else variant + (' (baseline)' if tree else '')
         print(f'[{i + 1}/{len(jobs)}] {what} ...', flush=True)
-        env = dict(os.environ)
-        if tree:  # the checkout's package first on sys.path
-            env['PYTHONPATH'] = os.pathsep.join(
-                [osp.abspath(tree)] + env.get('PYTHONPATH', '').split(
-                    os.pathsep)).rstrip(os.pathsep)
-        r = _run(_worker_cmd(args, variant), what, cwd=tree,
-                 env=env)[0]
+        # the checkout's package first on sys.path
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [
+            osp.abspath(tree), os.environ.get('PYTHONPATH')]))) if tree \
+            else None
+        r = _run(_worker_cmd(args, variant), what, cwd=tree, env=env)[0]
         if variant == 'macs':
             macs = r['macs_fwd']
             print(f'    {macs / 1e9:.2f} GMACs', flush=True)
             continue
-        if tree:
-            r['variant'] += ' (baseline)'
-        same = next((x for x in results if x['variant'] == r['variant']),
-                    None)
-        if same is None:
-            results.append(r)
+        r['variant'] = what
+        if what not in results:
+            results[what] = r
         elif 'skipped' not in r:
-            _merge_round(same, r)
+            _merge_round(results[what], r)
         if 'skipped' not in r:
             print(f'    search iter {r["search_iter_s"]:.3f}s, weight step '
                   f'{r["weight_step_s"]:.3f}s, peak '
                   f'{r["peak_memory_bytes"] / 1e9:.2f} GB', flush=True)
-    for r in results:
+    for r in results.values():
         if 'skipped' not in r and macs:
             r['macs_fwd'] = macs
             r['flop_rate'] = 6 * macs / r['weight_step_s'] / r[
                 'matmul_flops_per_s']
-    return results
+    return list(results.values())
 
 
 def main(argv=None):

@@ -1,21 +1,15 @@
 """``tools/export_onnx.py``: a segmentor config + checkpoint -> ONNX, verified.
 
-What is exported: backbone + neck + decode head of an mmseg
-``EncoderDecoder`` (no auxiliary head) with the final bilinear resize to the
-input size, i.e. what mmseg's whole-image inference computes before its
-argmax. Input ``input`` ``(N, 3, H, W)`` float32, already normalised by the
-config's ``data_preprocessor`` (as mmdeploy's segmentation exports expect);
-output ``logits`` ``(N, num_classes, H, W)`` float32, or with ``--output
-labels`` ``labels`` ``(N, H, W)`` int64. ``--dynamic`` makes N, H and W
-dynamic.
-
-The exporter is torch's TorchScript one (``dynamo=False``, opset 17): it
-traces the network once, so the trace is also checked at a second, odd size
-(odd feature maps at every stride show a resize or pad frozen as a
-constant). Before the file appears at ``--out`` (checked in memory, then
-written atomically): ``onnx.checker``, then onnxruntime (CPU) against
-PyTorch on the same seeded input: max abs logit difference <= ``--atol``
-and argmax agreement >= ``--min-agreement``.
+Exported: backbone + neck + decode head of an mmseg ``EncoderDecoder`` and
+the final bilinear resize, i.e. mmseg's whole-image inference before its
+argmax. Input ``input`` ``(N, 3, H, W)`` float32, normalised by the config's
+``data_preprocessor`` (as mmdeploy expects); output ``logits`` ``(N, C, H,
+W)`` or (``--output labels``) ``labels`` ``(N, H, W)`` int64; ``--dynamic``
+makes N, H and W dynamic. torch's TorchScript exporter traces once, so a
+dynamic export is also checked at a second, odd size, where a resize or pad
+frozen as a constant would show. The file appears only after
+``onnx.checker`` and onnxruntime agree with PyTorch (``--atol``,
+``--min-agreement``).
 """
 import io
 import os.path as osp
