@@ -6,6 +6,7 @@ and TF's), timing, the machine the numbers come from, and the argparse types
 and reports of the command-line tools: each exists here once.
 """
 import argparse
+import contextlib
 import os
 import platform
 import time
@@ -200,8 +201,17 @@ def count_macs(module, x):
         return int(analyzer.total())
 
 
-def _ceil_to(n, multiple):
-    return -(-n // multiple) * multiple
+@contextlib.contextmanager
+def forward_hooks(module, hooks):
+    """Within the block, ``hooks`` (``{module type(s): forward hook}``) are
+    registered on every submodule of ``module`` of those types."""
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               for types, hook in hooks.items() if isinstance(m, types)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
@@ -243,7 +253,7 @@ def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
             h, w = pooled.pop(id(inputs[0]))[1]
         r = module.dilation[0]
         if r > 1 and module.stride == (1, 1):
-            h, w = _ceil_to(h, r), _ceil_to(w, r)
+            h, w = -(-h // r) * r, -(-w // r) * r  # ceil to multiples
         k = module.kernel_size[0] * module.kernel_size[1]
         counts['conv'] += h * w * c_out * module.in_channels // \
             module.groups * k
@@ -268,22 +278,11 @@ def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
         per_block = len(module.ops) // module.num_blocks
         counts['elementwise'] += (per_block - 1) * output.numel()
 
-    hooks = []
-    for m in segmentor.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.AdaptiveAvgPool2d):
-            hooks.append(m.register_forward_hook(global_pool_hook))
-        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-            hooks.append(m.register_forward_hook(pool_hook))
-        elif isinstance(m, AutoDeepLabCell):
-            hooks.append(m.register_forward_hook(cell_hook))
-    try:
-        with torch.no_grad():
-            segmentor._forward(torch.zeros(1, 3, h_in, w_in))
-    finally:
-        for h in hooks:
-            h.remove()
+    with forward_hooks(segmentor, {
+            nn.Conv2d: conv_hook, nn.AdaptiveAvgPool2d: global_pool_hook,
+            (nn.MaxPool2d, nn.AvgPool2d): pool_hook,
+            AutoDeepLabCell: cell_hook}), torch.no_grad():
+        segmentor._forward(torch.zeros(1, 3, h_in, w_in))
     # argmax over the classes of the logits resized to the input
     counts['elementwise'] += (segmentor.decode_head.num_classes - 1) * \
         h_in * w_in

@@ -75,7 +75,8 @@ def build_model(name, num_classes=19):
 def measure_macs(model, size):
     """``(mmengine_count, conv_only_macs)`` for one ``1x3xHxW`` input."""
     import torch
-    from mmseg_autodeeplab.analysis import SegmentorLogits, count_macs
+    from mmseg_autodeeplab.analysis import (SegmentorLogits, count_macs,
+                                            forward_hooks)
     wrapper = SegmentorLogits(model).eval()
     conv_macs = [0]
 
@@ -85,16 +86,9 @@ def measure_macs(model, size):
             module.groups * k
 
     x = torch.rand(1, 3, *size)
-    macs = count_macs(wrapper, x)
-    handles = [m.register_forward_hook(hook) for m in wrapper.modules()
-               if isinstance(m, torch.nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            wrapper(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return macs, conv_macs[0]
+    with forward_hooks(wrapper, {torch.nn.Conv2d: hook}), torch.no_grad():
+        wrapper(x)
+    return count_macs(wrapper, x), conv_macs[0]
 
 
 def count_row(name, args):
