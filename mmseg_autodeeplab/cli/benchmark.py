@@ -79,27 +79,24 @@ def inference_params(model):
 def measure_onnxruntime(wrapper, x, repeat, warmup, threads):
     """Latency stats of ``wrapper``'s ONNX export in onnxruntime (CPU), with
     ``max_abs_diff`` / ``max_abs_output`` vs PyTorch, ``export_seconds``."""
-    import tempfile
+    import io
 
     import numpy as np
 
     from .export_onnx import ort_session, to_onnx
+    buffer, t0 = io.BytesIO(), time.time()
+    to_onnx(wrapper, x, buffer)
+    export_seconds = time.time() - t0
+    session = ort_session(buffer.getvalue(), threads)
     feed = {'input': x.cpu().numpy()}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = osp.join(tmp, 'model.onnx')
-        t0 = time.time()
-        to_onnx(wrapper, x, path)
-        export_seconds = time.time() - t0
-        session = ort_session(path, threads)
-        stats = latency_stats(timed(lambda: session.run(None, feed), warmup,
-                                    repeat))
+    stats = latency_stats(timed(lambda: session.run(None, feed), warmup,
+                                repeat))
     with torch.inference_mode():
         ref = wrapper(x).cpu().numpy()
-    stats['max_abs_diff'] = float(np.abs(ref - session.run(None, feed)[0])
-                                  .max())
-    stats['max_abs_output'] = float(np.abs(ref).max())
-    stats['export_seconds'] = round(export_seconds, 1)
-    return stats
+    out = session.run(None, feed)[0]
+    return dict(stats, max_abs_diff=float(np.abs(ref - out).max()),
+                max_abs_output=float(np.abs(ref).max()),
+                export_seconds=round(export_seconds, 1))
 
 
 def latency_stats(times):
