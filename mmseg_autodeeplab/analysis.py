@@ -1,17 +1,21 @@
-"""What the benchmark and counting tools share.
+"""What the benchmark, counting, export and inference tools share.
 
-``tools/benchmark.py``, ``tools/benchmark_search.py`` and
-``tools/analysis/count_autodeeplab.py`` build models from configs, count
-multiply-adds of an image -> logits forward, parse ``HxW`` sizes and record
-the machine they ran on; this module is the one place for each.
+Building a segmentor from a config (and a checkpoint that must fit it), its
+image -> logits forward, counting its multiply-adds (mmengine's convention
+and TF's), timing, the machine the numbers come from, and the argparse types
+and reports of the command-line tools: each exists here once.
 """
 import argparse
+import contextlib
 import os
 import platform
+import time
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from .utils.atomic import atomic_write_json, atomic_write_text
 from .utils.configs import find_project_config
 from .utils.errors import exit_with_error
 
@@ -21,24 +25,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         exit_with_error(message, 2)
-
-
-def parse_hw(text, minimum=1):
-    """``'HxW'`` -> ``(H, W)``; an ``argparse`` type (one-line error).
-
-    Args:
-        text (str): e.g. ``'1024x2048'``.
-        minimum (int): smallest allowed height and width.
-    """
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-        if h < minimum or w < minimum:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'expected HxW with integers >= {minimum}, got {text!r}'
-        ) from None
-    return h, w
 
 
 def int_at_least(minimum):
@@ -60,13 +46,35 @@ def int_at_least(minimum):
 
 
 def hw_type(minimum):
-    """An ``argparse`` type for ``HxW`` sizes of at least ``minimum``."""
-    return lambda text: parse_hw(text, minimum)
+    """An ``argparse`` type: ``'HxW'`` -> ``(H, W)``, both ``>= minimum``."""
+
+    def parse(text):
+        try:
+            h, w = (int(v) for v in text.lower().split('x'))
+            if min(h, w) >= minimum:
+                return h, w
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(
+            f'expected HxW with integers >= {minimum}, got {text!r}')
+
+    return parse
+
+
+def require_deploy(what):
+    """Raise a one-line ``ValueError`` unless onnx and onnxruntime import."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f'{what} needs the deploy extra ({e.name} is '
+                         "missing): pip install 'mmseg-autodeeplab[deploy]'"
+                         ) from None
 
 
 def config_path(rel):
-    """Absolute path of a project config (``configs/<rel>``) or of a
-    ``mmseg::`` config shipped in mmseg's package.
+    """Absolute path of a config file, of a project config
+    (``configs/<rel>``) or of a ``mmseg::`` config shipped in mmseg.
 
     Raises:
         FileNotFoundError: one-line message naming the config.
@@ -89,31 +97,21 @@ def config_path(rel):
     return path
 
 
-def load_config(path):
-    """``Config.fromfile`` with every module registered (mmseg scope)."""
+def load_config(path, cfg_options=None):
+    """``Config.fromfile`` (+ overrides) with every module registered."""
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    return Config.fromfile(path)
-
-
-def _set_num_classes(head_cfg, num_classes):
-    heads = head_cfg if isinstance(head_cfg, (list, tuple)) else [head_cfg]
-    for head in heads:
-        if isinstance(head, dict) and 'num_classes' in head:
-            head['num_classes'] = num_classes
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
 
 
 def build_segmentor(cfg, num_classes=None):
-    """Build ``cfg.model`` without downloads, SyncBN reverted to BN.
-
-    Args:
-        cfg (Config): a segmentor config (see :func:`load_config`).
-        num_classes (int, optional): classes of every (auxiliary) head.
-
-    Returns:
-        nn.Module: the segmentor, in training mode, random weights.
-    """
+    """``cfg.model`` (see :func:`load_config`) with random weights (no
+    downloads), SyncBN reverted to BN, ``num_classes`` classes in every
+    (auxiliary) head if given; in training mode."""
     from mmengine.model import revert_sync_batchnorm
     from mmseg.registry import MODELS
     model_cfg = cfg.model
@@ -121,23 +119,74 @@ def build_segmentor(cfg, num_classes=None):
         model_cfg.pretrained = None  # random weights suffice
     if isinstance(model_cfg.get('backbone'), dict):
         model_cfg.backbone.pop('init_cfg', None)
-    if num_classes is not None:
-        _set_num_classes(model_cfg.decode_head, num_classes)
-        if 'auxiliary_head' in model_cfg:
-            _set_num_classes(model_cfg.auxiliary_head, num_classes)
+    for key in ('decode_head', 'auxiliary_head'):
+        heads = model_cfg.get(key) or []
+        for head in heads if isinstance(heads, (list, tuple)) else [heads]:
+            if num_classes is not None and 'num_classes' in head:
+                head['num_classes'] = num_classes
     return revert_sync_batchnorm(MODELS.build(model_cfg))
 
 
-class SegmentorLogits(nn.Module):
-    """image -> logits via ``EncoderDecoder._forward``: backbone + neck +
-    decode head in tensor mode (no auxiliary head, no final resize)."""
+def load_segmentor(config, checkpoint=None, cfg_options=None):
+    """``(model, Config)``: ``config``'s segmentor for inference (BN, no
+    auxiliary head, eval mode) with the weights of ``checkpoint``, which
+    must fit it exactly (mmengine's loader is not strict and would run a
+    mostly random network); ``model.dataset_meta`` is the checkpoint's, as
+    in mmseg's ``init_model``, or None.
 
-    def __init__(self, segmentor):
+    Raises:
+        ValueError: one line naming the file.
+    """
+    from .engine.checkpoint_match_hook import (compare_state_dicts,
+                                               describe_mismatch)
+    from .utils.checkpoint import safe_load_checkpoint
+    if not os.path.isfile(config):
+        raise ValueError(f'{config}: config file not found')
+    try:
+        cfg = load_config(config, cfg_options)
+        model = build_segmentor(cfg)
+    except Exception as e:
+        raise ValueError(f'{config}: cannot build the model '
+                         f'({type(e).__name__}: {e})') from None
+    model.dataset_meta = None
+    if checkpoint is not None:
+        ckpt = safe_load_checkpoint(checkpoint)
+        state = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
+                                                           dict) else None
+        if not isinstance(state, dict):
+            raise ValueError(f'{checkpoint}: not a checkpoint with a '
+                             'state_dict')
+        message = describe_mismatch(
+            compare_state_dicts(model.state_dict(), state),
+            f'checkpoint {checkpoint}')
+        if message:
+            raise ValueError(message)
+        model.load_state_dict({k.removeprefix('module.'): v
+                               for k, v in state.items()})
+        model.dataset_meta = (ckpt.get('meta') or {}).get('dataset_meta')
+    if hasattr(model, 'auxiliary_head'):
+        model.auxiliary_head = None
+    return model.eval(), cfg
+
+
+class SegmentorLogits(nn.Module):
+    """image -> logits ``(N, C, h, w)`` of an ``EncoderDecoder``: backbone
+    + neck + decode head in tensor mode (``_forward``; no auxiliary head);
+    with ``resize``, resized to the input's ``(H, W)`` as mmseg's inference
+    does; with ``labels``, their argmax ``(N, H, W)`` int64 instead."""
+
+    def __init__(self, segmentor, resize=False, labels=False):
         super().__init__()
         self.segmentor = segmentor
+        self.resize = resize
+        self.labels = labels
 
     def forward(self, x):
-        return self.segmentor._forward(x)
+        logits = self.segmentor._forward(x)
+        if self.resize:
+            logits = F.interpolate(logits, size=x.shape[2:], mode='bilinear',
+                                   align_corners=self.segmentor.align_corners)
+        return logits.argmax(dim=1) if self.labels else logits
 
 
 def count_macs(module, x):
@@ -152,31 +201,38 @@ def count_macs(module, x):
         return int(analyzer.total())
 
 
-def _ceil_to(n, multiple):
-    return -(-n // multiple) * multiple
+@contextlib.contextmanager
+def forward_hooks(module, hooks):
+    """Within the block, ``hooks`` (``{module type(s): forward hook}``) are
+    registered on every submodule of ``module`` of those types."""
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               for types, hook in hooks.items() if isinstance(m, types)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
-    """Multiply-adds as TF's DeepLab graph at eval would be counted.
+    """Multiply-adds as TF's DeepLab graph at eval would be counted, which
+    reproduces the paper's Table 2 (see the README). One ``1x3xHxW``
+    forward at TF's eval size, counting
 
-    The paper's Table 2 figures are reproduced by this convention (see the
-    README): one forward of ``1x3xHxW`` at TF's eval size, with
-
-    * convs: ``out_h * out_w * C_out * C_in / groups * k_h * k_w``; a
-      stride-1 dilated conv (rate ``r``) counted as TF runs it, in
-      SpaceToBatch form, its output sides rounded up to multiples of ``r``;
-    * ASPP image pooling as TF's with a training crop size: an average pool
-      of the crop's window (``(crop - 1) // stride + 1``, VALID) instead of a
-      global one, so the pool and the following 1×1 conv run on a
-      ``(h - p + 1) x (w - p + 1)`` map (33×161 at 1025×2049);
-    * non-conv ops at half weight (TF's profiler counts one FLOP per
-      element, a conv two per multiply-add): the adds that sum a cell's
-      block inputs, bias adds, pools (kernel area per output) and the final
-      argmax over the classes at full resolution.
+    * convs as ``out_h * out_w * C_out * C_in / groups * k_h * k_w``, a
+      stride-1 dilated one (rate ``r``) in TF's SpaceToBatch form: output
+      sides rounded up to multiples of ``r``;
+    * ASPP image pooling as TF's with a training crop: a VALID average pool
+      of the crop's window (``(crop - 1) // stride + 1``), so the pool and
+      the next 1×1 conv run on a ``(h - p + 1) x (w - p + 1)`` map (33×161
+      at 1025×2049);
+    * non-conv ops at half weight (TF's profiler: one FLOP per element, two
+      per conv multiply-add): a cell's block sums, bias adds, pools (kernel
+      area per output) and the final argmax over the classes.
 
     Args:
-        segmentor (nn.Module): an ``EncoderDecoder`` whose decode head has
-            ``num_classes``.
+        segmentor (nn.Module): an ``EncoderDecoder`` (its decode head has
+            ``num_classes``).
         size (tuple[int]): input ``(H, W)``.
         crop (tuple[int]): training crop of TF's image pooling.
 
@@ -197,7 +253,7 @@ def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
             h, w = pooled.pop(id(inputs[0]))[1]
         r = module.dilation[0]
         if r > 1 and module.stride == (1, 1):
-            h, w = _ceil_to(h, r), _ceil_to(w, r)
+            h, w = -(-h // r) * r, -(-w // r) * r  # ceil to multiples
         k = module.kernel_size[0] * module.kernel_size[1]
         counts['conv'] += h * w * c_out * module.in_channels // \
             module.groups * k
@@ -222,27 +278,33 @@ def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
         per_block = len(module.ops) // module.num_blocks
         counts['elementwise'] += (per_block - 1) * output.numel()
 
-    hooks = []
-    for m in segmentor.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.AdaptiveAvgPool2d):
-            hooks.append(m.register_forward_hook(global_pool_hook))
-        elif isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-            hooks.append(m.register_forward_hook(pool_hook))
-        elif isinstance(m, AutoDeepLabCell):
-            hooks.append(m.register_forward_hook(cell_hook))
-    try:
-        with torch.no_grad():
-            segmentor._forward(torch.zeros(1, 3, h_in, w_in))
-    finally:
-        for h in hooks:
-            h.remove()
+    with forward_hooks(segmentor, {
+            nn.Conv2d: conv_hook, nn.AdaptiveAvgPool2d: global_pool_hook,
+            (nn.MaxPool2d, nn.AvgPool2d): pool_hook,
+            AutoDeepLabCell: cell_hook}), torch.no_grad():
+        segmentor._forward(torch.zeros(1, 3, h_in, w_in))
     # argmax over the classes of the logits resized to the input
     counts['elementwise'] += (segmentor.decode_head.num_classes - 1) * \
         h_in * w_in
     counts['total'] = counts['conv'] + counts['elementwise'] / 2
     return counts
+
+
+def timed(fn, warmup, repeat, sync=None):
+    """Seconds of each of ``repeat`` calls of ``fn`` after ``warmup``
+    untimed ones; ``sync()`` before and after each call (e.g.
+    ``torch.cuda.synchronize``: a GPU's queued work is timed too)."""
+    times = []
+    for i in range(warmup + repeat):
+        if sync:
+            sync()
+        t = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    return times
 
 
 def load_avg():
@@ -258,25 +320,20 @@ def machine_info(device='cpu'):
     cpu = platform.processor() or platform.machine()
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.lower().startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
+            cpu = next((line.split(':', 1)[1].strip() for line in f
+                        if line.lower().startswith('model name')), cpu)
     except OSError:
         pass
-    info = dict(cpu=cpu, cpu_count=os.cpu_count(),
+    import mmengine
+    import mmseg
+    cuda = str(device).startswith('cuda') and torch.cuda.is_available()
+    return dict(cpu=cpu, cpu_count=os.cpu_count(),
                 torch_threads=torch.get_num_threads(),
                 torch=torch.__version__, python=platform.python_version(),
-                platform=platform.platform(), device=str(device), gpu=None,
-                load_avg_start=load_avg())
-    if str(device).startswith('cuda') and torch.cuda.is_available():
-        info['gpu'] = torch.cuda.get_device_name(torch.device(device))
-    for pkg in ('mmengine', 'mmseg'):
-        try:
-            info[pkg] = __import__(pkg).__version__
-        except Exception:  # pragma: no cover - reported, never fatal
-            info[pkg] = None
-    return info
+                platform=platform.platform(), device=str(device),
+                gpu=torch.cuda.get_device_name(torch.device(device))
+                if cuda else None, load_avg_start=load_avg(),
+                mmengine=mmengine.__version__, mmseg=mmseg.__version__)
 
 
 def machine_line(info):
@@ -287,7 +344,14 @@ def machine_line(info):
             f'mmengine {info["mmengine"]}, mmseg {info["mmseg"]}')
 
 
-__all__ = ['OneLineParser', 'parse_hw', 'hw_type', 'int_at_least',
-           'config_path',
-           'load_config', 'build_segmentor', 'SegmentorLogits', 'count_macs',
-           'tf_multiply_adds', 'load_avg', 'machine_info', 'machine_line']
+def markdown_table(header, rows):
+    """Lines of a Markdown table: first column left-aligned, others right."""
+    return (['| ' + ' | '.join(header) + ' |',
+             '|---|' + '---:|' * (len(header) - 1)]
+            + ['| ' + ' | '.join(row) + ' |' for row in rows])
+
+
+def write_report(out_dir, name, result, markdown):
+    """``out_dir/name.json`` and ``out_dir/name.md``, each atomically."""
+    atomic_write_json(os.path.join(out_dir, name + '.json'), result)
+    atomic_write_text(os.path.join(out_dir, name + '.md'), markdown)

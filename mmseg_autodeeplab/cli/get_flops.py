@@ -6,42 +6,23 @@ which raises ``ValueError: "input_shape" and "inputs" cannot be both set``
 on every mmengine >= 0.7.3 (fixed upstream after 1.2.2). This is the same
 measurement (random image through the config's data preprocessor, auxiliary
 head dropped, SyncBN -> BN, the segmentor's tensor-mode forward) with
-``inputs`` only. mmengine's "flops" are multiply-adds (MACs). Works on any
-mmseg config, ours or mmseg's.
+``inputs`` only, on any mmseg config. mmengine's "flops" are multiply-adds.
 """
-import sys
+from ..analysis import OneLineParser, load_segmentor
+from ..utils import exit_with_error
 
 
 def count(config, shape, cfg_options=None):
-    """``(flops, params)`` as mmseg's get_flops computes them (raw counts).
-
-    Args:
-        config (str): config file.
-        shape (tuple[int, int]): ``(H, W)`` of the random input.
-        cfg_options (dict, optional): config overrides.
-    """
+    """``(flops, params)`` as mmseg's get_flops computes them (raw counts)
+    for a random ``(H, W)`` = ``shape`` image."""
     import torch
     from mmengine.analysis import get_model_complexity_info
-    from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import DefaultScope
-    from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    with DefaultScope.overwrite_default_scope(cfg.get('default_scope',
-                                                      'mmseg')):
-        model = MODELS.build(cfg.model)
-    if hasattr(model, 'auxiliary_head'):
-        model.auxiliary_head = None
-    model = revert_sync_batchnorm(model).eval()
+    model, _ = load_segmentor(config, cfg_options=cfg_options)
     meta = dict(ori_shape=tuple(shape), pad_shape=tuple(shape))
-    batch = {'inputs': [torch.rand(3, *shape)],
-             'data_samples': [SegDataSample(metainfo=meta)]}
-    data = model.data_preprocessor(batch)
+    data = model.data_preprocessor({
+        'inputs': [torch.rand(3, *shape)],
+        'data_samples': [SegDataSample(metainfo=meta)]})
     with torch.no_grad():
         out = get_model_complexity_info(model, inputs=data['inputs'],
                                         show_table=False, show_arch=False)
@@ -51,8 +32,6 @@ def count(config, shape, cfg_options=None):
 def main(argv=None):
     from mmengine.analysis.print_helper import _format_size
     from mmengine.config import DictAction
-
-    from ..analysis import OneLineParser
     parser = OneLineParser(description="mmseg's get_flops.py (multiply-"
                            'adds and parameters), fixed for mmengine 0.10')
     parser.add_argument('config')
@@ -64,13 +43,11 @@ def main(argv=None):
         parser.error(f'--shape takes one or two positive sizes, got '
                      f'{args.shape}')
     shape = tuple(args.shape) * (2 // len(args.shape))
-    import mmseg_autodeeplab  # noqa: F401
-    from ..utils import error_line
     try:
         flops, params = count(args.config, shape, args.cfg_options)
     except (OSError, KeyError, ValueError, TypeError) as e:
-        print(f'error: {args.config}: {error_line(e)}', file=sys.stderr)
-        return 2
+        where = '' if args.config in str(e) else f'{args.config}: '
+        exit_with_error(f'{where}{e}')
     line = '=' * 30
     print(f'{line}\nInput shape: {shape}\nFlops: {_format_size(flops)}\n'
           f'Params: {_format_size(params)}\n{line}')

@@ -1,28 +1,24 @@
 """``tools/infer.py``: segment images with mmseg's own ``MMSegInferencer``.
 
-For each input image ``NAME.ext`` it writes, under ``--out``:
-
-* ``pred/NAME.png``: the predicted label map (one class index per pixel,
-  uint8, or 16-bit PNG for more than 256 classes), the format of mmseg's
-  datasets;
-* ``vis/NAME.png``: the image with the prediction blended over it in the
-  dataset's palette (mmseg's ``SegLocalVisualizer``).
-
-Nothing here is specific to Auto-DeepLab: the model, its test pipeline and
-the visualizer come from the config through ``MMSegInferencer``; this tool
-adds only what a batch job needs (folders of images, names that follow the
-inputs, a progress bar, the dataset's classes when a checkpoint lacks them,
-a checkpoint that must fit the config, one-line errors).
+For each input image ``NAME.ext`` it writes, under ``--out``,
+``pred/NAME.png``: the label map (class indices, uint8, or 16-bit for more
+than 256 classes; the format of mmseg's datasets), and ``vis/NAME.png``: the
+image with the prediction blended over it in the dataset's palette. Model,
+test pipeline and visualizer come from the config through
+``MMSegInferencer``; this tool adds what a batch job needs: folders of
+images, names that follow the inputs, a progress bar, the dataset's classes
+when a checkpoint lacks them, a checkpoint that must fit the config.
 """
 import os
 import os.path as osp
 import sys
 
+import numpy as np
+
+from ..analysis import OneLineParser, load_segmentor
+from ..utils import atomic_write_bytes, error_line
+
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-
-
-class InferError(Exception):
-    """Bad input for the inference tool; the message is one line."""
 
 
 def list_images(inputs):
@@ -36,16 +32,14 @@ def list_images(inputs):
                            for name in names
                            if name.lower().endswith(IMAGE_SUFFIXES))
             if not found:
-                raise InferError(f'{item}: no images '
+                raise ValueError(f'{item}: no images '
                                  f'({", ".join(IMAGE_SUFFIXES)}) in this '
                                  'folder')
             images += found
         elif osp.isfile(item):
             images.append(item)
         else:
-            raise InferError(f'{item}: no such image or folder')
-    if not images:
-        raise InferError('no input images')
+            raise ValueError(f'{item}: no such image or folder')
     return images
 
 
@@ -66,7 +60,6 @@ def config_dataset_meta(cfg):
     The dataset class's ``METAINFO`` updated with the config's ``metainfo``;
     a missing palette is drawn from a fixed seed, so reruns match.
     """
-    import numpy as np
     from mmseg.registry import DATASETS
     loader = cfg.get('test_dataloader') or cfg.get('val_dataloader') or {}
     dataset = loader.get('dataset', {}) if isinstance(loader, dict) else {}
@@ -85,65 +78,20 @@ def config_dataset_meta(cfg):
     return list(classes), [list(c) for c in palette]
 
 
-def _label_png(label, num_classes):
+def _png(array):
     import cv2
-    import numpy as np
-    dtype = np.uint8 if num_classes <= 256 else np.uint16
-    ok, buf = cv2.imencode('.png', label.astype(dtype))
-    assert ok
-    return buf.tobytes()
-
-
-def _rgb_png(rgb):
-    import cv2
-    ok, buf = cv2.imencode('.png', rgb[..., ::-1])
+    ok, buf = cv2.imencode('.png', array)
     assert ok
     return buf.tobytes()
 
 
 def build_inferencer(config, checkpoint, device='cpu', cfg_options=None):
-    """``MMSegInferencer`` for ``config`` + ``checkpoint``, checked first.
-
-    The checkpoint is read weights-only and compared with the config's model
-    (same keys and shapes) before mmseg loads it: mmengine's loader is not
-    strict and would run a mostly random network on a mismatch.
-
-    Returns:
-        MMSegInferencer
-    """
-    from mmengine.config import Config
+    """``MMSegInferencer`` for ``config`` + ``checkpoint``, checked first
+    (:func:`~mmseg_autodeeplab.analysis.load_segmentor`); the classes and
+    palette are the checkpoint's, else the config's dataset's."""
     from mmseg.apis import MMSegInferencer
-    from mmseg.registry import MODELS
-    from mmseg.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-
-    from ..engine.checkpoint_match_hook import (compare_state_dicts,
-                                                describe_mismatch)
-    from ..utils.checkpoint import CheckpointError, safe_load_checkpoint
-    if not osp.isfile(config):
-        raise InferError(f'{config}: config file not found')
-    try:
-        cfg = Config.fromfile(config)
-    except Exception as e:
-        raise InferError(f'{config}: cannot load config '
-                         f'({type(e).__name__}: {e})') from None
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    try:
-        ckpt = safe_load_checkpoint(checkpoint)
-    except CheckpointError as e:
-        raise InferError(str(e)) from None
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise InferError(f'{checkpoint}: not a checkpoint with a state_dict')
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        model = MODELS.build(cfg.model)
-    diff = compare_state_dicts(model.state_dict(), state)
-    message = describe_mismatch(diff, f'checkpoint {checkpoint}')
-    if message:
-        raise InferError(message)
-    meta = (ckpt.get('meta') or {}).get('dataset_meta') or {}
+    model, cfg = load_segmentor(config, checkpoint, cfg_options)
+    meta = model.dataset_meta or {}
     classes, palette = meta.get('classes'), meta.get('palette')
     if not classes:
         classes, palette = config_dataset_meta(cfg)
@@ -159,8 +107,6 @@ def infer_images(inferencer, images, out_dir, opacity=0.5, with_labels=False,
         list[tuple[str, str]]: ``(prediction png, overlay png)`` per image.
     """
     from rich.progress import track
-
-    from ..utils import atomic_write_bytes
     inferencer.show_progress = False  # one bar for the whole run, below
     num_classes = len(inferencer.visualizer.dataset_meta.get('classes') or ())
     written = []
@@ -171,17 +117,15 @@ def infer_images(inferencer, images, out_dir, opacity=0.5, with_labels=False,
                             with_labels=with_labels)
         pred_file = osp.join(out_dir, 'pred', name + '.png')
         vis_file = osp.join(out_dir, 'vis', name + '.png')
-        atomic_write_bytes(pred_file, _label_png(result['predictions'],
-                                                 num_classes))
-        atomic_write_bytes(vis_file, _rgb_png(result['visualization']))
+        atomic_write_bytes(pred_file, _png(result['predictions'].astype(
+            np.uint8 if num_classes <= 256 else np.uint16)))
+        atomic_write_bytes(vis_file, _png(result['visualization'][..., ::-1]))
         written.append((pred_file, vis_file))
     return written
 
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
-
-    from ..analysis import OneLineParser
     parser = OneLineParser(
         description='Segment images with a config + checkpoint through '
         "mmseg's MMSegInferencer; writes label PNGs and colour overlays.")
@@ -199,17 +143,14 @@ def parse_args(argv=None):
     parser.add_argument('--no-progress', action='store_true')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         metavar='KEY=VALUE', help='config overrides')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 0 <= args.opacity <= 1:
+        parser.error(f'--opacity must be in [0, 1], got {args.opacity}')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import mmseg_autodeeplab  # noqa: F401  (registers our modules)
-    from ..utils import error_line
-    if not 0 <= args.opacity <= 1:
-        print(f'error: --opacity must be in [0, 1], got {args.opacity}',
-              file=sys.stderr)
-        return 2
     try:
         images = list_images(args.images)
         inferencer = build_inferencer(args.config, args.checkpoint,
@@ -217,8 +158,8 @@ def main(argv=None):
         written = infer_images(inferencer, images, args.out, args.opacity,
                                args.with_labels,
                                progress=not args.no_progress)
-    except (InferError, OSError) as e:
-        print(f'error: {error_line(e)}', file=sys.stderr)
+    except (ValueError, OSError) as e:
+        print(f'error: {error_line(e)}', file=sys.stderr)  # rc, no SystemExit
         return 2
     print(f'{len(written)} images: label maps in '
           f'{osp.join(args.out, "pred")}, overlays in '

@@ -37,8 +37,6 @@ PAPER = {
     'm': dict(F=32, params=21.62e6, macs=460.93e9),
     'l': dict(F=48, params=44.42e6, macs=695.03e9),
 }
-CONFIG = ('autodeeplab/autodeeplab-{}_paper-genotype_8xb2-1.5m_'
-          'cityscapes-769x769.py')
 #: the input size each convention stands for Table 2's "1024x2048"
 PAPER_SIZE = dict(mmengine=(1024, 2048), tf=(1025, 2049))
 
@@ -69,21 +67,16 @@ def parse_args(argv=None):
 
 
 def build_model(name, num_classes=19):
-    """Build Auto-DeepLab-``name`` (s/m/l) from its config, with plain BN."""
-    from mmseg_autodeeplab.analysis import (build_segmentor, config_path,
-                                            load_config)
-    cfg = load_config(config_path(CONFIG.format(name)))
-    return build_segmentor(cfg, num_classes).eval()
-
-
-def count_params(model):
-    return sum(p.numel() for p in model.parameters())
+    """Auto-DeepLab-``name`` (s/m/l) from its config, with plain BN."""
+    from mmseg_autodeeplab.cli.benchmark import build_model
+    return build_model(f'autodeeplab-{name}', num_classes)
 
 
 def measure_macs(model, size):
     """``(mmengine_count, conv_only_macs)`` for one ``1x3xHxW`` input."""
     import torch
-    from mmseg_autodeeplab.analysis import SegmentorLogits, count_macs
+    from mmseg_autodeeplab.analysis import (SegmentorLogits, count_macs,
+                                            forward_hooks)
     wrapper = SegmentorLogits(model).eval()
     conv_macs = [0]
 
@@ -93,16 +86,9 @@ def measure_macs(model, size):
             module.groups * k
 
     x = torch.rand(1, 3, *size)
-    macs = count_macs(wrapper, x)
-    handles = [m.register_forward_hook(hook) for m in wrapper.modules()
-               if isinstance(m, torch.nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            wrapper(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return macs, conv_macs[0]
+    with forward_hooks(wrapper, {torch.nn.Conv2d: hook}), torch.no_grad():
+        wrapper(x)
+    return count_macs(wrapper, x), conv_macs[0]
 
 
 def count_row(name, args):
@@ -111,7 +97,8 @@ def count_row(name, args):
     paper = PAPER[name]
     model = build_model(name, args.num_classes)
     row = dict(model=f'Auto-DeepLab-{name.upper()}', F=paper['F'],
-               params=count_params(model), paper_params=paper['params'],
+               params=sum(p.numel() for p in model.parameters()),
+               paper_params=paper['params'],
                size=list(args.size), num_classes=args.num_classes,
                convention=args.convention)
     row['params_ratio'] = row['params'] / paper['params']
@@ -135,25 +122,25 @@ def count_row(name, args):
 
 
 def render_table(rows, args):
+    from mmseg_autodeeplab.analysis import markdown_table
     h, w = args.size
     header = ['model', 'F', 'params (M)', 'paper (M)', 'ratio']
     if not args.no_macs:
         header += [f'MACs ({args.convention}) @{h}x{w} (G)', 'conv-only (G)',
                    'paper (G)', 'ratio', 'conv-only ratio']
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    cells = []
     for r in rows:
-        cells = [r['model'], str(r['F']), f'{r["params"] / 1e6:.2f}',
-                 f'{r["paper_params"] / 1e6:.2f}', f'{r["params_ratio"]:.4f}']
-        if not args.no_macs:
-            cells += [f'{r["macs"] / 1e9:.2f}', f'{r["conv_macs"] / 1e9:.2f}']
-            if r['paper_macs'] is None:
-                cells += ['n/a (paper size only)', '-', '-']
-            else:
-                cells += [f'{r["paper_macs"] / 1e9:.2f}',
-                          f'{r["macs_ratio"]:.4f}',
-                          f'{r["conv_macs_ratio"]:.4f}']
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
+        cells.append([r['model'], str(r['F']), f'{r["params"] / 1e6:.2f}',
+                      f'{r["paper_params"] / 1e6:.2f}',
+                      f'{r["params_ratio"]:.4f}'])
+        if args.no_macs:
+            continue
+        cells[-1] += [f'{r["macs"] / 1e9:.2f}', f'{r["conv_macs"] / 1e9:.2f}']
+        cells[-1] += ['n/a (paper size only)', '-', '-'] if r[
+            'paper_macs'] is None else [f'{r["paper_macs"] / 1e9:.2f}',
+                                        f'{r["macs_ratio"]:.4f}',
+                                        f'{r["conv_macs_ratio"]:.4f}']
+    return '\n'.join(markdown_table(header, cells))
 
 
 def main(argv=None):
