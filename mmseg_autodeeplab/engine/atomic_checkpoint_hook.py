@@ -76,13 +76,13 @@ class AtomicCheckpointHook(CheckpointHook):
     def before_run(self, runner):
         super().before_run(runner)
         if is_main_process():
-            for folder in {runner.work_dir, self.out_dir}:
-                if folder and osp.isdir(folder):
-                    removed = remove_stale_files(folder)
-                    if removed:
-                        runner.logger.info(
-                            'removed leftovers of an interrupted write: '
-                            + ', '.join(sorted(removed)))
+            # out_dir: None unless configured (mmengine sets it later)
+            for folder in filter(None, {runner.work_dir, self.out_dir}):
+                removed = remove_stale_files(folder)
+                if removed:
+                    runner.logger.info(
+                        'removed leftovers of an interrupted write: '
+                        + ', '.join(sorted(removed)))
 
     def before_save_checkpoint(self, runner, checkpoint):
         for key in list(checkpoint):

@@ -17,10 +17,9 @@ from .atomic_checkpoint_hook import exit_on_write_failure, remove_stale_files
 from .utils import find_supernet
 
 
-def _entropy(probs, dim=-1):
-    """Mean entropy (nats) of distributions along ``dim``."""
-    p = probs.clamp_min(1e-12)
-    return float(-(probs * p.log()).sum(dim).mean())
+def _entropy(probs):
+    """Mean entropy (nats) of the rows of ``probs``."""
+    return float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
 
 
 def arch_entropies(alpha, beta):
@@ -77,9 +76,8 @@ class GenotypeHook(Hook):
         self._history = []
 
     def before_train(self, runner):
-        folder = osp.join(runner.work_dir, 'genotypes')
-        if is_main_process() and osp.isdir(folder):
-            remove_stale_files(folder)  # leftovers of a killed write
+        if is_main_process():  # leftovers of a killed write
+            remove_stale_files(osp.join(runner.work_dir, 'genotypes'))
         path = osp.join(runner.work_dir, 'search_history.json')
         if osp.isfile(path) and runner.iter > 0:  # resumed: keep history
             with open(path, encoding='utf-8') as f:
@@ -102,10 +100,10 @@ class GenotypeHook(Hook):
             self._record(runner, {})
         print_log('Final genotype written to '
                   f'{osp.join(runner.work_dir, "genotype.json")}:\n'
-                  + self._genotype(runner).describe(), logger='current')
+                  + self._genotype(find_supernet(runner.model)).describe(),
+                  logger='current')
 
-    def _genotype(self, runner):
-        net = find_supernet(runner.model)
+    def _genotype(self, net):
         space = SearchSpace(num_layers=net.num_layers,
                             num_blocks=net.num_blocks,
                             primitives=net.primitives,
@@ -116,7 +114,7 @@ class GenotypeHook(Hook):
 
     def _record(self, runner, metrics):
         net = find_supernet(runner.model)
-        genotype = self._genotype(runner)
+        genotype = self._genotype(net)
         summary = arch_summary(net)
         scalars = {'search/alpha_entropy': summary['alpha_entropy'],
                    'search/beta_entropy': summary['beta_entropy'],

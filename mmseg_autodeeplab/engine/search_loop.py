@@ -149,9 +149,6 @@ class AutoDeepLabSearchLoop(BaseLoop):
             trainA config with ``dataset.split='B'``.
         val_at_start (bool): also validate the untrained supernet once
             before the first iteration (a baseline for the search's mIoU).
-        weights_key (str): name of the weight optimizer in the
-            ``OptimWrapperDict``.
-        arch_key (str): name of the α/β optimizer.
         arch_cost (dict, optional): a budget term in the α/β loss,
             ``dict(kind='macs', target=..., weight=..., table=PATH,
             penalty='hinge'|'log')`` (:class:`~..cost_tables.ArchCost`;
@@ -161,11 +158,12 @@ class AutoDeepLabSearchLoop(BaseLoop):
             integer pins them; ``'auto'`` (default) adapts them to the load
             (:func:`~mmseg_autodeeplab.utils.threads.set_cpu_threads`).
     """
+    # the optimizers of AutoDeepLabOptimWrapperConstructor
+    weights_key, arch_key = 'weights', 'arch'
 
     def __init__(self, runner, dataloader, max_epochs, arch_start_epoch=20,
                  val_begin=1, val_interval=1, arch_dataloader=None,
-                 val_at_start=False, weights_key='weights', arch_key='arch',
-                 arch_cost=None, cpu_threads='auto'):
+                 val_at_start=False, arch_cost=None, cpu_threads='auto'):
         check_schedule(max_epochs, arch_start_epoch)
         check_checkpoint_inputs(runner)
         if arch_dataloader is None:
@@ -190,8 +188,6 @@ class AutoDeepLabSearchLoop(BaseLoop):
         self.val_begin = val_begin
         self.val_interval = val_interval
         self.val_at_start = val_at_start
-        self.weights_key = weights_key
-        self.arch_key = arch_key
         self.stop_training = False
         self._epoch = 0  # mmengine's resume sets _epoch and _iter
         self._iter = 0
@@ -358,11 +354,9 @@ class AutoDeepLabSearchLoop(BaseLoop):
         if self._arch_iter is None:
             self._arch_iter = _epoch_iterator(
                 self.arch_dataloader, self._arch_epoch, self._arch_pos)
-        try:
-            batch = next(self._arch_iter)
-        except StopIteration:
-            self._arch_epoch += 1
-            self._arch_pos = 0
+        batch = next(self._arch_iter, None)
+        if batch is None:  # trainB exhausted: start its next epoch
+            self._arch_epoch, self._arch_pos = self._arch_epoch + 1, 0
             self._arch_iter = _epoch_iterator(self.arch_dataloader,
                                               self._arch_epoch, 0)
             batch = next(self._arch_iter)

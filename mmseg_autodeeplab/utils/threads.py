@@ -63,12 +63,9 @@ def set_cpu_threads(cpu_threads='auto', deterministic=False):
 
 
 def others_running(samples=5, pause=0.01):
-    """Runnable threads of OTHER processes right now (Linux; else 0).
-
-    ``/proc/loadavg``'s fourth field counts runnable threads system-wide,
-    this reader included; the median of a few samples damps noise. Call it
-    while this process runs one thread (no OpenMP workers spinning).
-    """
+    """Runnable threads of OTHER processes right now (Linux; else 0), from
+    ``/proc/loadavg`` (system-wide, this reader included): the median of a
+    few samples. Call it while this process runs one thread."""
     counts = []
     for _ in range(samples):
         try:
@@ -84,25 +81,15 @@ def others_running(samples=5, pause=0.01):
 class ThreadGovernor:
     """Use ``max_threads`` while the cores are free, one thread otherwise.
 
-    Starts at one thread (cheap when contended, and a few steps at most
-    when not); when no other process is runnable it tries ``max_threads``
+    Starts at one thread; when no other process is runnable (``busy()``
+    returns 0) it tries ``max_threads`` (default: :func:`default_num_threads`)
     and keeps it if its steps are faster by ``margin``. At ``max_threads``,
     a step ``slowdown`` times slower than the fastest seen there means a
     competitor appeared: back to one thread at once. Tries are spaced
     ``interval`` steps, doubling (up to ``max_interval``) while they lose,
-    with a per-process jitter so that two copies do not try together.
-    The first ``warmup`` steps at each count are not compared (oneDNN
-    builds its primitives then).
-
-    Args:
-        max_threads (int): the count for free cores (default:
-            :func:`default_num_threads`).
-        interval (int): steps between tries of ``max_threads``, at first.
-        max_interval (int): longest gap between tries.
-        slowdown (float): see above.
-        margin (float): how much faster ``max_threads`` must be to be kept.
-        warmup (int): steps not compared after each first switch.
-        busy (callable): returns the number of other runnable threads.
+    with a per-process jitter so that two copies do not try together. The
+    first ``warmup`` steps at each count are not compared (oneDNN builds its
+    primitives then).
     """
 
     def __init__(self, max_threads=None, interval=20, max_interval=320,
