@@ -152,9 +152,7 @@ def check_search_cfg(cfg):
     except ValueError as e:
         raise ConfigError(str(e)) from None
     for key in ('train_dataloader', 'val_dataloader'):
-        loader = cfg.get(key)
-        if isinstance(loader, dict) and 'dataset' in loader:
-            check_dataset_cfg(loader['dataset'], key)
+        check_dataset_cfg((cfg.get(key) or {}).get('dataset'), key)
 
 
 def _cpu_backend(cfg):

@@ -41,11 +41,8 @@ def _same_mapping(like, items):
 
 
 def to_plain(obj):
-    """Copy of ``obj`` with HistoryBuffers and numpy values as plain data.
-
-    Containers are copied (the runner's own objects are never modified);
-    tensors and Python scalars are kept as they are.
-    """
+    """Copy of ``obj`` with HistoryBuffers and numpy values as plain data
+    (containers are copied: the runner's own objects stay untouched)."""
     from mmengine.logging import HistoryBuffer
     if isinstance(obj, HistoryBuffer):
         log, count = obj.data
@@ -102,14 +99,9 @@ def record_digest(data_path, final_path, iteration):
 
 
 def verify_checkpoint(path):
-    """Check ``path`` against its sidecar digest.
-
-    Returns:
-        bool | None: True if it matches, None if no digest was recorded.
-
-    Raises:
-        CheckpointError: the digest is unreadable or does not match.
-    """
+    """Check ``path`` against its sidecar digest: True if it matches, None
+    if none was recorded; :class:`CheckpointError` if unreadable or
+    different."""
     side = os.fspath(path) + DIGEST_SUFFIX
     if not osp.isfile(side):
         return None
@@ -161,13 +153,8 @@ def _describe_load_error(path, exc):
 
 
 def safe_load_checkpoint(path, map_location='cpu', verify=True, mmap=False):
-    """Load a checkpoint weights-only, verified, with a one-line error.
-
-    Args:
-        path (str): checkpoint file.
-        map_location: as in :func:`torch.load`.
-        verify (bool): check the sidecar digest when one was recorded.
-        mmap (bool): memory-map tensors (cheap inspection of big files).
+    """Load a checkpoint weights-only, digest-verified (``verify``, when a
+    digest was recorded), optionally memory-mapped (cheap inspection).
 
     Returns:
         dict: the checkpoint, its message hub as plain data (the Runner's
