@@ -18,11 +18,10 @@ def parse_args(argv=None):
     parser.add_argument('config', help='search config file path')
     parser.add_argument('--work-dir', help='the dir to save logs, '
                         'checkpoints and genotypes')
+    parser.add_argument('--resume', action='store_true', help='resume from '
+                        'the latest checkpoint in the work_dir')
     parser.add_argument(
-        '--resume', action='store_true', default=False,
-        help='resume from the latest checkpoint in the work_dir')
-    parser.add_argument(
-        '--overwrite', action='store_true', default=False,
+        '--overwrite', action='store_true',
         help='start a new search in a work_dir that already holds one, '
         'deleting its genotypes, history and checkpoints (without this '
         'flag such a work_dir is refused)')

@@ -3,16 +3,16 @@ from mmengine.optim import OptimWrapperDict
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
                                OPTIMIZERS)
 
-from .utils import unwrap_model
+from .utils import find_supernet, unwrap_model
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class AutoDeepLabOptimWrapperConstructor:
     """Build ``OptimWrapperDict(weights=..., arch=...)``.
 
-    α/β (every parameter returned by a submodule's ``arch_parameters()``) go
-    to the ``arch`` optimizer only and every other parameter to the
-    ``weights`` optimizer only, so neither can touch the other's parameters.
+    α/β (the supernet's ``arch_parameters()``) go to the ``arch`` optimizer
+    only and every other parameter to the ``weights`` optimizer only, so
+    neither can touch the other's parameters.
 
     Config::
 
@@ -36,14 +36,10 @@ class AutoDeepLabOptimWrapperConstructor:
 
     def __call__(self, model):
         model = unwrap_model(model)
-        arch = [p for m in model.modules()
-                if callable(getattr(m, 'arch_parameters', None))
-                for p in m.arch_parameters()]
-        if not arch:
-            raise ValueError(
-                'optim_wrapper: the model has no architecture parameters '
-                '(no submodule defines arch_parameters()); is the backbone '
-                'AutoDeepLabSupernet?')
+        try:
+            arch = find_supernet(model).arch_parameters()
+        except ValueError as e:
+            raise ValueError(f'optim_wrapper: {e}') from None
         arch_ids = {id(p) for p in arch}
         weights = [p for p in model.parameters()
                    if id(p) not in arch_ids and p.requires_grad]
