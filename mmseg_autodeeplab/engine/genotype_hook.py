@@ -47,8 +47,8 @@ def arch_summary(supernet):
         alpha = torch.softmax(supernet.alphas.detach().float().cpu(), -1)
         beta = supernet.normalized_betas().detach().float().cpu()
     alpha_entropy, beta_entropy = arch_entropies(alpha, beta)
-    return dict(alpha=alpha.tolist(), beta=beta.tolist(),
-                alpha_entropy=alpha_entropy, beta_entropy=beta_entropy)
+    return dict(alpha_entropy=alpha_entropy, beta_entropy=beta_entropy,
+                alpha=alpha.tolist(), beta=beta.tolist())
 
 
 @HOOKS.register_module()
@@ -168,10 +168,7 @@ class GenotypeHook(Hook):
             # whether the iteration just finished updated α/β
             arch_active=loop.arch_active_at(runner.iter - 1),
             arch_start_epoch=loop.arch_start_epoch,
-            mIoU=None if miou is None else float(miou),
-            alpha_entropy=summary['alpha_entropy'],
-            beta_entropy=summary['beta_entropy'], alpha=summary['alpha'],
-            beta=summary['beta'], genotype=data,
-            **({} if cost is None else dict(cost=cost))))
+            mIoU=None if miou is None else float(miou), **summary,
+            genotype=data, **({} if cost is None else dict(cost=cost))))
         atomic_write_json(osp.join(runner.work_dir, 'search_history.json'),
                           self._history)
