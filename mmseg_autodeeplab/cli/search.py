@@ -86,16 +86,12 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     except Exception as e:  # syntax errors, missing bases, ...
         raise ConfigError(f'{config}: cannot load config '
                           f'({type(e).__name__}: {e})') from None
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
+    cfg.merge_from_dict(cfg_options or {})
     cfg.launcher = launcher
     if launcher != 'none':
         _cpu_backend(cfg)
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(config))[0])
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(config))[0])
     cfg.resume = resume
     if not resume and not overwrite and osp.isdir(cfg.work_dir):
         found = existing_search(cfg.work_dir)

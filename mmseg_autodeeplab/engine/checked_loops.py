@@ -1,11 +1,9 @@
 """mmengine's train/val/test loops with their inputs checked up front.
 
-Why loops and not a hook: the Runner builds a loop's dataloader (and with it
-the dataset, which lists the image folders) BEFORE the first hook call, so a
-misplaced data root surfaces as a traceback from deep inside mmengine. These
-loops stop with one ``error: ...`` line and exit status 2 instead, also
-through mmseg's ``tools/train.py`` / ``tools/test.py`` (``mim train/test``),
-because the loop type is part of the config.
+Loops, not hooks: the Runner builds a loop's dataloader (which lists the
+image folders) BEFORE the first hook call. These stop with one ``error:``
+line and exit status 2, also under ``mim train/test`` (the loop type is part
+of the config).
 """
 import glob
 import os.path as osp
