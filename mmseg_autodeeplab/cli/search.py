@@ -1,12 +1,13 @@
 """``tools/search.py``: run an Auto-DeepLab search with mmengine's Runner.
 
-Behaves like mmseg's ``tools/train.py`` (same flags, work_dir default,
-``--resume`` picking up the last checkpoint), plus pre-flight checks that stop
-on bad input with one line before any work is done.
+Like mmseg's ``tools/train.py`` (same flags and work_dir default), plus
+pre-flight checks that stop on bad input with one line before any work.
 """
 import argparse
+import glob
 import os
 import os.path as osp
+import shutil
 import sys
 
 
@@ -17,11 +18,10 @@ def parse_args(argv=None):
     parser.add_argument('config', help='search config file path')
     parser.add_argument('--work-dir', help='the dir to save logs, '
                         'checkpoints and genotypes')
+    parser.add_argument('--resume', action='store_true', help='resume from '
+                        'the latest checkpoint in the work_dir')
     parser.add_argument(
-        '--resume', action='store_true', default=False,
-        help='resume from the latest checkpoint in the work_dir')
-    parser.add_argument(
-        '--overwrite', action='store_true', default=False,
+        '--overwrite', action='store_true',
         help='start a new search in a work_dir that already holds one, '
         'deleting its genotypes, history and checkpoints (without this '
         'flag such a work_dir is refused)')
@@ -44,7 +44,6 @@ SEARCH_OUTPUTS = ('genotype.json', 'search_history.json', 'genotypes')
 
 def existing_search(work_dir):
     """Names of a previous search's outputs found in ``work_dir``."""
-    import glob
     found = [n for n in SEARCH_OUTPUTS if osp.exists(osp.join(work_dir, n))]
     ckpts = glob.glob(osp.join(glob.escape(work_dir), '*.pth'))
     if ckpts:
@@ -54,8 +53,6 @@ def existing_search(work_dir):
 
 def clear_search_outputs(work_dir):
     """Delete a previous search's outputs (``--overwrite``); logs stay."""
-    import glob
-    import shutil
     if os.environ.get('RANK', '0') != '0':
         return  # rank 0 deletes; the others must not race it
     for name in SEARCH_OUTPUTS + ('last_checkpoint', ):
@@ -73,9 +70,8 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
                     launcher='none', overwrite=False):
     """Load a search config, apply overrides and run the pre-flight checks.
 
-    A work_dir that already holds a search is refused unless ``resume``
-    (continue it) or ``overwrite`` (delete its outputs first; done by
-    :func:`main` only after every other check passed).
+    A work_dir that already holds a search is refused unless ``resume`` or
+    ``overwrite`` (:func:`main` deletes it after every other check passed).
 
     Raises:
         ConfigError: with a one-line message on bad input.
@@ -90,16 +86,12 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     except Exception as e:  # syntax errors, missing bases, ...
         raise ConfigError(f'{config}: cannot load config '
                           f'({type(e).__name__}: {e})') from None
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
+    cfg.merge_from_dict(cfg_options or {})
     cfg.launcher = launcher
     if launcher != 'none':
         _cpu_backend(cfg)
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(config))[0])
+    cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
+        './work_dirs', osp.splitext(osp.basename(config))[0])
     cfg.resume = resume
     if not resume and not overwrite and osp.isdir(cfg.work_dir):
         found = existing_search(cfg.work_dir)
@@ -130,14 +122,9 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
 
 
 def check_search_cfg(cfg):
-    """Run the supernet's, the loop's and the data checks on a config.
-
-    The Runner creates the work_dir before it builds the model and the
-    loop, whose own checks would fire too late to leave nothing behind.
-
-    Raises:
-        ConfigError: with the checked module's one-line message.
-    """
+    """Run the supernet's, the loop's and the data checks on a config
+    (the Runner creates the work_dir before the model and the loop check
+    themselves); raises :class:`ConfigError`."""
     from ..cost_tables import ArchCost
     from ..engine.search_loop import check_schedule
     from ..models.backbones.autodeeplab_supernet import check_supernet_args
@@ -153,26 +140,20 @@ def check_search_cfg(cfg):
                                    if k in backbone})
         if train_cfg.get('type') in ('AutoDeepLabSearchLoop',
                                      'mmseg.AutoDeepLabSearchLoop'):
-            # 20: the loop's default (the paper's), as in its signature
+            # 20: the loop's default (the paper's)
             check_schedule(train_cfg.get('max_epochs'),
                            train_cfg.get('arch_start_epoch', 20))
-            # the loop builds a missing table (arch_cost.build); its values
-            # and an existing table's record are checked here already
             ArchCost.check_cfg(train_cfg.get('arch_cost'))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     for key in ('train_dataloader', 'val_dataloader'):
-        loader = cfg.get(key)
-        if isinstance(loader, dict) and 'dataset' in loader:
-            check_dataset_cfg(loader['dataset'], key)
+        check_dataset_cfg((cfg.get(key) or {}).get('dataset'), key)
 
 
 def _cpu_backend(cfg):
-    """CPU multi-process runs: gloo instead of nccl, and init it ourselves.
-
-    mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` before
-    creating the process group, which fails on a CPU-only torch; it skips its
-    own initialisation when a process group already exists.
+    """CPU multi-process runs: gloo instead of nccl, initialised here
+    (mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` first,
+    which fails on a CPU-only torch, and skips an existing process group).
     """
     import datetime
 
@@ -201,7 +182,7 @@ def main(argv=None):
     import mmseg_autodeeplab  # noqa: F401  (registers modules, compat)
     from mmengine.runner import Runner
 
-    from ..utils import ConfigError, error_line
+    from ..utils import error_line
     from ..utils.checkpoint import CheckpointError
     if args.resume and args.overwrite:
         print('error: --resume and --overwrite contradict each other: '
@@ -213,7 +194,7 @@ def main(argv=None):
         if args.overwrite and osp.isdir(cfg.work_dir):
             clear_search_outputs(cfg.work_dir)
         runner = Runner.from_cfg(cfg)
-    except (ConfigError, ValueError, FileNotFoundError, KeyError) as e:
+    except (ValueError, FileNotFoundError, KeyError) as e:  # ConfigError
         msg = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
         print(f'error: {msg}', file=sys.stderr)
         return 2

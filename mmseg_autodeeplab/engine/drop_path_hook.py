@@ -9,12 +9,10 @@ from .utils import unwrap_model
 class DropPathScheduleHook(Hook):
     """Set ``drop_path_progress = iter / max_iters`` before every train iter.
 
-    TF's scheduled drop path ramps the drop probability linearly with the
-    training step (``min(1, step / total_training_steps)``). The runner's
-    iteration is the only clock: it is right after a resume and needs no
-    step count in the model config. Every module with a
-    ``set_drop_path_progress`` method (e.g. ``AutoDeepLabNet``) is updated; a
-    model without one is left alone, so the hook is harmless in any config.
+    TF's scheduled drop path ramps linearly with the training step; the
+    runner's iteration is the clock (right after a resume, no step count in
+    the model config). Modules without ``set_drop_path_progress`` are left
+    alone, so the hook is harmless in any config.
     """
     priority = 'NORMAL'
 

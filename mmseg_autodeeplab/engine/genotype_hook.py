@@ -1,4 +1,5 @@
 """Decode, save and log the genotype during the search."""
+import json
 import math
 import os.path as osp
 
@@ -12,15 +13,13 @@ from ..arch_cost import format_cost
 from ..search_space import SearchSpace, decode_genotype
 from ..search_space.decode import max_level
 from ..utils import atomic_write_json
-from .atomic_checkpoint_hook import (disk_full_exit, is_write_failure,
-                                     remove_stale_files)
+from .atomic_checkpoint_hook import exit_on_write_failure, remove_stale_files
 from .utils import find_supernet
 
 
-def _entropy(probs, dim=-1):
-    """Mean entropy (nats) of distributions along ``dim``."""
-    p = probs.clamp_min(1e-12)
-    return float(-(probs * p.log()).sum(dim).mean())
+def _entropy(probs):
+    """Mean entropy (nats) of the rows of ``probs``."""
+    return float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
 
 
 def arch_entropies(alpha, beta):
@@ -48,25 +47,23 @@ def arch_summary(supernet):
         alpha = torch.softmax(supernet.alphas.detach().float().cpu(), -1)
         beta = supernet.normalized_betas().detach().float().cpu()
     alpha_entropy, beta_entropy = arch_entropies(alpha, beta)
-    return dict(alpha=alpha.tolist(), beta=beta.tolist(),
-                alpha_entropy=alpha_entropy, beta_entropy=beta_entropy)
+    return dict(alpha_entropy=alpha_entropy, beta_entropy=beta_entropy,
+                alpha=alpha.tolist(), beta=beta.tolist())
 
 
 @HOOKS.register_module()
 class GenotypeHook(Hook):
     """Write the decoded genotype at every validation and at the end.
 
-    Files in ``work_dir``: ``genotype.json`` (latest, atomic),
-    ``genotypes/genotype_epoch_{E}.json`` (one per interval) and
-    ``search_history.json`` (per interval: mIoU, α/β probabilities and
-    entropies, the genotype, whether α/β were updated yet and the epoch
-    their updates start: all that ``tools/plot_search.py`` draws, so it
-    decodes and infers nothing). A changed genotype is
-    logged in one line; entropies go to the visualizer as scalars. With a
-    cost table configured (``train_cfg.arch_cost``) the decoded genotype's
-    predicted cost and the expected cost under α/β are logged, go to the
-    visualizer and into the history entries and the genotype files (a
-    ``cost`` field, which :meth:`Genotype.load` ignores).
+    Files in ``work_dir``: ``genotype.json`` (latest),
+    ``genotypes/genotype_epoch_{E}.json`` and ``search_history.json`` (per
+    validation: mIoU, α/β probabilities and entropies, the genotype, whether
+    α/β were updated yet and the epoch their updates start: all that
+    ``tools/plot_search.py`` draws, so it decodes and infers nothing), all
+    written atomically. A changed genotype is logged in one line; entropies
+    go to the visualizer. With a cost table (``train_cfg.arch_cost``) the
+    genotype's predicted cost and the expected cost under α/β are logged and
+    recorded too (a ``cost`` field, which :meth:`Genotype.load` ignores).
 
     Args:
         end_level (int, optional): force the decoded path's last level.
@@ -79,12 +76,10 @@ class GenotypeHook(Hook):
         self._history = []
 
     def before_train(self, runner):
-        folder = osp.join(runner.work_dir, 'genotypes')
-        if is_main_process() and osp.isdir(folder):
-            remove_stale_files(folder)  # leftovers of a killed write
+        if is_main_process():  # leftovers of a killed write
+            remove_stale_files(osp.join(runner.work_dir, 'genotypes'))
         path = osp.join(runner.work_dir, 'search_history.json')
         if osp.isfile(path) and runner.iter > 0:  # resumed: keep history
-            import json
             with open(path, encoding='utf-8') as f:
                 self._history = [h for h in json.load(f)
                                  if h['iter'] <= runner.iter]
@@ -97,20 +92,18 @@ class GenotypeHook(Hook):
 
     def after_val_epoch(self, runner, metrics=None):
         # only during a search (not a stand-alone val/test run)
-        if not hasattr(getattr(runner, '_train_loop', None),
-                       'arch_start_iter'):
-            return
-        self._record(runner, metrics or {})
+        if hasattr(getattr(runner, '_train_loop', None), 'arch_start_iter'):
+            self._record(runner, metrics or {})
 
     def after_train(self, runner):
-        if not self._history or self._history[-1]['iter'] != runner.iter:
+        if not self.has_record(runner.iter):
             self._record(runner, {})
         print_log('Final genotype written to '
                   f'{osp.join(runner.work_dir, "genotype.json")}:\n'
-                  + self._genotype(runner).describe(), logger='current')
+                  + self._genotype(find_supernet(runner.model)).describe(),
+                  logger='current')
 
-    def _genotype(self, runner):
-        net = find_supernet(runner.model)
+    def _genotype(self, net):
         space = SearchSpace(num_layers=net.num_layers,
                             num_blocks=net.num_blocks,
                             primitives=net.primitives,
@@ -119,63 +112,47 @@ class GenotypeHook(Hook):
         return decode_genotype(net.alphas, net.betas, space,
                                end_level=self.end_level)
 
-    @staticmethod
-    def _cost(runner, net, genotype):
-        """Predicted/expected cost, or None without a cost table."""
-        model = getattr(runner.train_loop, 'arch_cost', None)
-        if model is None:
-            return None
-        with torch.no_grad():
-            expected = float(model.expected(net))
-        return dict(kind=model.kind, predicted=model.table.predicted(genotype),
-                    expected=expected, target=model.target,
-                    input_size=model.table.data.get('input_size'),
-                    table=model.table.source)
-
     def _record(self, runner, metrics):
         net = find_supernet(runner.model)
-        genotype = self._genotype(runner)
+        genotype = self._genotype(net)
         summary = arch_summary(net)
-        summary['cost'] = self._cost(runner, net, genotype)
         scalars = {'search/alpha_entropy': summary['alpha_entropy'],
                    'search/beta_entropy': summary['beta_entropy'],
                    'search/genotype_changed': int(
                        self._last is not None
                        and self._last != genotype.to_dict())}
-        if summary['cost'] is not None:
-            cost = summary['cost']
+        model, cost = runner.train_loop.arch_cost, None
+        if model is not None:
+            with torch.no_grad():
+                expected = float(model.expected(net))
+            cost = dict(kind=model.kind,
+                        predicted=model.table.predicted(genotype),
+                        expected=expected, target=model.target,
+                        input_size=model.table.data.get('input_size'),
+                        table=model.table.source)
             scalars['search/predicted_cost'] = cost['predicted']
-            scalars['search/expected_cost'] = cost['expected']
+            scalars['search/expected_cost'] = expected
             kind = cost['kind']
             print_log(f'decoded genotype: predicted '
                       f'{format_cost(cost["predicted"], kind)} (target '
                       f'{format_cost(cost["target"], kind)}, ratio '
                       f'{cost["predicted"] / cost["target"]:.3f}); expected '
-                      f'under alpha/beta {format_cost(cost["expected"], kind)}',
+                      f'under alpha/beta {format_cost(expected, kind)}',
                       logger='current')
         runner.visualizer.add_scalars(scalars, step=runner.iter)
-        self._write(runner, genotype, summary, metrics)
+        with exit_on_write_failure(runner.work_dir):
+            self._write(runner, genotype, summary, cost, metrics)
 
     @master_only
-    def _write(self, runner, genotype, summary, metrics):
-        try:
-            self._write_files(runner, genotype, summary, metrics)
-        except OSError as e:
-            if not is_write_failure(e):
-                raise
-            disk_full_exit(getattr(e, 'filename', None) or runner.work_dir,
-                           e)
-
-    def _write_files(self, runner, genotype, summary, metrics):
-        epoch = runner.iter // max(runner.train_loop.iters_per_epoch, 1)
+    def _write(self, runner, genotype, summary, cost, metrics):
+        loop = runner.train_loop
+        epoch = runner.iter // loop.iters_per_epoch
         data = genotype.to_dict()
         for path in (osp.join(runner.work_dir, 'genotype.json'),
                      osp.join(runner.work_dir, 'genotypes',
                               f'genotype_epoch_{epoch}.json')):
-            if summary['cost'] is None:
-                genotype.save(path)
-            else:
-                atomic_write_json(path, dict(data, cost=summary['cost']))
+            atomic_write_json(path, data if cost is None else
+                              dict(data, cost=cost))
         if data != self._last:
             cell = '; '.join(genotype.cell.describe())
             strides = '-'.join(str(s) for s in genotype.path_strides)
@@ -186,17 +163,12 @@ class GenotypeHook(Hook):
         miou = metrics.get('mIoU')
         # a validation re-run after a resume replaces its earlier record
         self._history = [h for h in self._history if h['iter'] != runner.iter]
-        loop = runner.train_loop
         self._history.append(dict(
             epoch=epoch, iter=runner.iter,
             # whether the iteration just finished updated α/β
             arch_active=loop.arch_active_at(runner.iter - 1),
             arch_start_epoch=loop.arch_start_epoch,
-            mIoU=None if miou is None else float(miou),
-            alpha_entropy=summary['alpha_entropy'],
-            beta_entropy=summary['beta_entropy'], alpha=summary['alpha'],
-            beta=summary['beta'], genotype=data,
-            **({} if summary['cost'] is None else dict(
-                cost=summary['cost']))))
+            mIoU=None if miou is None else float(miou), **summary,
+            genotype=data, **({} if cost is None else dict(cost=cost))))
         atomic_write_json(osp.join(runner.work_dir, 'search_history.json'),
                           self._history)

@@ -3,16 +3,16 @@ from mmengine.optim import OptimWrapperDict
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
                                OPTIMIZERS)
 
-from .utils import split_arch_parameters
+from .utils import find_supernet, unwrap_model
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class AutoDeepLabOptimWrapperConstructor:
     """Build ``OptimWrapperDict(weights=..., arch=...)``.
 
-    α/β (every parameter returned by a submodule's ``arch_parameters()``) go
-    to the ``arch`` optimizer only and every other parameter to the
-    ``weights`` optimizer only, so neither can touch the other's parameters.
+    α/β (the supernet's ``arch_parameters()``) go to the ``arch`` optimizer
+    only and every other parameter to the ``weights`` optimizer only, so
+    neither can touch the other's parameters.
 
     Config::
 
@@ -35,21 +35,18 @@ class AutoDeepLabOptimWrapperConstructor:
                                                              'arch')}
 
     def __call__(self, model):
-        if hasattr(model, 'module'):
-            model = model.module
-        weights, arch = split_arch_parameters(model)
-        if not arch:
-            raise ValueError(
-                'optim_wrapper: the model has no architecture parameters '
-                '(no submodule defines arch_parameters()); is the backbone '
-                'AutoDeepLabSupernet?')
+        model = unwrap_model(model)
+        try:
+            arch = find_supernet(model).arch_parameters()
+        except ValueError as e:
+            raise ValueError(f'optim_wrapper: {e}') from None
+        arch_ids = {id(p) for p in arch}
+        weights = [p for p in model.parameters()
+                   if id(p) not in arch_ids and p.requires_grad]
         wrappers = {}
         for name, params in (('weights', weights), ('arch', arch)):
-            cfg = dict(self.cfgs[name])
-            optimizer_cfg = dict(cfg.pop('optimizer'))
-            optimizer_cfg['params'] = params
-            optimizer = OPTIMIZERS.build(optimizer_cfg)
-            cfg.setdefault('type', 'OptimWrapper')
-            cfg['optimizer'] = optimizer
+            cfg = {'type': 'OptimWrapper', **self.cfgs[name]}
+            cfg['optimizer'] = OPTIMIZERS.build(
+                dict(cfg['optimizer'], params=params))
             wrappers[name] = OPTIM_WRAPPERS.build(cfg)
         return OptimWrapperDict(**wrappers)

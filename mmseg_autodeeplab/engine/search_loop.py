@@ -3,24 +3,21 @@
 Why a loop and not a hook: the α/β step needs its own dataloader (trainB),
 whose position and RNG must survive resume, and it has to run between the
 weight step and ``after_train_iter`` so that the logger, the schedulers and
-the checkpoint hook see one consistent iteration. A custom loop owns exactly
-that; every other part (Runner, optimizers, schedulers, logging, checkpoints,
-evaluation) is stock mmengine/mmseg.
+the checkpoint hook see one consistent iteration. Everything else (Runner,
+optimizers, schedulers, logging, checkpoints, evaluation) is stock.
 
 One iteration:
 
 1. weight step: ``model.train_step`` on a trainA batch with the ``weights``
-   optimizer (under DDP this is MMDistributedDataParallel's own step, so the
-   weight gradients are all-reduced as usual);
-2. α/β step (only from ``arch_start_epoch`` on): loss on a trainB batch,
+   optimizer (under DDP the weight gradients are all-reduced as usual);
+2. α/β step (from ``arch_start_epoch`` on): loss on a trainB batch,
    gradients w.r.t. α/β ONLY (``torch.autograd.grad``, so no weight gradient
-   is computed or leaked), averaged over ranks, then one ``arch`` optimizer
-   step.
+   is computed or leaked), averaged over ranks, one ``arch`` optimizer step.
 
 The schedule is given in epochs over trainA (the paper: 40, α/β from 20) but
-the loop runs by iteration, so it can be checkpointed and resumed exactly at
-any iteration.
+the loop runs by iteration, so it resumes exactly at any iteration.
 """
+import contextlib
 import copy
 import os.path as osp
 import random
@@ -39,15 +36,16 @@ from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
 from ..cost_tables import ArchCost
+from ..utils.threads import set_cpu_threads
 from .checked_loops import check_checkpoint_inputs
 from .utils import find_supernet, unwrap_model
 
-#: checkpoint key of the loop's own state (:meth:`~AutoDeepLabSearchLoop.
-#: state_dict`)
+#: checkpoint key of the loop's own state
 STATE_KEY = 'autodeeplab_search_loop'
 
 
 def _rng_state():
+    # plain tensors and numbers: the checkpoint must load weights-only
     version, internal, gauss_next = random.getstate()
     state = dict(python=list(internal), python_version=version,
                  python_gauss=gauss_next, torch=torch.get_rng_state())
@@ -71,22 +69,18 @@ def _set_rng_state(state):
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
-def _set_sampler_epoch(loader, epoch):
-    sampler = getattr(loader, 'sampler', None)
-    if not hasattr(sampler, 'set_epoch'):
-        sampler = getattr(getattr(loader, 'batch_sampler', None), 'sampler',
-                          None)
-    if hasattr(sampler, 'set_epoch'):
-        sampler.set_epoch(epoch)
-
-
 def _epoch_iterator(loader, epoch, skip):
     """Iterator over ``loader``'s epoch ``epoch`` with ``skip`` batches done.
 
     Skipped batches are still loaded so that worker RNG streams advance
     exactly as in an uninterrupted run.
     """
-    _set_sampler_epoch(loader, epoch)
+    # a batch sampler hides the sampler behind a SequentialSampler
+    for sampler in (loader.sampler,
+                    getattr(loader.batch_sampler, 'sampler', None)):
+        if hasattr(sampler, 'set_epoch'):
+            sampler.set_epoch(epoch)
+            break
     it = iter(loader)
     for _ in range(skip):
         next(it)
@@ -94,11 +88,7 @@ def _epoch_iterator(loader, epoch, skip):
 
 
 def check_schedule(max_epochs, arch_start_epoch):
-    """Raise a one-line ``ValueError`` unless α/β get updated at all.
-
-    Called by the loop and, on the config's values, by ``tools/search.py``
-    before the Runner creates the work_dir.
-    """
+    """Raise a one-line ``ValueError`` unless α/β get updated at all."""
     if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or \
             max_epochs <= 0:
         raise ValueError('train_cfg.max_epochs: expected a positive '
@@ -112,12 +102,8 @@ def check_schedule(max_epochs, arch_start_epoch):
 
 
 class _LoopStateHook(Hook):
-    """Carries the loop's :meth:`state_dict` in every checkpoint.
-
-    mmengine offers checkpoint callbacks to hooks only; without this the
-    resumed search would replay trainB from its start with other RNG draws
-    and not end where an uninterrupted run does.
-    """
+    """Carries the loop's :meth:`state_dict` in every checkpoint (mmengine
+    offers checkpoint callbacks to hooks only)."""
     priority = 'VERY_LOW'
 
     def before_save_checkpoint(self, runner, checkpoint):
@@ -163,28 +149,21 @@ class AutoDeepLabSearchLoop(BaseLoop):
             trainA config with ``dataset.split='B'``.
         val_at_start (bool): also validate the untrained supernet once
             before the first iteration (a baseline for the search's mIoU).
-        weights_key (str): name of the weight optimizer in the
-            ``OptimWrapperDict``.
-        arch_key (str): name of the α/β optimizer.
         arch_cost (dict, optional): a budget term in the α/β loss,
             ``dict(kind='macs', target=..., weight=..., table=PATH,
             penalty='hinge'|'log')`` (:class:`~..cost_tables.ArchCost`;
             ``table`` from ``tools/build_cost_table.py``). None (default):
             the paper's search, unchanged.
-        cpu_threads (int | str): on CPU, torch's intra-op threads. An
-            integer pins them. ``'auto'`` (default) starts from this
-            process's share of its cores and uses one thread while another
-            process competes for them
-            (:class:`~mmseg_autodeeplab.utils.threads.ThreadGovernor`);
-            ``OMP_NUM_THREADS`` or ``randomness.deterministic=True`` pin
-            the count instead (a governed run is not bitwise reproducible
-            across machine loads).
+        cpu_threads (int | str): on CPU, torch's intra-op threads: an
+            integer pins them; ``'auto'`` (default) adapts them to the load
+            (:func:`~mmseg_autodeeplab.utils.threads.set_cpu_threads`).
     """
+    # the optimizers of AutoDeepLabOptimWrapperConstructor
+    weights_key, arch_key = 'weights', 'arch'
 
     def __init__(self, runner, dataloader, max_epochs, arch_start_epoch=20,
                  val_begin=1, val_interval=1, arch_dataloader=None,
-                 val_at_start=False, weights_key='weights', arch_key='arch',
-                 arch_cost=None, cpu_threads='auto'):
+                 val_at_start=False, arch_cost=None, cpu_threads='auto'):
         check_schedule(max_epochs, arch_start_epoch)
         check_checkpoint_inputs(runner)
         if arch_dataloader is None:
@@ -202,41 +181,31 @@ class AutoDeepLabSearchLoop(BaseLoop):
                 'train_dataloader: trainA or trainB yields no batch (too few '
                 'samples for the batch size with drop_last?)')
         self.iters_per_epoch = len(self.dataloader)
-        self._max_epochs = max_epochs
-        self._max_iters = max_epochs * self.iters_per_epoch
+        self.max_epochs = max_epochs
+        self.max_iters = max_epochs * self.iters_per_epoch
         self.arch_start_epoch = arch_start_epoch
         self.arch_start_iter = arch_start_epoch * self.iters_per_epoch
         self.val_begin = val_begin
         self.val_interval = val_interval
         self.val_at_start = val_at_start
-        self.weights_key = weights_key
-        self.arch_key = arch_key
         self.stop_training = False
-        self._epoch = 0
+        self._epoch = 0  # mmengine's resume sets _epoch and _iter
         self._iter = 0
         # trainB position: epoch of its sampler and batches consumed in it
         self._arch_epoch = 0
         self._arch_pos = 0
         self._arch_iter = None
         self._pending_rng = None
-        self._supernet = None
         self._stop_signal = None  # set by SIGINT/SIGTERM, acted on per iter
-        self.governor = self._thread_governor(cpu_threads)
+        self.governor = set_cpu_threads(
+            cpu_threads, runner._randomness_cfg.get('deterministic', False))
         if hasattr(self.dataloader.dataset, 'metainfo'):
             runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
+        self.supernet = find_supernet(runner.model)
         self.arch_cost = ArchCost.build(arch_cost)
         if self.arch_cost is not None:
             self.arch_cost.check_supernet(self.supernet)
         runner.register_hook(_LoopStateHook())
-
-    # -- properties the Runner and hooks read --------------------------------
-    @property
-    def max_epochs(self):
-        return self._max_epochs
-
-    @property
-    def max_iters(self):
-        return self._max_iters
 
     @property
     def epoch(self):
@@ -246,23 +215,10 @@ class AutoDeepLabSearchLoop(BaseLoop):
     def iter(self):
         return self._iter
 
-    @property
-    def supernet(self):
-        """The module owning α/β (looked up once, not every iteration)."""
-        if self._supernet is None:
-            self._supernet = find_supernet(self.runner.model)
-        return self._supernet
-
     def arch_active_at(self, it):
         """Whether iteration ``it`` (0-based) includes an α/β step."""
         return it >= self.arch_start_iter
 
-    @property
-    def arch_active(self):
-        """Whether the current iteration includes an α/β step."""
-        return self.arch_active_at(self._iter)
-
-    # -- resume state ---------------------------------------------------------
     def state_dict(self):
         """Loop state not covered by mmengine's checkpoint (plain tensors)."""
         return dict(arch_epoch=self._arch_epoch, arch_pos=self._arch_pos,
@@ -272,46 +228,53 @@ class AutoDeepLabSearchLoop(BaseLoop):
         self._arch_epoch = int(state['arch_epoch'])
         self._arch_pos = int(state['arch_pos'])
         self._arch_iter = None
-        self._pending_rng = state.get('rng')
+        self._pending_rng = state['rng']
 
-    # -- running --------------------------------------------------------------
     def run(self):
-        runner = self.runner
-        runner.call_hook('before_train')
-        restore = self._install_signal_handlers()
+        self.runner.call_hook('before_train')
+        main = threading.current_thread() is threading.main_thread()
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM) if main}
         try:
             return self._run()
         finally:
-            restore()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _validates_after(self, epoch):
+        return (self.runner.val_loop is not None and epoch >= self.val_begin
+                and (epoch % self.val_interval == 0
+                     or self._iter >= self.max_iters))
 
     def _run(self):
         runner = self.runner
+        epoch, done = divmod(self._iter, self.iters_per_epoch)
         if self._iter > 0:
             print_log(
                 f'Resuming the search at iteration {self._iter} (epoch '
-                f'{self._iter // self.iters_per_epoch}); trainB at epoch '
-                f'{self._arch_epoch} batch {self._arch_pos}', logger='current')
-            if self._validation_missing(self._iter):
-                # killed after this checkpoint but before its validation
-                # finished: redo it on the same weights
-                print_log(
-                    f'Re-running the validation of epoch '
-                    f'{self._iter // self.iters_per_epoch} (the previous run '
-                    'stopped before it finished)', logger='current')
+                f'{epoch}); trainB at epoch {self._arch_epoch} batch '
+                f'{self._arch_pos}', logger='current')
+            # killed after this checkpoint but before its validation was
+            # recorded: redo it on the same weights
+            if not done and self._validates_after(epoch) and any(
+                    not h.has_record(self._iter) for h in runner.hooks
+                    if hasattr(h, 'has_record')):
+                print_log(f'Re-running the validation of epoch {epoch} (the '
+                          'previous run stopped before it finished)',
+                          logger='current')
                 runner.val_loop.run()
         elif self.val_at_start and runner.val_loop is not None:
             runner.val_loop.run()
-        while self._iter < self._max_iters and not self.stop_training:
-            self._epoch = self._iter // self.iters_per_epoch
-            done = self._iter % self.iters_per_epoch
+        while self._iter < self.max_iters and not self.stop_training:
+            self._epoch, done = divmod(self._iter, self.iters_per_epoch)
             runner.call_hook('before_train_epoch')
             runner.model.train()
             batches = _epoch_iterator(self.dataloader, self._epoch, done)
-            if self.arch_active and self._arch_iter is None \
-                    and self._pending_rng is not None:
-                self._arch_iter = _epoch_iterator(
-                    self.arch_dataloader, self._arch_epoch, self._arch_pos)
             if self._pending_rng is not None:
+                if self.arch_active_at(self._iter):
+                    self._arch_iter = _epoch_iterator(
+                        self.arch_dataloader, self._arch_epoch,
+                        self._arch_pos)
                 # replaying skipped batches consumed RNG: put it back exactly
                 _set_rng_state(self._pending_rng)
                 self._pending_rng = None
@@ -321,9 +284,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
                     break
             runner.call_hook('after_train_epoch')
             self._epoch += 1
-            if (runner.val_loop is not None and self._epoch >= self.val_begin
-                    and (self._epoch % self.val_interval == 0
-                         or self._iter >= self._max_iters)):
+            if self._validates_after(self._epoch):
                 runner.val_loop.run()
         runner.call_hook('after_train')
         return runner.model
@@ -339,133 +300,63 @@ class AutoDeepLabSearchLoop(BaseLoop):
         for p in self.supernet.arch_parameters():
             p.grad = None  # the weight step must not leave α/β gradients
         # 2. α/β step on trainB
-        if self.arch_active:
+        if self.arch_active_at(self._iter):
             arch_log = self.arch_step(self._next_arch_batch())
             outputs.update({f'arch_{k}': v for k, v in arch_log.items()})
-        if self.governor is not None:
-            self._govern_threads(time.perf_counter() - started)
+        governor = self.governor
+        if governor is not None:
+            seconds, before = time.perf_counter() - started, governor.threads
+            governor.step(seconds)
+            if governor.threads != before:
+                print_log(f'CPU threads {before} -> {governor.threads} '
+                          f'(step {seconds:.2f}s; one thread is used while '
+                          'another process competes for the cores)',
+                          logger='current')
         runner.call_hook('after_train_iter', batch_idx=idx,
                          data_batch=data_batch, outputs=outputs)
-        if self._stop_requested():
-            self._checkpoint_and_exit()
+        signum = self._stop_signal or 0
+        if get_world_size() > 1:  # every rank stops at the same iteration
+            signum = torch.tensor([signum], dtype=torch.int64)
+            torch_dist.all_reduce(signum, op=torch_dist.ReduceOp.MAX)
+            signum = int(signum.item())
+        if signum:
+            self._checkpoint_and_exit(self._stop_signal or signum)
         self._iter += 1
 
-    def _thread_governor(self, cpu_threads):
-        """Set torch's CPU threads; a governor when they may adapt."""
-        from ..utils.threads import (ThreadGovernor, default_num_threads,
-                                     user_num_threads)
-        if torch.cuda.is_available():
-            return None
-        if cpu_threads != 'auto':
-            if not isinstance(cpu_threads, int) or \
-                    isinstance(cpu_threads, bool) or cpu_threads <= 0:
-                raise ValueError('train_cfg.cpu_threads: expected a positive '
-                                 f"integer or 'auto', got {cpu_threads!r}")
-            torch.set_num_threads(cpu_threads)
-            return None
-        pinned = user_num_threads()
-        if pinned is not None:
-            torch.set_num_threads(pinned)
-            return None
-        threads = default_num_threads()
-        if self.runner._randomness_cfg.get('deterministic', False) \
-                or threads <= 1:
-            torch.set_num_threads(threads)  # fixed: bitwise reproducible
-            return None
-        return ThreadGovernor(threads)
+    def _on_signal(self, signum, frame):
+        """SIGINT/SIGTERM finish the iteration, checkpoint and exit; a
+        second Ctrl-C stops at once (the default behaviour)."""
+        if self._stop_signal is not None and signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+        print(f'{signal.Signals(signum).name} received: finishing '
+              'iteration, then writing a checkpoint (Ctrl-C again to '
+              'stop at once)', file=sys.stderr, flush=True)
 
-    def _govern_threads(self, seconds):
-        before = self.governor.threads
-        self.governor.step(seconds)
-        if self.governor.threads != before:
-            print_log(f'CPU threads {before} -> {self.governor.threads} '
-                      f'(step {seconds:.2f}s; one thread is used while '
-                      'another process competes for the cores)',
-                      logger='current')
-
-    # -- validation bookkeeping ----------------------------------------------
-    def _validation_due(self, it):
-        """Whether the loop validates right after iteration ``it``."""
-        if self.runner.val_loop is None or it % self.iters_per_epoch:
-            return False
-        epoch = it // self.iters_per_epoch
-        return epoch >= self.val_begin and (epoch % self.val_interval == 0
-                                            or it >= self._max_iters)
-
-    def _validation_missing(self, it):
-        """A validation due at ``it`` that no recording hook has seen."""
-        if not self._validation_due(it):
-            return False
-        recorders = [h for h in self.runner.hooks if hasattr(h, 'has_record')]
-        return any(not h.has_record(it) for h in recorders)
-
-    # -- interruption (Ctrl-C, cluster preemption) ----------------------------
-    def _install_signal_handlers(self):
-        """SIGINT/SIGTERM finish the iteration, checkpoint and exit.
-
-        A second Ctrl-C stops at once (the default behaviour). Returns a
-        function restoring the previous handlers.
-        """
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = {}
-
-        def handler(signum, frame):
-            if self._stop_signal is not None and signum == signal.SIGINT:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-            print(f'{signal.Signals(signum).name} received: finishing '
-                  'iteration, then writing a checkpoint (Ctrl-C again to '
-                  'stop at once)', file=sys.stderr, flush=True)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, handler)
-
-        def restore():
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-        return restore
-
-    def _stop_requested(self):
-        flag = self._stop_signal is not None
-        if get_world_size() > 1:  # every rank stops at the same iteration
-            t = torch.tensor([self._stop_signal or 0], dtype=torch.int64)
-            torch_dist.all_reduce(t, op=torch_dist.ReduceOp.MAX)
-            if t.item():
-                self._stop_signal = self._stop_signal or int(t.item())
-            flag = bool(t.item())
-        return flag
-
-    def _checkpoint_and_exit(self):
+    def _checkpoint_and_exit(self, signum):
         """Write ``iter_{N}.pth`` (atomic, digest) and exit 128+signal."""
         runner = self.runner
         name = f'iter_{self._iter + 1}.pth'
         hook = next((h for h in runner.hooks
                      if hasattr(h, '_atomic_saves')), None)
-        if hook is not None:
-            with hook._atomic_saves(runner):
-                runner.save_checkpoint(runner.work_dir, name, by_epoch=False)
-        else:
+        with hook._atomic_saves(runner) if hook else contextlib.nullcontext():
             runner.save_checkpoint(runner.work_dir, name, by_epoch=False)
-        signame = signal.Signals(self._stop_signal).name
         config = getattr(runner.cfg, 'filename', None) or 'CONFIG'
-        print(f'Stopped by {signame} after iteration {self._iter + 1}: '
-              f'checkpoint {osp.join(runner.work_dir, name)} written; '
-              f'continue with: python tools/search.py {config} --work-dir '
+        print(f'Stopped by {signal.Signals(signum).name} after iteration '
+              f'{self._iter + 1}: checkpoint '
+              f'{osp.join(runner.work_dir, name)} written; continue with: '
+              f'python tools/search.py {config} --work-dir '
               f'{runner.work_dir} --resume', file=sys.stderr, flush=True)
-        raise SystemExit(128 + int(self._stop_signal))
+        raise SystemExit(128 + int(signum))
 
     def _next_arch_batch(self):
         if self._arch_iter is None:
             self._arch_iter = _epoch_iterator(
                 self.arch_dataloader, self._arch_epoch, self._arch_pos)
-        try:
-            batch = next(self._arch_iter)
-        except StopIteration:
-            self._arch_epoch += 1
-            self._arch_pos = 0
+        batch = next(self._arch_iter, None)
+        if batch is None:  # trainB exhausted: start its next epoch
+            self._arch_epoch, self._arch_pos = self._arch_epoch + 1, 0
             self._arch_iter = _epoch_iterator(self.arch_dataloader,
                                               self._arch_epoch, 0)
             batch = next(self._arch_iter)

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written file."""
+"""Atomic file writes: a temp file renamed into place, so a process killed
+at any moment leaves the old file or the new one, never a truncated one."""
 import json
 import os
 import tempfile
@@ -28,11 +29,7 @@ def atomic_write_bytes(path, data):
 
 
 def atomic_write_text(path, text):
-    """Write ``text`` (UTF-8) to ``path`` via a temp file + rename.
-
-    The rename is atomic on POSIX, so killing the process at any moment
-    leaves either the old file or the new one, never a truncated one.
-    """
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode('utf-8'))
 
 

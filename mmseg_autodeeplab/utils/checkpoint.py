@@ -1,22 +1,18 @@
 """Checkpoints that load without running code, and that prove they are intact.
 
-Three guarantees, all without widening what ``torch.load`` accepts:
-
 * **Plain data.** mmengine pickles its message hub's ``HistoryBuffer``
-  objects (with numpy arrays, numpy scalars and bound methods reached through
-  ``builtins.getattr``) into every checkpoint. :func:`to_plain` rewrites them
-  as dicts of tensors, ints, floats and strings before saving and
-  :func:`from_plain` rebuilds them after loading, so our checkpoints load with
-  ``torch.load(weights_only=True)`` and NO extra allow-listed global. Never
-  allow-list ``getattr`` (or any callable that reaches attributes): through
-  ``getattr(getattr, '__self__')`` a crafted file reaches the builtins module
-  and ``eval``.
-* **Digest.** Every checkpoint file is written with a sidecar
-  ``<name>.pth.sha256`` (JSON: sha256, size, iteration) recorded before the
-  file is renamed into place; :func:`verify_checkpoint` recomputes it, so
-  flipped bits that still unpickle are caught.
+  objects (numpy values, bound methods reached through ``builtins.getattr``)
+  into every checkpoint. :func:`to_plain` rewrites them as tensors, numbers
+  and strings before saving and :func:`from_plain` rebuilds them after
+  loading, so our checkpoints load with ``torch.load(weights_only=True)``
+  and NO extra allow-listed global. Never allow-list ``getattr`` (or any
+  callable that reaches attributes): through ``getattr(getattr,
+  '__self__')`` a crafted file reaches the builtins module and ``eval``.
+* **Digest.** Each checkpoint gets a sidecar ``<name>.pth.sha256`` (JSON:
+  sha256, size, iteration) before it is renamed into place;
+  :func:`verify_checkpoint` catches flipped bits that still unpickle.
 * **One line.** :func:`safe_load_checkpoint` raises :class:`CheckpointError`
-  whose message names the file and the reason.
+  naming the file and the reason.
 """
 import hashlib
 import json
@@ -45,11 +41,8 @@ def _same_mapping(like, items):
 
 
 def to_plain(obj):
-    """Copy of ``obj`` with HistoryBuffers and numpy values as plain data.
-
-    Containers are copied (the runner's own objects are never modified);
-    tensors and Python scalars are kept as they are.
-    """
+    """Copy of ``obj`` with HistoryBuffers and numpy values as plain data
+    (containers are copied: the runner's own objects stay untouched)."""
     from mmengine.logging import HistoryBuffer
     if isinstance(obj, HistoryBuffer):
         log, count = obj.data
@@ -98,47 +91,29 @@ def file_sha256(path, chunk=1 << 22):
     return digest.hexdigest()
 
 
-def digest_path(path):
-    return os.fspath(path) + DIGEST_SUFFIX
-
-
 def record_digest(data_path, final_path, iteration):
     """Write ``final_path``'s sidecar from the (not yet renamed) data file."""
-    atomic_write_json(digest_path(final_path), dict(
+    atomic_write_json(os.fspath(final_path) + DIGEST_SUFFIX, dict(
         file=osp.basename(final_path), sha256=file_sha256(data_path),
         size=osp.getsize(data_path), iter=int(iteration)))
 
 
-def read_digest(path):
-    """The sidecar record of checkpoint ``path`` (None if there is none)."""
-    side = digest_path(path)
+def verify_checkpoint(path):
+    """Check ``path`` against its sidecar digest: True if it matches, None
+    if none was recorded; :class:`CheckpointError` if unreadable or
+    different."""
+    side = os.fspath(path) + DIGEST_SUFFIX
     if not osp.isfile(side):
         return None
     try:
         with open(side, encoding='utf-8') as f:
             record = json.load(f)
     except (OSError, ValueError):
-        return {}  # unreadable record: the file cannot be verified
-    return record if isinstance(record, dict) else {}
-
-
-def verify_checkpoint(path):
-    """Check ``path`` against its sidecar digest.
-
-    Returns:
-        bool | None: True if it matches, None if no digest was recorded.
-
-    Raises:
-        CheckpointError: the digest is unreadable or does not match.
-    """
-    record = read_digest(path)
-    if record is None:
-        return None
-    if not record.get('sha256'):
-        raise CheckpointError(f'{path}: its digest record '
-                              f'{digest_path(path)} is unreadable')
-    size = osp.getsize(path)
-    if record.get('size') not in (None, size) or \
+        record = None
+    if not isinstance(record, dict) or not record.get('sha256'):
+        raise CheckpointError(f'{path}: its digest record {side} is '
+                              'unreadable')
+    if record.get('size') not in (None, osp.getsize(path)) or \
             file_sha256(path) != record['sha256']:
         raise CheckpointError(
             f'{path}: contents differ from the sha256 recorded when it was '
@@ -178,16 +153,12 @@ def _describe_load_error(path, exc):
 
 
 def safe_load_checkpoint(path, map_location='cpu', verify=True, mmap=False):
-    """Load a checkpoint weights-only, verified, with a one-line error.
-
-    Args:
-        path (str): checkpoint file.
-        map_location: as in :func:`torch.load`.
-        verify (bool): check the sidecar digest when one was recorded.
-        mmap (bool): memory-map tensors (cheap inspection of big files).
+    """Load a checkpoint weights-only, digest-verified (``verify``, when a
+    digest was recorded), optionally memory-mapped (cheap inspection).
 
     Returns:
-        dict: the checkpoint with mmengine objects rebuilt (:func:`from_plain`).
+        dict: the checkpoint, its message hub as plain data (the Runner's
+        :class:`~mmseg_autodeeplab.engine.AtomicCheckpointHook` rebuilds it).
 
     Raises:
         CheckpointError: naming the file and what is wrong with it.
@@ -200,28 +171,10 @@ def safe_load_checkpoint(path, map_location='cpu', verify=True, mmap=False):
                           mmap=mmap)
     except Exception as e:  # pickle, zip and I/O errors alike
         raise CheckpointError(_describe_load_error(path, e)) from None
-    if isinstance(ckpt, dict) and 'message_hub' in ckpt:
-        ckpt['message_hub'] = from_plain(ckpt['message_hub'])
     return ckpt
 
 
-__all__ = [
-    'CheckpointError', 'DIGEST_SUFFIX', 'digest_path', 'file_sha256',
-    'install_checkpoint_loader', 'load_from_local_verified',
-    'from_plain', 'read_digest', 'record_digest', 'safe_load_checkpoint',
-    'to_plain', 'verify_checkpoint'
-]
-
-
 def load_from_local_verified(filename, map_location):
-    """mmengine's local-file checkpoint loader, verified and weights-only."""
+    """mmengine's local-file checkpoint loader, verified and weights-only
+    (installed by :func:`mmseg_autodeeplab.compat.apply_compat`)."""
     return safe_load_checkpoint(os.path.expanduser(filename), map_location)
-
-
-def install_checkpoint_loader():
-    """Route mmengine's local checkpoint loads (resume, ``load_from``,
-    ``--checkpoint``) through :func:`load_from_local_verified`."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='',
-                                     loader=load_from_local_verified,
-                                     force=True)

@@ -21,25 +21,30 @@ def _dataset_leaves(cfg):
         yield cfg
 
 
-def _default(cls_name, key):
+def _data_dir(leaf, key):
+    """``(folder, suffix)`` of a dataset config's images (``key='img'``) or
+    labels (``'seg_map'``); the suffix defaults to the dataset class's."""
     from mmseg.registry import DATASETS
-    cls = DATASETS.get(cls_name) if cls_name else None
-    if cls is None:
-        return None
-    param = inspect.signature(cls.__init__).parameters.get(key)
-    return None if param is None else param.default
+    cls = DATASETS.get(leaf['type']) if leaf.get('type') else None
+    param = cls and inspect.signature(cls.__init__).parameters.get(
+        f'{key}_suffix')
+    suffix = leaf.get(f'{key}_suffix', param.default if param else None)
+    prefix = leaf.get('data_prefix') or {}
+    return osp.join(leaf.get('data_root', ''),
+                    prefix.get(f'{key}_path', '')), suffix
 
 
-def _has_file(folder, suffix, limit=100000):
-    seen = 0
-    for _, _, files in os.walk(folder, followlinks=True):
-        for name in files:
-            if name.endswith(suffix):
-                return True
-            seen += 1
-            if seen > limit:
-                return False
-    return False
+def _first_file(folder, suffix, limit=100000):
+    """The first ``*suffix`` file under ``folder`` (None after ``limit``
+    folders without one)."""
+    for seen, (dirpath, _, files) in enumerate(os.walk(folder,
+                                                       followlinks=True)):
+        for name in sorted(files):
+            if name.endswith(suffix or ''):
+                return osp.join(dirpath, name)
+        if seen > limit:
+            break
+    return None
 
 
 _HINT = ('; generate a small one with `python tools/make_demo_data.py` or '
@@ -58,31 +63,24 @@ def check_dataset_cfg(cfg, where):
         ConfigError: naming the missing folder/file and the expected layout.
     """
     for leaf in _dataset_leaves(cfg):
-        kind = leaf.get('type')
         root = leaf.get('data_root', '')
-        name = f'{where}.dataset ({kind})'
+        name = f'{where}.dataset ({leaf.get("type")})'
         if root and not osp.isdir(root):
             raise ConfigError(f'{name}: data_root {root!r} does not exist'
                               + _HINT)
-        prefix = leaf.get('data_prefix', {}) or {}
-        img_dir = osp.join(root, prefix.get('img_path', ''))
-        seg_dir = osp.join(root, prefix.get('seg_map_path', ''))
-        img_suffix = leaf.get('img_suffix', _default(kind, 'img_suffix'))
-        seg_suffix = leaf.get('seg_map_suffix',
-                              _default(kind, 'seg_map_suffix'))
         ann = leaf.get('ann_file', '')
         if ann:
             ann_path = ann if osp.isabs(ann) else osp.join(root, ann)
             if not osp.isfile(ann_path):
                 raise ConfigError(f'{name}: ann_file {ann_path!r} not found'
                                   + _HINT)
-        for folder, suffix, what in ((img_dir, img_suffix, 'images'),
-                                     (seg_dir, seg_suffix, 'labels')):
+        for key, what in (('img', 'images'), ('seg_map', 'labels')):
+            folder, suffix = _data_dir(leaf, key)
             if not osp.isdir(folder):
                 raise ConfigError(
                     f'{name}: {what} folder {folder!r} does not exist '
                     f'(expected *{suffix or ""} files there)' + _HINT)
-            if suffix and not ann and not _has_file(folder, suffix):
+            if suffix and not ann and not _first_file(folder, suffix):
                 raise ConfigError(
                     f'{name}: no *{suffix} {what} under {folder!r}' + _HINT)
 
@@ -113,17 +111,6 @@ def sync_search_channels(cfg):
         if isinstance(head, dict):
             head['in_channels'] = [3 * c for c in branch]
     return cfg
-
-
-def _first_file(folder, suffix, limit=100000):
-    for seen, (dirpath, _, files) in enumerate(os.walk(folder,
-                                                       followlinks=True)):
-        for name in sorted(files):
-            if name.endswith(suffix or ''):
-                return osp.join(dirpath, name)
-        if seen > limit:
-            break
-    return None
 
 
 def _size_after_resizes(size, pipeline):
@@ -166,10 +153,7 @@ def crop_warning(cfg):
     if not crops or not crops[0]:
         return None
     crop_h, crop_w = crops[0]
-    root = leaf.get('data_root', '')
-    img_dir = osp.join(root, (leaf.get('data_prefix') or {}).get('img_path',
-                                                                 ''))
-    suffix = leaf.get('img_suffix', _default(leaf.get('type'), 'img_suffix'))
+    img_dir, suffix = _data_dir(leaf, 'img')
     first = _first_file(img_dir, suffix) if osp.isdir(img_dir) else None
     if first is None:
         return None

@@ -11,20 +11,15 @@ _PACKAGE = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def project_search_dirs():
-    """Folders a relative project path is resolved against, in order.
-
-    1. the current working directory;
-    2. the repository root (the folder holding the ``mmseg_autodeeplab``
-       package: a git checkout or an editable install);
-    3. ``mmseg_autodeeplab/.mim`` (configs shipped inside a wheel).
-    """
+    """Folders a relative project path is resolved against, in order: the
+    CWD, the repository root (a checkout or an editable install) and
+    ``mmseg_autodeeplab/.mim`` (configs shipped inside a wheel)."""
     return [os.getcwd(), osp.dirname(_PACKAGE), osp.join(_PACKAGE, '.mim')]
 
 
 def find_project_file(path):
-    """``(found, candidates)``: the first existing file among the candidates
-    for ``path`` (itself if absolute, else joined to each of
-    :func:`project_search_dirs`), or None."""
+    """``(found, candidates)``: the first existing file among ``path`` (if
+    absolute) or ``path`` under each :func:`project_search_dirs`, or None."""
     path = osp.expanduser(os.fspath(path))
     candidates = [path] if osp.isabs(path) else [
         osp.join(d, path) for d in project_search_dirs()]
@@ -33,7 +28,6 @@ def find_project_file(path):
 
 
 def find_project_config(rel):
-    """Absolute path of ``configs/<rel>`` (see :func:`find_project_file`),
-    or None if it is nowhere."""
+    """Absolute path of ``configs/<rel>``, or None if it is nowhere."""
     found, _ = find_project_file(osp.join('configs', rel))
     return found and osp.abspath(found)

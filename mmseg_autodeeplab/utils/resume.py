@@ -1,17 +1,8 @@
-"""Pick the checkpoint a resume should start from.
-
-The choice never depends on file names or modification times: every
-``*.pth`` in the work_dir is opened (weights-only, memory-mapped), the
-iteration recorded INSIDE it is read, its digest record (written by
-:class:`~mmseg_autodeeplab.engine.AtomicCheckpointHook`) is checked, and the
-intact checkpoint with the highest iteration wins. Files that are not
-checkpoints of this run (no ``meta.iter``, or no digest record in a work_dir
-whose checkpoints have them) are never chosen.
-"""
+"""Pick the checkpoint a resume should start from."""
 import glob
 import os.path as osp
 
-from .checkpoint import (CheckpointError, read_digest, safe_load_checkpoint,
+from .checkpoint import (DIGEST_SUFFIX, CheckpointError, safe_load_checkpoint,
                          verify_checkpoint)
 
 
@@ -20,8 +11,8 @@ def _iteration(path):
     ckpt = safe_load_checkpoint(path, verify=False, mmap=True)
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
     it = meta.get('iter') if isinstance(meta, dict) else None
-    if not isinstance(ckpt.get('state_dict'), dict) or \
-            not isinstance(it, int) or isinstance(it, bool):
+    if not isinstance(it, int) or isinstance(it, bool) or \
+            not isinstance(ckpt.get('state_dict'), dict):
         raise CheckpointError(f'{path}: not a training checkpoint (no '
                               'state_dict or meta.iter)')
     return it
@@ -29,6 +20,12 @@ def _iteration(path):
 
 def find_resumable_checkpoint(work_dir, logger=print):
     """The intact checkpoint of ``work_dir`` with the highest iteration.
+
+    The choice never depends on file names or modification times: the
+    iteration is read INSIDE each ``*.pth`` and the digest record checked.
+    Files that are not checkpoints of this run (no ``meta.iter``, or no
+    digest record in a work_dir whose checkpoints have them) are never
+    chosen.
 
     Args:
         work_dir (str): the run's folder.
@@ -40,7 +37,7 @@ def find_resumable_checkpoint(work_dir, logger=print):
     """
     files = sorted(p for p in glob.glob(osp.join(glob.escape(work_dir),
                                                  '*.pth')) if osp.isfile(p))
-    recorded = {p for p in files if read_digest(p) is not None}
+    recorded = {p for p in files if osp.isfile(p + DIGEST_SUFFIX)}
     found = []
     for path in files:
         if recorded and path not in recorded:
@@ -51,9 +48,8 @@ def find_resumable_checkpoint(work_dir, logger=print):
             found.append((_iteration(path), path))
         except CheckpointError as e:
             logger(f'ignoring {e}')
-    found.sort(reverse=True)
     skipped = 0
-    for it, path in found:
+    for it, path in sorted(found, reverse=True):
         try:
             verified = verify_checkpoint(path)
         except CheckpointError as e:

@@ -109,3 +109,26 @@ def test_stale_partials_and_orphan_digests_are_removed(tmp_path):
                                '.genotype.json.abc123.tmp']
     assert sorted(os.listdir(folder)) == ['epoch_1.pth', 'epoch_1.pth.sha256']
     assert osp.isfile(keep)
+
+
+def test_train_loop_resume_skips_a_damaged_newest(tmp_path, capsys):
+    # mim train: the Checked/search loops pick the checkpoint themselves
+    from types import SimpleNamespace
+
+    from mmseg_autodeeplab.engine.checked_loops import check_checkpoint_inputs
+    folder = str(tmp_path)
+    older = _write(folder, 'iter_2.pth', 2)
+    newest = _write(folder, 'iter_4.pth', 4)
+    open(newest, 'r+b').truncate(100)
+    lines = []
+    runner = SimpleNamespace(work_dir=folder, _load_from=None, _resume=True,
+                             logger=SimpleNamespace(info=lines.append))
+    check_checkpoint_inputs(runner)
+    assert runner._load_from == older
+    os.remove(older)
+    runner._load_from = None
+    with pytest.raises(SystemExit) as exc:
+        check_checkpoint_inputs(runner)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1
+    assert err[0].startswith('error: ') and 'no intact checkpoint' in err[0]
