@@ -88,20 +88,23 @@ def load_source(source, end_level=None):
 def cost_line(path):
     """One line: the predicted cost a budgeted search recorded in the
     genotype JSON at ``path`` (GenotypeHook's ``cost``) vs its target, or
-    None."""
+    None. The record is informational: a hand-edited, malformed one is
+    skipped rather than failing a decode whose files are already written."""
     from ..arch_cost import format_cost
     if not path.lower().endswith('.json'):
         return None
-    with open(path, encoding='utf-8') as f:
-        cost = json.load(f).get('cost')
-    if cost is None:
+    try:
+        with open(path, encoding='utf-8') as f:
+            cost = json.load(f).get('cost')
+        kind, size = cost.get('kind', 'macs'), cost.get('input_size')
+        line = f"cost:     {format_cost(cost['predicted'], kind)}" + (
+            ' at {}x{}'.format(*size) if size else '')
+        if cost.get('target'):
+            line += (f"; target {format_cost(cost['target'], kind)} (ratio "
+                     f"{cost['predicted'] / cost['target']:.2f})")
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
         return None
-    kind, size = cost['kind'], cost.get('input_size')
-    return (f"cost:     {format_cost(cost['predicted'], kind)}"
-            + (' at {}x{}'.format(*size) if size else '')
-            + f"; target {format_cost(cost['target'], kind)} (ratio "
-            f"{cost['predicted'] / cost['target']:.2f}) (cost table of the "
-            'search)')
+    return line + ' (cost table of the search)'
 
 
 def _leaves(cfg):
@@ -320,8 +323,9 @@ def main(argv=None):
     except (GenotypeError, OSError) as e:
         exit_with_error(str(e) or repr(e))
     print(genotype.describe())
-    if cost_line(source):
-        print(cost_line(source))
+    cost = cost_line(source)
+    if cost:
+        print(cost)
     print(f'genotype: {args.genotype_out}')
     print(f'config:   {args.out}')
     print(f'train:    mim train mmsegmentation {args.out}')

@@ -155,6 +155,13 @@ def test_budgeted_genotype_prints_its_cost_and_target(tmp_path, capsys):
         capsys.readouterr().out
     assert main([PAPER_JSON, '--out', str(tmp_path / 'b.py')]) == 0
     assert 'cost:' not in capsys.readouterr().out  # nothing recorded
+    # A hand-edited, malformed record is informational: skipped, files kept.
+    for bad in ('12M', dict(kind='macs'), dict(predicted='x', target=1)):
+        data['cost'] = bad
+        src.write_text(json.dumps(data))
+        assert main([str(src), '--out', str(tmp_path / 'd.py')]) == 0
+        assert 'cost:' not in capsys.readouterr().out
+        assert (tmp_path / 'd.py').is_file()
 
 
 def _error(argv, capsys):
