@@ -10,6 +10,7 @@ import os.path as osp
 
 from mmengine.registry import LOOPS
 from mmengine.runner import IterBasedTrainLoop, TestLoop, ValLoop
+from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from ..utils.checkpoint import CheckpointError, safe_load_checkpoint
 from ..utils.checks import ConfigError, check_dataset_cfg
@@ -53,6 +54,14 @@ def check_checkpoint_inputs(runner):
         elif glob.glob(osp.join(glob.escape(runner.work_dir), '*.pth')):
             exit_with_error(f'{runner.work_dir}: resume found no intact '
                             'checkpoint (see the lines above)')
+        elif find_latest_checkpoint(runner.work_dir):
+            # checkpoints kept in another out_dir: check the one mmengine
+            # will resume from (its path is in work_dir/last_checkpoint)
+            try:
+                safe_load_checkpoint(find_latest_checkpoint(runner.work_dir),
+                                     mmap=True)
+            except CheckpointError as e:
+                exit_with_error(f'resume: {e}')
 
 
 @LOOPS.register_module()

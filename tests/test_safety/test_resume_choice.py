@@ -132,3 +132,28 @@ def test_train_loop_resume_skips_a_damaged_newest(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1
     assert err[0].startswith('error: ') and 'no intact checkpoint' in err[0]
+
+
+def test_train_loop_resume_checks_a_checkpoint_in_another_out_dir(
+        tmp_path, capsys):
+    # CheckpointHook(out_dir=...) keeps the checkpoints outside work_dir;
+    # work_dir/last_checkpoint names the one mmengine resumes from.
+    from types import SimpleNamespace
+
+    from mmseg_autodeeplab.engine.checked_loops import check_checkpoint_inputs
+    work_dir, out_dir = tmp_path / 'work', tmp_path / 'out'
+    work_dir.mkdir()
+    out_dir.mkdir()
+    ckpt = _write(str(out_dir), 'iter_4.pth', 4)
+    (work_dir / 'last_checkpoint').write_text(ckpt)
+    runner = SimpleNamespace(work_dir=str(work_dir), _load_from=None,
+                             _resume=True,
+                             logger=SimpleNamespace(info=lambda m: None))
+    check_checkpoint_inputs(runner)  # intact: mmengine resumes from it
+    assert runner._load_from is None
+    open(ckpt, 'r+b').truncate(100)
+    with pytest.raises(SystemExit) as exc:
+        check_checkpoint_inputs(runner)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1
+    assert err[0].startswith('error: resume: ') and 'iter_4.pth' in err[0]
