@@ -20,7 +20,8 @@ def parse_args(argv=None):
     parser.add_argument('--kind', choices=('macs', 'latency'),
                         default='macs', help='multiply-adds (counted) or '
                         'latency (measured on --device); default macs')
-    # the latency flags default to None: given with --kind macs, refused
+    # the latency flags default to None: with --kind macs, one that differs
+    # from its latency default is refused (it would change nothing)
     parser.add_argument('--device',
                         help="latency: 'cpu' (default) or 'cuda[:i]'")
     parser.add_argument('--repeats', type=int_at_least(1),
@@ -46,8 +47,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.latency = {k: getattr(args, k) for k in LATENCY_KEYS
                     if getattr(args, k) is not None}
-    if args.kind == 'macs' and args.latency:
-        parser.error(f'--{next(iter(args.latency))}: only for --kind latency')
+    if args.kind == 'macs':
+        wrong = [k for k, v in args.latency.items() if v != LATENCY_KEYS[k]]
+        if wrong:
+            parser.error(f'--{wrong[0]}: only for --kind latency')
+        args.latency = {}
     return args
 
 

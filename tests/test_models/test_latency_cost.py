@@ -229,6 +229,13 @@ def test_tool_usage_errors_are_one_line(cfg_file, tmp_path, capsys, args,
     assert not (tmp_path / 'x.json').exists()
 
 
+def test_tool_accepts_latency_defaults_with_macs():
+    # scripts passing the defaults with --kind macs keep working
+    args = cli.parse_args(['c.py', '--out', 'x.json', '--device', 'cpu',
+                           '--repeats', str(bct.DEFAULT_REPEATS)])
+    assert args.kind == 'macs' and args.latency == {}
+
+
 # -- arch_cost ------------------------------------------------------------
 
 
