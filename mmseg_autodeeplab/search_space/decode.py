@@ -1,24 +1,19 @@
 """Decoding α and β into a genotype: pure functions on tensors.
 
-Edge layout of α (shape ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)``: 20 for
-B = 5, 14 for B = 4): edges are ordered block by block, and within block
-``i`` (0-based) by its inputs ``[H(l-2), H(l-1), H1, ..., Hi]``; columns
-follow :data:`PRIMITIVES`.
+α: ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)`` (20 for B = 5); edges ordered
+block by block, within block ``i`` (0-based) by its inputs
+``[H(l-2), H(l-1), H1, ..., Hi]``; columns follow the primitives.
 
-β layout (shape ``(L, 4, 3)``): ``beta[l, s, d]`` weights the move from level
-``s`` at layer ``l - 1`` (layer -1 is the stem, at level 0) to level
-``s + d - 1`` at layer ``l``; ``d = 0`` goes one level finer, ``d = 1`` stays,
-``d = 2`` goes one level coarser.
+β: ``(L, levels, 3)``; ``beta[l, s, d]`` weights the move from level ``s``
+at layer ``l - 1`` (layer -1 is the stem, at level 0) to level ``s + d - 1``
+at layer ``l`` (``d``: 0 finer, 1 same, 2 coarser).
 
 Boundary bias: β is normalised per node over its OUTGOING moves, 2-way at
-``/4`` and ``/32`` and 3-way elsewhere, so even for uniform β a step that
-leaves a boundary node is worth ``log 1/2`` and any other step ``log 1/3``;
-the plain Viterbi decode (``path_prior='none'``, the paper's) therefore
-prefers paths that hug ``/4`` (uniform β decodes to all-``/4``). With
-``path_prior='uniform'`` each transition is scored against the uniform
-prior of its node, ``log(p / (1 / n_out)) = log(n_out * p)``, i.e. the path
-whose β most EXCEED what a uniform β would give
-(:func:`debias_path_probs`, :func:`path_log_score`).
+the finest and coarsest level and 3-way elsewhere, so under uniform β a step
+leaving a boundary node scores ``log 1/2`` and any other ``log 1/3``: the
+paper's plain Viterbi (``path_prior='none'``) prefers paths that hug ``/4``.
+``path_prior='uniform'`` scores each move against its node's uniform prior,
+``log(n_out * p)`` (:func:`debias_path_probs`).
 """
 import math
 
@@ -26,6 +21,8 @@ import torch
 
 from .genotype import CellGenotype, Genotype, SearchSpace
 from .primitives import PRIMITIVES, ZERO_OP
+
+PATH_PRIORS = ('none', 'uniform')
 
 
 def num_edges(num_blocks):
@@ -51,70 +48,36 @@ def valid_moves(num_levels=4):
     """Boolean mask ``(num_levels, 3)``: which moves exist from each level."""
     mask = torch.ones(num_levels, 3, dtype=torch.bool)
     mask[0, 0] = False  # nothing finer than /4
-    mask[num_levels - 1, 2] = False  # nothing coarser than /32
+    mask[num_levels - 1, 2] = False  # nothing coarser than the last level
     return mask
 
 
 def normalize_betas(betas):
-    """Softmax over the outgoing edges of every (layer, source level) node.
-
-    Levels 0 and 3 have two outgoing edges, so they get a 2-way softmax; the
-    impossible moves get probability 0. No extra scaling (Eq. 7 of the paper).
-
-    Args:
-        betas (Tensor): raw β logits, ``(L, num_levels, 3)``.
-
-    Returns:
-        Tensor: same shape; each valid row sums to 1.
-    """
+    """Softmax of raw β ``(L, levels, 3)`` over each node's valid outgoing
+    moves (2-way at the boundary levels); impossible moves get exactly 0.
+    No extra scaling (Eq. 7 of the paper)."""
     mask = valid_moves(betas.shape[1]).to(betas.device)
-    masked = betas.masked_fill(~mask, float('-inf'))
-    return torch.softmax(masked, dim=-1)
-
-
-PATH_PRIORS = ('none', 'uniform')
+    return torch.softmax(betas.masked_fill(~mask, float('-inf')), dim=-1)
 
 
 def debias_path_probs(probs):
-    """Scale each node's outgoing probabilities by its number of moves.
+    """Normalised β scaled per node by its number of moves (``n_out * p``).
 
-    ``decode_path(debias_path_probs(p))`` is the unbiased decode: it
-    maximises ``sum log(n_out * p)``, the log-ratio of the path's β
-    probability to its probability under uniform β. Uniform β give every
-    transition the score 0, so no path is favoured by the node sizes.
-
-    Args:
-        probs (Tensor): normalised β ``(L, num_levels, 3)``.
-
-    Returns:
-        Tensor: same shape (rows no longer sum to 1).
+    ``decode_path(debias_path_probs(p))`` maximises the log-ratio of the
+    path's β probability to its probability under uniform β: uniform β
+    scores every move 0, so no path is favoured by the node sizes. The
+    rows no longer sum to 1.
     """
     probs = torch.as_tensor(probs)
     n_out = valid_moves(probs.shape[1]).sum(-1).to(probs)
     return probs * n_out[None, :, None]
 
 
-def path_log_score(probs, path, path_prior='none'):
-    """Log score of ``path`` (levels per layer) under ``probs``.
-
-    Args:
-        probs (Tensor): normalised β ``(L, num_levels, 3)``.
-        path (Sequence[int]): one level per layer, from the stem's level 0.
-        path_prior (str): ``'none'`` (``sum log p``) or ``'uniform'``
-            (``sum log(n_out * p)``).
-    """
+def _with_prior(probs, path_prior):
     if path_prior not in PATH_PRIORS:
         raise ValueError(f'path_prior: expected one of {PATH_PRIORS}, got '
                          f'{path_prior!r}')
-    probs = _as_tensor(probs, 'probs', 3)
-    if path_prior == 'uniform':
-        probs = debias_path_probs(probs)
-    src, total = 0, 0.0
-    for layer, dst in enumerate(path):
-        p = probs[layer, src, dst - src + 1].item()
-        total += math.log(p) if p > 0 else -math.inf
-        src = dst
-    return total
+    return debias_path_probs(probs) if path_prior == 'uniform' else probs
 
 
 def _as_tensor(x, name, ndim):
@@ -125,71 +88,78 @@ def _as_tensor(x, name, ndim):
     return x
 
 
+def path_log_score(probs, path, path_prior='none'):
+    """Log score of ``path`` (a level per layer) under normalised β
+    ``probs``: ``sum log p`` (prior ``'none'``) or ``sum log(n_out * p)``
+    (``'uniform'``)."""
+    probs = _with_prior(_as_tensor(probs, 'probs', 3), path_prior)
+    src, total = 0, 0.0
+    for layer, dst in enumerate(path):
+        p = probs[layer, src, dst - src + 1].item()
+        total += math.log(p) if p > 0 else -math.inf
+        src = dst
+    return total
+
+
 def decode_cell(alphas, primitives=PRIMITIVES):
     """Greedy cell decode.
 
     For every block keep the two incoming edges whose strongest NON-zero
-    operator weight (after a softmax over operators) is largest, and on each
-    kept edge take that strongest non-zero operator. Ties go to the lower
-    index. The zero operator is never chosen.
+    operator weight (after a softmax over ALL operators) is largest, and on
+    each kept edge take that operator. Ties go to the lower index (edge and
+    operator). The zero operator is never chosen.
 
     Args:
-        alphas (Tensor): raw α logits, ``(E, P)`` (e.g. ``(20, 8)`` for B = 5).
+        alphas (Tensor): raw α logits, ``(E, P)``.
         primitives (Sequence[str]): operator names of the ``P`` columns.
 
     Returns:
-        CellGenotype: ``.blocks`` holds ``B`` blocks of two ``(input, op)``
-        pairs, ordered by input index.
+        CellGenotype: ``B`` blocks of two ``(input, op)`` pairs, ordered by
+        input index.
     """
     alphas = _as_tensor(alphas, 'alphas', 2)
     primitives = tuple(primitives)
     if alphas.shape[1] != len(primitives):
         raise ValueError(f'alphas: {alphas.shape[1]} columns but '
                          f'{len(primitives)} primitives')
-    num_blocks, total = 0, 0
-    while total < alphas.shape[0]:
-        total += num_blocks + 2
+    num_blocks = 0
+    while num_edges(num_blocks) < alphas.shape[0]:
         num_blocks += 1
-    if total != alphas.shape[0]:
+    if num_edges(num_blocks) != alphas.shape[0]:
         raise ValueError(f'alphas: {alphas.shape[0]} rows is not 2+3+...+'
                          '(B+1) for any number of blocks B')
-    weights = torch.softmax(alphas, dim=-1)
     nonzero = [k for k, p in enumerate(primitives) if p != ZERO_OP]
-    weights = weights[:, nonzero]
-    blocks, start = [], 0
+    weights = torch.softmax(alphas, dim=-1)[:, nonzero]
+    blocks = []
     for b in range(num_blocks):
-        n = b + 2
-        w = weights[start:start + n]
+        w = weights[num_edges(b):num_edges(b + 1)]
         best_w, best_op = w.max(dim=1)  # first max on ties
         # stable sort: equal strengths keep the lower input index first
-        order = sorted(range(n), key=lambda i: -best_w[i].item())[:2]
+        order = sorted(range(b + 2), key=lambda i: -best_w[i].item())[:2]
         blocks.append(tuple((i, primitives[nonzero[best_op[i].item()]])
                             for i in sorted(order)))
-        start += n
     return CellGenotype(tuple(blocks))
 
 
 def decode_path(betas, end_level=None):
     """Viterbi decode of the network-level path.
 
-    Finds the level sequence with the maximum product of transition
-    probabilities, starting from the stem (layer -1, level 0). Dynamic
-    programming over (layer, level): ``O(L * levels * 3)``, not a search over
-    all paths.
+    The level sequence with the maximum product of transition
+    probabilities from the stem (layer -1, level 0), by dynamic programming
+    over (layer, level) in ``O(L * levels * 3)``. Ties: a move from a lower
+    source level wins, and the lowest best final level.
 
     Args:
-        betas (Tensor): NORMALISED transition probabilities ``(L, 4, 3)``
-            (see the module docstring); entries for impossible moves are
-            ignored.
-        end_level (int, optional): force the last layer's level; by default
-            the best of all levels.
+        betas (Tensor): NORMALISED β ``(L, levels, 3)``; impossible moves
+            are ignored.
+        end_level (int, optional): force the last layer's level.
 
     Returns:
         list[int]: the level of each of the L layers.
     """
     betas = _as_tensor(betas, 'betas', 3)
-    num_layers, num_levels, _ = betas.shape
-    if betas.shape[2] != 3:
+    num_layers, num_levels, moves = betas.shape
+    if moves != 3:
         raise ValueError(f'betas: expected shape (L, levels, 3), got '
                          f'{tuple(betas.shape)}')
     neg_inf = -math.inf
@@ -210,9 +180,9 @@ def decode_path(betas, end_level=None):
         back.append(ptr)
     if end_level is None:
         last = max(range(num_levels), key=lambda j: (score[j], -j))
+    elif not 0 <= end_level <= max_level(num_layers - 1, num_levels):
+        raise ValueError(f'end_level: {end_level} is not reachable')
     else:
-        if not 0 <= end_level <= max_level(num_layers - 1, num_levels):
-            raise ValueError(f'end_level: {end_level} is not reachable')
         last = end_level
     if score[last] == neg_inf:
         raise ValueError('betas: no path has non-zero probability')
@@ -228,21 +198,17 @@ def decode_genotype(alphas, betas, search_space=None, end_level=None,
 
     Args:
         alphas (Tensor): raw α, ``(E, P)``.
-        betas (Tensor): β, ``(L, 4, 3)``; raw logits unless ``normalized``.
+        betas (Tensor): β, ``(L, levels, 3)``; raw logits unless
+            ``normalized``.
         search_space (SearchSpace, optional): defaults from the shapes.
         end_level (int, optional): see :func:`decode_path`.
         normalized (bool): whether ``betas`` are already probabilities.
-        path_prior (str): ``'none'``: the paper's Viterbi on β (biased
-            towards /4 and /32, see the module docstring); ``'uniform'``:
-            transitions scored against their node's uniform prior.
+        path_prior (str): ``'none'`` (the paper's Viterbi on β) or
+            ``'uniform'`` (see the module docstring).
     """
-    if path_prior not in PATH_PRIORS:
-        raise ValueError(f'path_prior: expected one of {PATH_PRIORS}, got '
-                         f'{path_prior!r}')
     betas = torch.as_tensor(betas).detach().float().cpu()
-    probs = betas if normalized else normalize_betas(betas)
-    if path_prior == 'uniform':
-        probs = debias_path_probs(probs)
+    probs = _with_prior(betas if normalized else normalize_betas(betas),
+                        path_prior)
     cell = decode_cell(alphas, PRIMITIVES if search_space is None else
                        search_space.primitives)
     if search_space is None:
