@@ -49,14 +49,10 @@ def _plain(data):
 
 
 def load_genotype(genotype):
-    """A validated :class:`Genotype` from a path, a JSON dict or a Genotype.
-
-    A relative path is tried against the CWD, the repo root and the shipped
-    configs (:func:`~mmseg_autodeeplab.utils.configs.find_project_file`).
-    There is no default architecture: anything missing or invalid raises
-    :class:`GenotypeError` naming the file (or ``'inline genotype'``) and
-    the field.
-    """
+    """A validated :class:`Genotype` from a path (relative: tried as
+    :func:`~mmseg_autodeeplab.utils.configs.find_project_file` does), a JSON
+    dict or a Genotype. No default architecture: anything invalid raises
+    :class:`GenotypeError` naming the file (or ``'inline genotype'``)."""
     if isinstance(genotype, Genotype):
         return genotype
     if isinstance(genotype, (str, os.PathLike)):
@@ -84,16 +80,9 @@ def drop_path(x, drop_prob, training):
 
 
 class AutoDeepLabCell(nn.Module):
-    """One cell of the static network.
-
-    Args:
-        blocks (tuple): the genotype's blocks (see :class:`CellGenotype`).
-        channels (int): ``C``, channels per block (``F * 2**level``).
-        prev_channels, prev_prev_channels (int): channels of ``H(l-1)``
-            and ``H(l-2)``.
-        stride (int): 2 when this cell is one level coarser than ``H(l-1)``.
-        norm_cfg (dict): norm of every BN in the cell (affine).
-    """
+    """One cell of the static network: ``blocks`` as in
+    :class:`CellGenotype`, ``channels`` per block (``F * 2**level``),
+    ``stride`` 2 when it is one level coarser than ``H(l-1)``."""
 
     def __init__(self, blocks, channels, prev_channels, prev_prev_channels,
                  stride, norm_cfg):
@@ -266,7 +255,6 @@ class AutoDeepLabNet(BaseModule):
         self.out_strides = [self.genotype.search_space.strides[path[i]]
                             for i in self.out_indices]
 
-    # -- scheduled drop path ----------------------------------------------
     def set_drop_path_progress(self, progress):
         """Training progress in [0, 1] for scheduled drop path."""
         self.drop_path_progress = min(max(float(progress), 0.), 1.)
@@ -278,7 +266,6 @@ class AutoDeepLabNet(BaseModule):
         depth = (cell_num + 1) / self.num_layers
         return self.drop_path_prob * depth * self.drop_path_progress
 
-    # -- forward ----------------------------------------------------------
     def _run_cell(self, cell, prev_prev, prev, drop_prob):
         if self.with_cp and self.training and prev.requires_grad:
             from torch.utils.checkpoint import checkpoint

@@ -2,14 +2,11 @@
 
 Shape vocabulary (input ``(N, 3, H, W)``):
 
-* level ``j`` in 0..3 has downsample rate ``s = 4 * 2**j``; its spatial size
-  is ``ceil`` of the previous level's (``h_0 = ceil(ceil(H/2)/2)``);
-* a node at level ``j`` outputs ``B * F * 2**j`` channels (``B`` blocks of
-  ``F * 2**j`` channels each; ``B*F*s/4`` in the paper's notation);
-* α: ``(E, P)`` with ``E = 2 + 3 + ... + (B + 1)`` (20 for B = 5) edges and
-  ``P`` operators (8), SHARED by every cell;
-* β: ``(L, 4, 3)`` raw logits; ``beta[l, s, d]`` weights the move from level
-  ``s`` at layer ``l - 1`` (layer -1 is the stem) to level ``s + d - 1``.
+* level ``j`` has downsample rate ``s = 4 * 2**j`` and size ``ceil`` of the
+  previous level's (``h_0 = ceil(ceil(H/2)/2)``); a node there outputs
+  ``B * F * 2**j`` channels (``B*F*s/4`` in the paper's notation);
+* α: ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)`` edges, SHARED by every cell;
+* β: ``(L, levels, 3)`` raw logits (layout in :mod:`...search_space.decode`).
 """
 import torch
 import torch.nn as nn
@@ -64,8 +61,7 @@ class MixedOp(nn.Module):
             build_op(primitives[k], channels, 1, norm_cfg) for k in self.index)
         self.fused = [fused_form(op) for op in self.ops]
 
-    def forward(self, x, weights):
-        """x: (N, C, h, w); weights: (P,) softmaxed α row."""
+    def forward(self, x, weights):  # weights: the (P,) softmax(α) row
         out = None
         for k, op in zip(self.index, self.ops):
             y = weights[k] * op(x)
@@ -76,17 +72,16 @@ class MixedOp(nn.Module):
 class SearchCell(nn.Module):
     """One supernet cell: B blocks over 2 + 3 + ... + (B + 1) mixed edges.
 
-    The cell of node ``(l, j)`` is applied to each of its ``k`` (1-3)
-    incoming H(l-1) inputs with the same H(l-2). Two implementations of the
-    same mathematics, pinned to each other in float64 by
+    Node ``(l, j)``'s cell runs on each of its ``k`` (1-3) incoming H(l-1)
+    inputs with the same H(l-2). Two implementations of the same
+    mathematics, pinned to each other in float64 by
     ``tests/test_models/test_supernet_fast_paths.py``:
 
     * ``'per_edge'``, the reference: the cell applied to each input
       separately, every edge its own modules, plain BN;
     * ``'fused'``: the k inputs stacked along the batch axis and run ONCE
-      (each input's BN statistics kept separate), H(l-2)'s branches run
-      once for all k, and all edges leaving one state evaluated together
-      (:func:`~..utils.fused_edges`).
+      (BN statistics kept per input), H(l-2)'s branches once for all k, and
+      all edges leaving one state together (:func:`~..utils.fused_edges`).
 
     Args:
         channels (int): per-block channels ``C = F * 2**level``.
@@ -112,7 +107,7 @@ class SearchCell(nn.Module):
             for _ in range(num_edges(num_blocks)))
 
     def forward(self, prev_prev, prevs, weights, betas, update_stats=True):
-        """Cell output for each input, β-weighted and summed.
+        """Cell output ``(N, B*C, h, w)`` for each input, β-weighted, summed.
 
         Args:
             prev_prev (Tensor): H(l-2) at this node's size, ``(N, C'', h, w)``.
@@ -121,9 +116,6 @@ class SearchCell(nn.Module):
             betas (Tensor): the k β weights of the incoming edges, ``(k,)``.
             update_stats (bool): False while gradient checkpointing
                 recomputes (``'fused'`` only).
-
-        Returns:
-            Tensor: ``(N, B*C, h, w)``.
         """
         if self.impl == 'fused':
             return self._fused(prev_prev, prevs, weights, betas,
@@ -147,21 +139,17 @@ class SearchCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
     def _fused(self, prev_prev, prevs, weights, betas, update):
-        """Stacked inputs AND all edges leaving a state evaluated at once.
-
-        State ``i`` (0: H(l-2), 1: H(l-1), i >= 2: block ``i - 2``) feeds
-        blocks ``max(i - 1, 0) .. B - 1``; a block is complete once every
-        state before it has been consumed. H(l-2) is one group repeated k
-        times; every other state is k stacked groups.
-        """
+        # state i (0: H(l-2), 1: H(l-1), i >= 2: block i - 2) feeds blocks
+        # max(i - 1, 0) .. B - 1; a block is complete once every state
+        # before it is consumed. H(l-2) is one group repeated k times,
+        # every other state k stacked groups.
         k, n = len(prevs), prev_prev.shape[0]
         states = [
             relu_conv_bn(F.relu(prev_prev), [self.preprocess0], 1, k,
                          update=update),
             relu_conv_bn(F.relu(torch.cat(prevs, dim=0)), [self.preprocess1],
                          k, 1, update=update)]
-        offsets = [sum(b + 2 for b in range(i)) for i in range(
-            self.num_blocks)]
+        offsets = [num_edges(b) for b in range(self.num_blocks)]
         partial = [None] * self.num_blocks
 
         def consume(i):
@@ -220,8 +208,7 @@ class AutoDeepLabSupernet(BaseModule):
             (``impl='fused'``); trades compute for memory.
 
     Returns (forward):
-        tuple[Tensor]: last-layer states of levels 0..num_levels-1,
-        ``(N, B*F*2**j, h_j, w_j)``.
+        tuple[Tensor]: last-layer states ``(N, B*F*2**j, h_j, w_j)``.
 
     Example:
         >>> net = AutoDeepLabSupernet(num_layers=3, filter_multiplier=2)
@@ -310,7 +297,6 @@ class AutoDeepLabSupernet(BaseModule):
         self.betas = nn.Parameter(
             arch_init_std * torch.randn(num_layers, num_levels, 3))
 
-    # -- architecture parameters -------------------------------------------
     def arch_parameters(self):
         """α and β, the parameters the architecture optimizer owns."""
         return [self.alphas, self.betas]
@@ -319,7 +305,6 @@ class AutoDeepLabSupernet(BaseModule):
         """β as outgoing-edge probabilities, ``(L, levels, 3)``."""
         return normalize_betas(self.betas)
 
-    # -- forward ----------------------------------------------------------
     def _run_cell(self, key, prev_prev, prevs, weights, betas):
         cell = self.cells[key]
         if self.with_cp and self.training and torch.is_grad_enabled():
