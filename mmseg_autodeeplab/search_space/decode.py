@@ -61,13 +61,9 @@ def normalize_betas(betas):
 
 
 def debias_path_probs(probs):
-    """Normalised β scaled per node by its number of moves (``n_out * p``).
-
-    ``decode_path(debias_path_probs(p))`` maximises the log-ratio of the
-    path's β probability to its probability under uniform β: uniform β
-    scores every move 0, so no path is favoured by the node sizes. The
-    rows no longer sum to 1.
-    """
+    """Normalised β times each node's number of moves: decoding this
+    maximises the path's log-ratio to uniform β, which scores every move 0,
+    so no path is favoured by the node sizes."""
     probs = torch.as_tensor(probs)
     n_out = valid_moves(probs.shape[1]).sum(-1).to(probs)
     return probs * n_out[None, :, None]
@@ -102,20 +98,13 @@ def path_log_score(probs, path, path_prior='none'):
 
 
 def decode_cell(alphas, primitives=PRIMITIVES):
-    """Greedy cell decode.
+    """Greedy cell decode of raw α ``(E, P)`` (columns named by
+    ``primitives``) into a :class:`CellGenotype`.
 
-    For every block keep the two incoming edges whose strongest NON-zero
-    operator weight (after a softmax over ALL operators) is largest, and on
-    each kept edge take that operator. Ties go to the lower index (edge and
-    operator). The zero operator is never chosen.
-
-    Args:
-        alphas (Tensor): raw α logits, ``(E, P)``.
-        primitives (Sequence[str]): operator names of the ``P`` columns.
-
-    Returns:
-        CellGenotype: ``B`` blocks of two ``(input, op)`` pairs, ordered by
-        input index.
+    Each block keeps the two incoming edges whose strongest NON-zero
+    operator weight (softmax over ALL operators) is largest, each with that
+    operator. Ties go to the lower index (edge and operator); the zero
+    operator is never chosen.
     """
     alphas = _as_tensor(alphas, 'alphas', 2)
     primitives = tuple(primitives)
@@ -142,20 +131,14 @@ def decode_cell(alphas, primitives=PRIMITIVES):
 
 
 def decode_path(betas, end_level=None):
-    """Viterbi decode of the network-level path.
+    """Viterbi decode of NORMALISED β ``(L, levels, 3)`` into a level per
+    layer (list of L ints).
 
-    The level sequence with the maximum product of transition
-    probabilities from the stem (layer -1, level 0), by dynamic programming
-    over (layer, level) in ``O(L * levels * 3)``. Ties: a move from a lower
-    source level wins, and the lowest best final level.
-
-    Args:
-        betas (Tensor): NORMALISED β ``(L, levels, 3)``; impossible moves
-            are ignored.
-        end_level (int, optional): force the last layer's level.
-
-    Returns:
-        list[int]: the level of each of the L layers.
+    The path from the stem (layer -1, level 0) with the maximum product of
+    transition probabilities, by dynamic programming in
+    ``O(L * levels * 3)``; impossible moves are ignored. Ties: the move from
+    the lower source level, then the lowest final level. ``end_level``
+    forces the last layer's level.
     """
     betas = _as_tensor(betas, 'betas', 3)
     num_layers, num_levels, moves = betas.shape
@@ -194,18 +177,10 @@ def decode_path(betas, end_level=None):
 
 def decode_genotype(alphas, betas, search_space=None, end_level=None,
                     normalized=False, path_prior='none'):
-    """Decode raw α and β into a :class:`Genotype`.
-
-    Args:
-        alphas (Tensor): raw α, ``(E, P)``.
-        betas (Tensor): β, ``(L, levels, 3)``; raw logits unless
-            ``normalized``.
-        search_space (SearchSpace, optional): defaults from the shapes.
-        end_level (int, optional): see :func:`decode_path`.
-        normalized (bool): whether ``betas`` are already probabilities.
-        path_prior (str): ``'none'`` (the paper's Viterbi on β) or
-            ``'uniform'`` (see the module docstring).
-    """
+    """Decode raw α ``(E, P)`` and β ``(L, levels, 3)`` (probabilities if
+    ``normalized``) into a :class:`Genotype`; ``search_space`` defaults from
+    the shapes, ``path_prior`` is ``'none'`` (the paper's Viterbi) or
+    ``'uniform'`` (see the module docstring)."""
     betas = torch.as_tensor(betas).detach().float().cpu()
     probs = _with_prior(betas if normalized else normalize_betas(betas),
                         path_prior)

@@ -47,15 +47,9 @@ def _one_line(error, limit):
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The search space a genotype came from.
-
-    Args:
-        num_layers (int): L, cells after the stem.
-        num_blocks (int): B, blocks per cell.
-        primitives (tuple[str]): operator names, in α's column order.
-        strides (tuple[int]): downsample rate of each level, each twice the
-            last.
-    """
+    """The search space a genotype came from: ``num_layers`` L cells after
+    the stem, ``num_blocks`` B per cell, ``primitives`` in α's column
+    order, ``strides`` the downsample rate of each level."""
     num_layers: int = 12
     num_blocks: int = 5
     primitives: Tuple[str, ...] = PRIMITIVES
@@ -96,12 +90,8 @@ class SearchSpace:
 
 @dataclass(frozen=True)
 class CellGenotype:
-    """A discrete cell.
-
-    Args:
-        blocks (tuple): ``B`` blocks, each a tuple of two ``(input, op)``
-            pairs, ordered by input index.
-    """
+    """A discrete cell: ``blocks``, ``B`` tuples of two ``(input, op)``
+    pairs, ordered by input index."""
     blocks: Tuple[Tuple[Tuple[int, str], Tuple[int, str]], ...]
 
     def __post_init__(self):
@@ -133,13 +123,8 @@ class CellGenotype:
 
 @dataclass(frozen=True)
 class Genotype:
-    """A found architecture: a cell, a path and the space they came from.
-
-    Args:
-        cell (CellGenotype): the discrete cell shared by every layer.
-        path (tuple[int]): level of each of the L layers.
-        search_space (SearchSpace): the space searched.
-    """
+    """A found architecture: the ``cell`` shared by every layer, the
+    ``path`` (level of each of the L layers) and their ``search_space``."""
     cell: CellGenotype
     path: Tuple[int, ...]
     search_space: SearchSpace = field(default_factory=SearchSpace)
@@ -205,11 +190,8 @@ class Genotype:
 
     @classmethod
     def from_dict(cls, data, source='genotype'):
-        """Build and fully validate a genotype from its JSON dict.
-
-        Raises:
-            GenotypeError: one line naming ``source`` and the bad field.
-        """
+        """Build and fully validate a genotype from its JSON dict;
+        :class:`GenotypeError` names ``source`` and the field."""
         try:
             return _from_dict(cls, data)
         except GenotypeError as e:
@@ -240,11 +222,8 @@ class Genotype:
 
     @classmethod
     def load(cls, path):
-        """Load and validate a genotype JSON file.
-
-        Raises:
-            GenotypeError: naming ``path`` and what is wrong with it.
-        """
+        """Load and validate a genotype JSON file; :class:`GenotypeError`
+        names ``path`` and what is wrong with it."""
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise GenotypeError(f'{path}: genotype file not found')

@@ -1,17 +1,11 @@
 """The Auto-DeepLab cell operators as data.
 
-Shape vocabulary: ``x`` is ``(N, C, H, W)``. Every operator maps ``C`` channels
-to ``C`` channels; with ``stride=2`` the spatial size becomes
-``ceil(H / 2) x ceil(W / 2)`` (all convs/pools use "same" padding), so odd
-inputs (97, 321, 769, ...) stay consistent across operators.
-
-``OPS`` maps an operator name to a factory with ONE signature::
-
-    OPS[name](channels: int, stride: int, norm_cfg: dict) -> nn.Module
-
-``norm_cfg`` is an mmcv norm config; the supernet passes
-``dict(type='BN', affine=False)`` (DARTS convention), retraining an affine
-BN or SyncBN.
+Every operator maps ``x`` ``(N, C, H, W)`` to ``C`` channels; with
+``stride=2`` to ``ceil(H / 2) x ceil(W / 2)`` ("same" padding everywhere, so
+odd sizes such as 769 stay consistent). ``OPS`` maps a name to a factory
+with ONE signature, ``OPS[name](channels, stride, norm_cfg) -> nn.Module``;
+``norm_cfg`` is an mmcv norm config (the supernet's is
+``dict(type='BN', affine=False)``, as DARTS; retraining's an affine BN).
 """
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
@@ -38,11 +32,8 @@ class Zero(nn.Module):
 
 class ReLUConvBN(nn.Sequential):
     """ReLU -> (dilated) k×k conv -> BN: the atrous operator, the strided
-    skip and the projections.
-
-    The atrous operator is ONE full (not separable) conv: only this form gives
-    the parameter counts of the paper's Table 2.
-    """
+    skip and the projections. The atrous operator is ONE full conv: only
+    that gives the parameter counts of the paper's Table 2."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1,
                  dilation=1, norm_cfg=dict(type='BN')):

@@ -1,17 +1,13 @@
 """All edges leaving one cell state, evaluated together.
 
-A state (H(l-2), H(l-1) or a block output) feeds every later block, so up
-to B edges share one input; edge by edge, each runs its own tiny convs (8
-channels to 8 at F=8), far from a device's GEMM rate. Here, with the same
-mathematics: the conv ops' leading ReLU and the parameter-free ops run once
-per state; the edges' conv weights are concatenated along the output
-channels, one (grouped) conv replacing ``n``; BN is per channel, so the
-concatenated channels normalised per group equal each edge's own BN.
-
-Parameters stay in the per-edge modules of the OPS table (checkpoints
-unchanged). Every function takes the stacking explicitly: ``groups``
-batches along dim 0 (separate statistics), ``repeats`` identical
-running-statistics updates per group (see :mod:`.stacked_bn`).
+A state feeds every later block, so up to B edges share one input; edge by
+edge each runs tiny convs (8 channels to 8 at F=8), far from a device's
+GEMM rate. Same mathematics here: the conv ops' leading ReLU and the
+parameter-free ops run once per state; the edges' conv weights, still
+owned by the per-edge modules, are concatenated along the output channels
+(one grouped conv instead of ``n``); BN is per channel, so normalising the
+concatenation per group equals each edge's BN. ``groups`` / ``repeats``
+are explicit arguments (see :mod:`.stacked_bn`).
 """
 import torch
 import torch.nn as nn
@@ -89,17 +85,10 @@ def fused_form(module):
 
 
 def fused_edges(x, edges, weights, groups, repeats, update=True):
-    """Mixed-op outputs of every edge that reads ``x``.
-
-    Args:
-        x (Tensor): the shared input state, ``(groups * N, C, h, w)``.
-        edges (list[MixedOp]): the n edges reading ``x`` (same op list).
-        weights (Tensor): their softmax(α) rows, ``(n, P)``.
-        groups, repeats, update: see :func:`stacked_batch_norm`.
-
-    Returns:
-        Tensor: ``(groups * N, n, C, h, w)``.
-    """
+    """Mixed-op outputs ``(groups * N, n, C, h, w)`` of the n ``edges``
+    (same op list) reading ``x`` ``(groups * N, C, h, w)``; ``weights`` are
+    their softmax(α) rows ``(n, P)``; for ``groups, repeats, update`` see
+    :func:`stacked_batch_norm`."""
     n = len(edges)
     gn, c, h, w = x.shape
     first = edges[0]

@@ -72,17 +72,12 @@ def stacked_batch_norm(x, bns, groups, repeats=1, scale=None, update=True):
     """Training-mode BN of ``groups`` batches stacked along dim 0, each alone.
 
     Args:
-        x (Tensor): ``(groups * N, n * C, H, W)``; BN ``e`` owns channels
-            ``e*C:(e+1)*C``.
-        bns (list[nn.BatchNorm2d]): the n BNs (``affine=False``).
-        groups (int): number of stacked batches.
+        x (Tensor): ``(groups * N, n * C, H, W)``; BN ``e`` of the n
+            ``bns`` (``affine=False``) owns channels ``e*C:(e+1)*C``.
         repeats (int): identical running-statistics updates per group.
         scale (Tensor, optional): ``(n * C,)`` factor on the output.
         update (bool): update the running statistics (False while gradient
             checkpointing recomputes a forward).
-
-    Returns:
-        Tensor: like ``x``.
     """
     y, mean, rstd = _GroupNormalize.apply(x, scale, groups, bns[0].eps)
     if update and bns[0].track_running_stats:
@@ -103,18 +98,11 @@ def _update_one(bn, mean, unbiased_var):
 
 
 def update_running_stats(bns, means, variances, count, repeats=1):
-    """``nn.BatchNorm2d``'s updates for stacked groups, in order.
-
-    Several BNs (the fused edges of one state) are updated together on
-    their concatenated channels: the same elementwise arithmetic.
-
-    Args:
-        bns (list[nn.BatchNorm2d]): n BNs of C channels each.
-        means, variances (Tensor): batch means and biased variances,
-            ``(groups, n * C)``.
-        count (int): values per channel in one group (for the unbiased var).
-        repeats (int): identical updates per group.
-    """
+    """``nn.BatchNorm2d``'s updates for stacked groups, in order, from the
+    batch ``means`` and biased ``variances`` ``(groups, n * C)`` of
+    ``count`` values per channel. The n ``bns`` (the fused edges of one
+    state) are updated together on their concatenated channels: the same
+    elementwise arithmetic."""
     first = bns[0]
     unbiased = variances * (count / max(count - 1, 1))
     steps = [g for g in range(means.shape[0]) for _ in range(repeats)]
@@ -138,17 +126,11 @@ _BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 
 
 def share_running_stats(bns):
-    """Re-bind the running statistics of ``bns`` as views of flat tensors.
-
-    With each BN's buffers a slice of one ``(n * C,)`` tensor, updating the
-    fused edges of one state is one in-place op instead of n gathers and n
-    scatters. Buffers stay ordinary module state (``load_state_dict``
-    copies in place); moving the module (``.to``) replaces them, and
-    :func:`shared_running_stats` then reports them as not shared.
-
-    Returns:
-        tuple[Tensor]: the flat running mean, running var and counters.
-    """
+    """Re-bind the running statistics of ``bns`` as views of flat tensors
+    (returned: mean, var, counters), so updating the fused edges of one
+    state is one in-place op, not n gathers and scatters. Buffers stay
+    ordinary module state (``load_state_dict`` copies in place); ``.to``
+    replaces them, and :func:`shared_running_stats` then says so."""
     flat = [torch.cat([bn._buffers[name].reshape(-1) for bn in bns])
             for name in _BUFFERS]
     c = bns[0].num_features
