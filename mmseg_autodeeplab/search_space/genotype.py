@@ -141,14 +141,12 @@ class Genotype:
             if not 0 <= level < space.num_levels:
                 raise GenotypeError(f'path[{layer}]: level {level} outside '
                                     f'0-{space.num_levels - 1}')
-            if layer == 0 and level > 1:
-                raise GenotypeError(
-                    'path[0]: the first layer must be at level 0 or 1 (the '
-                    f'stem is at level 0), got {level}')
             if abs(level - prev) > 1:
-                raise GenotypeError(
-                    f'path[{layer}]: moves from level {prev} to {level}; a '
-                    'step may change the level by at most 1')
+                raise GenotypeError(f'path[{layer}]: ' + (
+                    f'moves from level {prev} to {level}; a step may change '
+                    'the level by at most 1' if layer else 'the first layer '
+                    f'must be at level 0 or 1 (the stem is at level 0), got '
+                    f'{level}'))
             prev = level
         blocks = self.cell.blocks
         if len(blocks) != space.num_blocks:

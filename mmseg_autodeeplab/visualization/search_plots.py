@@ -66,11 +66,8 @@ _FIELDS = (
 
 
 def read_entry(entry, where='entry'):
-    """``(alpha, beta, genotype)`` of one history entry.
-
-    Raises:
-        SearchHistoryError: naming ``where`` and the bad field.
-    """
+    """``(alpha, beta, genotype)`` of one history entry;
+    :class:`SearchHistoryError` names ``where`` and the bad field."""
     if not isinstance(entry, dict):
         raise SearchHistoryError(
             f'{where}: expected an object, got {type(entry).__name__}')
@@ -90,14 +87,9 @@ def read_entry(entry, where='entry'):
 
 
 def load_history(path):
-    """Load ``search_history.json`` (a file or its work_dir), checked.
-
-    Returns:
-        list[dict]: the entries, oldest first (never empty).
-
-    Raises:
-        SearchHistoryError: one line naming the file and the problem.
-    """
+    """The entries (oldest first, never empty) of ``search_history.json``
+    (a file or its work_dir), checked; :class:`SearchHistoryError` names
+    the file and the problem."""
     path = os.fspath(path)
     if osp.isdir(path):
         path = osp.join(path, HISTORY_FILE)
@@ -156,13 +148,9 @@ def _label(entry):
 
 
 def plot_alpha_heatmap(entry, out_path, title=None):
-    """Heatmap of an entry's softmaxed α, its genotype's choices outlined.
-
-    Rows are the cell's edges (``"H2 ← H(l-1)"``), columns the operators.
-
-    Returns:
-        list[tuple[int, str]]: the outlined ``(edge_row, op)`` cells, by row.
-    """
+    """Heatmap of an entry's softmaxed α (rows: edges ``"H2 ← H(l-1)"``,
+    columns: operators); returns the outlined ``(edge_row, op)`` cells of
+    its genotype, by row."""
     alpha, _, genotype = read_entry(entry)
     primitives = genotype.search_space.primitives
     blocks = genotype.cell.blocks
@@ -206,18 +194,10 @@ def plot_alpha_heatmap(entry, out_path, title=None):
 
 
 def plot_beta_trellis(entry, out_path, title=None, annotate=None):
-    """Trellis of an entry's β (layer x level) with its genotype's path.
-
-    Every possible move is a segment whose width and shade grow with its
-    probability; the path is the thick coloured line.
-
-    Args:
-        annotate (bool, optional): write every move's probability (default
-            for L <= 6; otherwise only the path's moves).
-
-    Returns:
-        list[int]: the level of each of the L layers on the path.
-    """
+    """Trellis of an entry's β (layer x level): every move a segment whose
+    width and shade grow with its probability, the genotype's path (the
+    returned levels) a thick line. ``annotate`` writes every move's
+    probability (default for L <= 6), else only the path's."""
     _, beta, genotype = read_entry(entry)
     path, strides = list(genotype.path), genotype.search_space.strides
     num_layers, num_levels, _ = beta.shape
@@ -285,18 +265,12 @@ def plot_beta_trellis(entry, out_path, title=None, annotate=None):
 
 
 def plot_cell(genotype, out_path, title=None):
-    """A genotype's cell as an arc diagram.
+    """A genotype's (or its JSON dict's) cell as an arc diagram.
 
     Nodes left to right: ``H(l-2)``, ``H(l-1)``, ``H1..HB``, ``H(l)``; each
-    chosen branch is an arc above the row labelled with its operator, the
-    concatenation into ``H(l)`` dashed arcs below.
-
-    Args:
-        genotype (Genotype | dict): the genotype (a dict as in
-            ``genotype.json``).
-
-    Returns:
-        list[tuple[str, str, str]]: ``(input, block, op)`` in block order.
+    branch an arc above labelled with its operator, the concatenation into
+    ``H(l)`` dashed arcs below. Returns ``(input, block, op)`` in block
+    order.
     """
     if isinstance(genotype, dict):
         genotype = Genotype.from_dict(genotype)
@@ -362,15 +336,11 @@ def _series(history, key, field=None):
 def plot_search_curves(history, out_path, arch_start_epoch=None, title=None):
     """Supernet mIoU, α/β entropy and (budgeted search) predicted cost.
 
-    The dashed vertical line is where α/β updates start
-    (``arch_start_epoch``, else :func:`infer_arch_start`). The cost panel,
-    drawn when entries carry ``cost``, shows the decoded genotype's
-    predicted cost and the target.
-
-    Returns:
-        dict: ``epochs``, ``mIoU``, ``alpha_entropy``, ``beta_entropy``,
-        ``predicted_cost`` (lists, NaN where missing), ``cost_target`` and
-        ``arch_start_epoch`` (or None).
+    The dashed line is where α/β updates start (``arch_start_epoch``, else
+    :func:`infer_arch_start`); the cost panel (entries with ``cost``) shows
+    the target too. Returns the series (``epochs``, ``mIoU``,
+    ``alpha_entropy``, ``beta_entropy``, ``predicted_cost``; NaN where
+    missing), ``cost_target`` and ``arch_start_epoch`` (or None).
     """
     epochs, miou, ent_a, ent_b = (_series(history, k) for k in (
         'epoch', 'mIoU', 'alpha_entropy', 'beta_entropy'))
@@ -454,11 +424,8 @@ def plot_search_curves(history, out_path, arch_start_epoch=None, title=None):
 
 
 def plot_all(history, out_dir, entry=-1, arch_start_epoch=None):
-    """Draw the four plots of ``history[entry]`` into ``out_dir``.
-
-    Returns:
-        dict[str, str]: plot kind (:data:`PLOT_FILES` keys) -> written path.
-    """
+    """Draw the four plots of ``history[entry]`` into ``out_dir``; returns
+    plot kind (:data:`PLOT_FILES` keys) -> written path."""
     chosen = history[entry]
     out = {k: osp.join(os.fspath(out_dir), v) for k, v in PLOT_FILES.items()}
     plot_alpha_heatmap(chosen, out['alpha'])
@@ -471,7 +438,7 @@ def plot_all(history, out_dir, entry=-1, arch_start_epoch=None):
 
 
 # ------------------------------------------------------------------- CLI ---
-def parse_args(argv=None):
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Plot an Auto-DeepLab search from WORK_DIR/'
         f'{HISTORY_FILE}: α heatmap, β trellis, decoded cell, curves.')
@@ -484,11 +451,7 @@ def parse_args(argv=None):
     parser.add_argument('--arch-start-epoch', type=float, default=None,
                         help='epoch where α/β updates started (default: '
                         'as recorded in the history)')
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     source = osp.join(args.work_dir, HISTORY_FILE)
     out_dir = args.out or osp.join(args.work_dir, 'plots')
     try:
@@ -504,15 +467,14 @@ def main(argv=None):
         if osp.exists(out_dir) and not osp.isdir(out_dir):
             raise SearchHistoryError(f'{out_dir}: --out exists and is not a '
                                      'folder')
+        try:
+            written = plot_all(history, out_dir, args.entry,
+                               args.arch_start_epoch)
+        except OSError as e:  # e.g. an unwritable --out
+            raise SearchHistoryError(
+                f'{out_dir}: cannot write the plots ({e})') from None
     except SearchHistoryError as e:
         print(f'error: {e}', file=sys.stderr)
-        return 2
-    try:
-        written = plot_all(history, out_dir, args.entry,
-                           args.arch_start_epoch)
-    except OSError as e:  # e.g. an unwritable --out
-        print(f'error: {out_dir}: cannot write the plots ({e})',
-              file=sys.stderr)
         return 2
     k = args.entry % n
     print(f'Plotted entry {k} (epoch {history[k]["epoch"]:g}) of {n} from '
