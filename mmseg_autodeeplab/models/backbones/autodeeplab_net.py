@@ -1,29 +1,20 @@
 """The static Auto-DeepLab network built from a genotype (retraining).
 
-Follows the official TensorFlow network (``research/deeplab/core/
-nas_network.py`` / ``nas_cell.py``, backbone ``hnasnet``), generalised to any
-valid genotype. Shape vocabulary (input ``(N, 3, H, W)``):
-
-* stem: three 3×3 convs, 64/64/128 channels, strides 2/1/2; its output is
-  level 0 (``/4``), size ``h_0 = ceil(ceil(H / 2) / 2)``;
-* level ``j`` (downsample rate ``4 * 2**j``) has the CANONICAL size
-  ``h_{j+1} = ceil(h_j / 2)`` (what every stride-2 "same" op produces);
-* a cell at level ``j`` has ``C_j = F * 2**j`` channels per block and
-  outputs the concat of its ``B`` blocks, ``B * C_j`` channels.
+TF's ``nas_network.py`` / ``nas_cell.py`` (backbone ``hnasnet``) for any
+valid genotype. Shapes (input ``(N, 3, H, W)``): the stem (3×3 convs,
+64/64/128 channels, strides 2/1/2) outputs level 0 (``/4``, ``h_0 =
+ceil(ceil(H / 2) / 2)``); level ``j`` has the CANONICAL size ``h_{j+1} =
+ceil(h_j / 2)``; a cell there outputs ``B * F * 2**j`` channels.
 
 Cell ``l`` sees ``H(l-1)`` and ``H(l-2)`` (for cell 0 the stem's /2 second
-conv, 64 channels, as TF). Going coarser, the ops on the cell's inputs use
-stride 2; going finer, ``H(l-1)`` is first bilinearly upsampled
-(``align_corners=True``) to the finer level's canonical size. ``H(l-2)`` is
-resized to ``H(l-1)``'s size if they differ and 1×1-projected only if its
-channels differ (TF ``_cell_base``).
-
-TF upsamples ``d`` to ``(d - 1) * 2 + 1``: the canonical size for the odd
-sizes TF is meant for (769 -> 385 -> 193 -> 97 -> 49 -> 25), so this matches
-TF exactly there, and keeps every level one size elsewhere (64 -> 128, not
-TF's 127). TF's strided atrous op (resize to ``(d - 1) / 2 + 1``, then a
-rate-1 conv) is for odd ``d`` an exact every-other-pixel subsampling: the
-OPS table's stride-2 dilation-2 conv.
+conv, as TF). Going coarser, the ops on the cell's inputs use stride 2;
+going finer, ``H(l-1)`` is first bilinearly upsampled
+(``align_corners=True``) to the canonical size. ``H(l-2)`` is resized to
+``H(l-1)``'s size and 1×1-projected only where they differ (TF
+``_cell_base``). TF upsamples ``d`` to ``(d - 1) * 2 + 1``: the canonical
+size for TF's odd sizes (769 -> 385 -> ... -> 25), elsewhere 64 -> 127
+where this keeps 128. TF's strided atrous op (resize to ``(d - 1) / 2 + 1``,
+rate-1 conv) is for odd ``d`` the OPS table's stride-2 dilation-2 conv.
 """
 import os
 import os.path as osp
@@ -160,32 +151,27 @@ class AutoDeepLabNet(BaseModule):
     """Auto-DeepLab network from a genotype, for retraining (DeepLabv3+).
 
     Args:
-        genotype (str | dict | Genotype): a genotype JSON file (see
-            :func:`load_genotype`), its content inline as a dict, or a
-            :class:`Genotype`. Always validated.
-        filter_multiplier (int): F; a level-``j`` cell has ``F * 2**j``
-            channels per block. 20/32/48 for Auto-DeepLab-S/M/L.
-        num_blocks (int, optional): B; a config guard that must equal the
-            genotype's; None takes it from the genotype.
+        genotype (str | dict | Genotype): a genotype JSON file, its content
+            as a dict, or a :class:`Genotype` (see :func:`load_genotype`).
+        filter_multiplier (int): F (20/32/48 for Auto-DeepLab-S/M/L).
+        num_blocks (int, optional): B, a config guard: must equal the
+            genotype's.
         in_channels (int): image channels.
         stem_channels (Sequence[int]): widths of the three stem convs.
-        norm_cfg (dict): every norm layer (stem, projections, op BNs).
-        out_indices (Sequence[int]): cells whose outputs are returned
-            (negative from the end). Default ``(2, -1)``: Cell_2 (the
-            decoder's low-level feature) and the last cell.
+        norm_cfg (dict): every norm layer.
+        out_indices (Sequence[int]): cells whose outputs are returned;
+            default Cell_2 (the decoder's low-level feature) and the last.
         drop_path_prob (float): scheduled drop path, as TF: cell ``l``
-            drops a branch with ``drop_path_prob * (l + 1) / L * progress``
-            (0: off). ``progress`` is ``iter / max_iters``, set by
-            :class:`DropPathScheduleHook` (right after a resume too); 1
-            until it is set.
-        with_cp (bool): gradient checkpointing per cell (exact).
+            drops a branch with ``drop_path_prob * (l + 1) / L * progress``;
+            ``progress`` (``iter / max_iters``, 1 until set) is set by
+            :class:`DropPathScheduleHook`.
+        with_cp (bool): exact gradient checkpointing per cell.
         init_cfg (dict, optional): mmengine init config (PyTorch's default
             conv init already equals TF's NAS initialiser).
 
     Returns (forward):
-        tuple[Tensor]: the outputs of the cells in ``out_indices``,
-        ``(N, out_channels[i], h, w)``; the last cell's through a ReLU, as
-        TF.
+        tuple[Tensor]: the ``out_indices`` cells' outputs; the last cell's
+        after a ReLU, as TF.
 
     Example:
         >>> net = AutoDeepLabNet('configs/genotypes/autodeeplab_paper.json',

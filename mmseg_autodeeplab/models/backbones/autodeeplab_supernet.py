@@ -190,9 +190,7 @@ class AutoDeepLabSupernet(BaseModule):
     layers 0 and 1), bilinearly resized and projected by ``preprocess0``.
 
     Args:
-        num_layers (int): L, cells after the stem. Default 12.
-        num_blocks (int): B, blocks per cell. Default 5.
-        filter_multiplier (int): F. Default 8.
+        num_layers, num_blocks, filter_multiplier (int): L, B, F.
         primitives (Sequence[str]): operator names (α's columns).
         in_channels (int): image channels.
         num_levels (int): resolutions /4 ... /(4 * 2**(num_levels - 1)).
