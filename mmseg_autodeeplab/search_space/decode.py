@@ -36,9 +36,14 @@ def max_level(layer, num_levels=4):
 
 
 def level_sizes(height, width, num_levels=4):
-    """``(h, w)`` of every level given level 0's (each halves, rounding up,
-    so level ``j`` is ``ceil(h / 2**j)``)."""
-    return [(-(-height // 2**j), -(-width // 2**j)) for j in range(num_levels)]
+    """``(h, w)`` of every level given level 0's (each halves, rounding up)."""
+    # repeated (h + 1) // 2, not -(-h // 2**j): ONNX exports integer
+    # division of a traced negative size as truncation, not floor
+    sizes = [(height, width)]
+    for _ in range(num_levels - 1):
+        h, w = sizes[-1]
+        sizes.append(((h + 1) // 2, (w + 1) // 2))
+    return sizes
 
 
 def valid_moves(num_levels=4):

@@ -1,14 +1,11 @@
 """The genotype: an immutable, JSON-serialisable description of a found net.
 
-* the cell: ``B`` blocks, each the sum of two ``(input, op)`` branches;
-  ``input`` indexes the block's candidate inputs
-  ``[H(l-2), H(l-1), H1, ..., H(i-1)]``, ``op`` names an operator of the
-  search space's ``primitives`` (a subset of :data:`PRIMITIVES`);
-* the path: one level per layer (level ``j`` is downsample rate ``4 * 2**j``).
-
-The JSON hand-off between search and retraining stores names (``"H(l-2)"``,
-``"sep_conv_3x3"``), never index arrays, and is validated field by field on
-load (:class:`GenotypeError` names the file and the offending field).
+The cell is ``B`` blocks, each the sum of two ``(input, op)`` branches
+(``input`` indexes ``[H(l-2), H(l-1), H1, ..., H(i-1)]``, ``op`` names one
+of the search space's ``primitives``); the path is one level per layer
+(level ``j`` is downsample rate ``4 * 2**j``). The JSON hand-off stores
+names (``"H(l-2)"``, ``"sep_conv_3x3"``), never index arrays, and is
+validated field by field (:class:`GenotypeError` names file and field).
 """
 import json
 import os

@@ -25,9 +25,9 @@ class AutoDeepLabV3PlusHead(LabelRangeCheck, DepthwiseSeparableASPPHead):
     expects) are full 3×3 convs.
 
     Args:
-        c1_in_channels (int): channels of the low-level feature (the
-            backbone's ``out_channels[0]``); 0 disables the decoder.
-        c1_channels (int): low-level projection width. Default 48.
+        c1_in_channels (int): channels of the low-level feature; 0 disables
+            the decoder.
+        c1_channels (int): low-level projection width.
         dilations (Sequence[int]): ASPP rates (a 1 is the 1×1 branch);
             default DeepLab's at output stride 8.
         separable (bool): mmseg's depthwise-separable ASPP/decoder convs.

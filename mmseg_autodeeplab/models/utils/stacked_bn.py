@@ -2,11 +2,9 @@
 
 The fused supernet runs a node's cell ONCE on its (up to 3) inputs stacked
 along the batch axis: ``x`` is ``(G * N, C, H, W)``, group ``g`` in rows
-``g*N:(g+1)*N``. In training each group is normalised with its own batch
-statistics, exactly as if the cell ran on each input separately, and the
-BNs' running statistics get one update per group, in order (``repeats``
-identical ones per group for a branch computed once for all groups, as
-H(l-2)'s). The grouping is always an argument, never module state.
+``g*N:(g+1)*N``, each normalised with its own statistics and giving the
+running statistics one update, in order (``repeats`` for a branch computed
+once for all groups, as H(l-2)'s). The grouping is an argument, not state.
 """
 import torch
 
