@@ -37,8 +37,8 @@ def max_level(layer, num_levels=4):
 
 def level_sizes(height, width, num_levels=4):
     """``(h, w)`` of every level given level 0's (each halves, rounding up)."""
-    # repeated (h + 1) // 2, not -(-h // 2**j): ONNX exports integer
-    # division of a traced negative size as truncation, not floor
+    # repeated (h + 1) // 2 on non-negative sizes: the dynamic ONNX export
+    # got the one-expression ceil -(-h // 2**j) wrong
     sizes = [(height, width)]
     for _ in range(num_levels - 1):
         h, w = sizes[-1]
