@@ -1,24 +1,19 @@
 """Decoding α and β into a genotype: pure functions on tensors.
 
-Edge layout of α (shape ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)``: 20 for
-B = 5, 14 for B = 4): edges are ordered block by block, and within block
-``i`` (0-based) by its inputs ``[H(l-2), H(l-1), H1, ..., Hi]``; columns
-follow :data:`PRIMITIVES`.
+α: ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)`` (20 for B = 5); edges ordered
+block by block, within block ``i`` (0-based) by its inputs
+``[H(l-2), H(l-1), H1, ..., Hi]``; columns follow the primitives.
 
-β layout (shape ``(L, 4, 3)``): ``beta[l, s, d]`` weights the move from level
-``s`` at layer ``l - 1`` (layer -1 is the stem, at level 0) to level
-``s + d - 1`` at layer ``l``; ``d = 0`` goes one level finer, ``d = 1`` stays,
-``d = 2`` goes one level coarser.
+β: ``(L, levels, 3)``; ``beta[l, s, d]`` weights the move from level ``s``
+at layer ``l - 1`` (layer -1 is the stem, at level 0) to level ``s + d - 1``
+at layer ``l`` (``d``: 0 finer, 1 same, 2 coarser).
 
 Boundary bias: β is normalised per node over its OUTGOING moves, 2-way at
-``/4`` and ``/32`` and 3-way elsewhere, so even for uniform β a step that
-leaves a boundary node is worth ``log 1/2`` and any other step ``log 1/3``;
-the plain Viterbi decode (``path_prior='none'``, the paper's) therefore
-prefers paths that hug ``/4`` (uniform β decodes to all-``/4``). With
-``path_prior='uniform'`` each transition is scored against the uniform
-prior of its node, ``log(p / (1 / n_out)) = log(n_out * p)``, i.e. the path
-whose β most EXCEED what a uniform β would give
-(:func:`debias_path_probs`, :func:`path_log_score`).
+the finest and coarsest level and 3-way elsewhere, so under uniform β a step
+leaving a boundary node scores ``log 1/2`` and any other ``log 1/3``: the
+paper's plain Viterbi (``path_prior='none'``) prefers paths that hug ``/4``.
+``path_prior='uniform'`` scores each move against its node's uniform prior,
+``log(n_out * p)`` (:func:`debias_path_probs`).
 """
 import math
 
@@ -26,6 +21,8 @@ import torch
 
 from .genotype import CellGenotype, Genotype, SearchSpace
 from .primitives import PRIMITIVES, ZERO_OP
+
+PATH_PRIORS = ('none', 'uniform')
 
 
 def num_edges(num_blocks):
@@ -40,6 +37,8 @@ def max_level(layer, num_levels=4):
 
 def level_sizes(height, width, num_levels=4):
     """``(h, w)`` of every level given level 0's (each halves, rounding up)."""
+    # repeated (h + 1) // 2 on non-negative sizes: the dynamic ONNX export
+    # got the one-expression ceil -(-h // 2**j) wrong
     sizes = [(height, width)]
     for _ in range(num_levels - 1):
         h, w = sizes[-1]
@@ -51,70 +50,32 @@ def valid_moves(num_levels=4):
     """Boolean mask ``(num_levels, 3)``: which moves exist from each level."""
     mask = torch.ones(num_levels, 3, dtype=torch.bool)
     mask[0, 0] = False  # nothing finer than /4
-    mask[num_levels - 1, 2] = False  # nothing coarser than /32
+    mask[num_levels - 1, 2] = False  # nothing coarser than the last level
     return mask
 
 
 def normalize_betas(betas):
-    """Softmax over the outgoing edges of every (layer, source level) node.
-
-    Levels 0 and 3 have two outgoing edges, so they get a 2-way softmax; the
-    impossible moves get probability 0. No extra scaling (Eq. 7 of the paper).
-
-    Args:
-        betas (Tensor): raw β logits, ``(L, num_levels, 3)``.
-
-    Returns:
-        Tensor: same shape; each valid row sums to 1.
-    """
+    """Softmax of raw β ``(L, levels, 3)`` over each node's valid outgoing
+    moves (2-way at the boundary levels); impossible moves get exactly 0.
+    No extra scaling (Eq. 7 of the paper)."""
     mask = valid_moves(betas.shape[1]).to(betas.device)
-    masked = betas.masked_fill(~mask, float('-inf'))
-    return torch.softmax(masked, dim=-1)
-
-
-PATH_PRIORS = ('none', 'uniform')
+    return torch.softmax(betas.masked_fill(~mask, float('-inf')), dim=-1)
 
 
 def debias_path_probs(probs):
-    """Scale each node's outgoing probabilities by its number of moves.
-
-    ``decode_path(debias_path_probs(p))`` is the unbiased decode: it
-    maximises ``sum log(n_out * p)``, the log-ratio of the path's β
-    probability to its probability under uniform β. Uniform β give every
-    transition the score 0, so no path is favoured by the node sizes.
-
-    Args:
-        probs (Tensor): normalised β ``(L, num_levels, 3)``.
-
-    Returns:
-        Tensor: same shape (rows no longer sum to 1).
-    """
+    """Normalised β times each node's number of moves: decoding this
+    maximises the path's log-ratio to uniform β, which scores every move 0,
+    so no path is favoured by the node sizes."""
     probs = torch.as_tensor(probs)
     n_out = valid_moves(probs.shape[1]).sum(-1).to(probs)
     return probs * n_out[None, :, None]
 
 
-def path_log_score(probs, path, path_prior='none'):
-    """Log score of ``path`` (levels per layer) under ``probs``.
-
-    Args:
-        probs (Tensor): normalised β ``(L, num_levels, 3)``.
-        path (Sequence[int]): one level per layer, from the stem's level 0.
-        path_prior (str): ``'none'`` (``sum log p``) or ``'uniform'``
-            (``sum log(n_out * p)``).
-    """
+def _with_prior(probs, path_prior):
     if path_prior not in PATH_PRIORS:
         raise ValueError(f'path_prior: expected one of {PATH_PRIORS}, got '
                          f'{path_prior!r}')
-    probs = _as_tensor(probs, 'probs', 3)
-    if path_prior == 'uniform':
-        probs = debias_path_probs(probs)
-    src, total = 0, 0.0
-    for layer, dst in enumerate(path):
-        p = probs[layer, src, dst - src + 1].item()
-        total += math.log(p) if p > 0 else -math.inf
-        src = dst
-    return total
+    return debias_path_probs(probs) if path_prior == 'uniform' else probs
 
 
 def _as_tensor(x, name, ndim):
@@ -125,71 +86,65 @@ def _as_tensor(x, name, ndim):
     return x
 
 
+def path_log_score(probs, path, path_prior='none'):
+    """Log score of ``path`` (a level per layer) under normalised β
+    ``probs``: ``sum log p`` (prior ``'none'``) or ``sum log(n_out * p)``
+    (``'uniform'``)."""
+    probs = _with_prior(_as_tensor(probs, 'probs', 3), path_prior)
+    src, total = 0, 0.0
+    for layer, dst in enumerate(path):
+        p = probs[layer, src, dst - src + 1].item()
+        total += math.log(p) if p > 0 else -math.inf
+        src = dst
+    return total
+
+
 def decode_cell(alphas, primitives=PRIMITIVES):
-    """Greedy cell decode.
+    """Greedy cell decode of raw α ``(E, P)`` (columns named by
+    ``primitives``) into a :class:`CellGenotype`.
 
-    For every block keep the two incoming edges whose strongest NON-zero
-    operator weight (after a softmax over operators) is largest, and on each
-    kept edge take that strongest non-zero operator. Ties go to the lower
-    index. The zero operator is never chosen.
-
-    Args:
-        alphas (Tensor): raw α logits, ``(E, P)`` (e.g. ``(20, 8)`` for B = 5).
-        primitives (Sequence[str]): operator names of the ``P`` columns.
-
-    Returns:
-        CellGenotype: ``.blocks`` holds ``B`` blocks of two ``(input, op)``
-        pairs, ordered by input index.
+    Each block keeps the two incoming edges whose strongest NON-zero
+    operator weight (softmax over ALL operators) is largest, each with that
+    operator. Ties go to the lower index (edge and operator); the zero
+    operator is never chosen.
     """
     alphas = _as_tensor(alphas, 'alphas', 2)
     primitives = tuple(primitives)
     if alphas.shape[1] != len(primitives):
         raise ValueError(f'alphas: {alphas.shape[1]} columns but '
                          f'{len(primitives)} primitives')
-    num_blocks, total = 0, 0
-    while total < alphas.shape[0]:
-        total += num_blocks + 2
+    num_blocks = 0
+    while num_edges(num_blocks) < alphas.shape[0]:
         num_blocks += 1
-    if total != alphas.shape[0]:
+    if num_edges(num_blocks) != alphas.shape[0]:
         raise ValueError(f'alphas: {alphas.shape[0]} rows is not 2+3+...+'
                          '(B+1) for any number of blocks B')
-    weights = torch.softmax(alphas, dim=-1)
     nonzero = [k for k, p in enumerate(primitives) if p != ZERO_OP]
-    weights = weights[:, nonzero]
-    blocks, start = [], 0
+    weights = torch.softmax(alphas, dim=-1)[:, nonzero]
+    blocks = []
     for b in range(num_blocks):
-        n = b + 2
-        w = weights[start:start + n]
+        w = weights[num_edges(b):num_edges(b + 1)]
         best_w, best_op = w.max(dim=1)  # first max on ties
         # stable sort: equal strengths keep the lower input index first
-        order = sorted(range(n), key=lambda i: -best_w[i].item())[:2]
+        order = sorted(range(b + 2), key=lambda i: -best_w[i].item())[:2]
         blocks.append(tuple((i, primitives[nonzero[best_op[i].item()]])
                             for i in sorted(order)))
-        start += n
     return CellGenotype(tuple(blocks))
 
 
 def decode_path(betas, end_level=None):
-    """Viterbi decode of the network-level path.
+    """Viterbi decode of NORMALISED β ``(L, levels, 3)`` into a level per
+    layer (list of L ints).
 
-    Finds the level sequence with the maximum product of transition
-    probabilities, starting from the stem (layer -1, level 0). Dynamic
-    programming over (layer, level): ``O(L * levels * 3)``, not a search over
-    all paths.
-
-    Args:
-        betas (Tensor): NORMALISED transition probabilities ``(L, 4, 3)``
-            (see the module docstring); entries for impossible moves are
-            ignored.
-        end_level (int, optional): force the last layer's level; by default
-            the best of all levels.
-
-    Returns:
-        list[int]: the level of each of the L layers.
+    The path from the stem (layer -1, level 0) with the maximum product of
+    transition probabilities, by dynamic programming in
+    ``O(L * levels * 3)``; impossible moves are ignored. Ties: the move from
+    the lower source level, then the lowest final level. ``end_level``
+    forces the last layer's level.
     """
     betas = _as_tensor(betas, 'betas', 3)
-    num_layers, num_levels, _ = betas.shape
-    if betas.shape[2] != 3:
+    num_layers, num_levels, moves = betas.shape
+    if moves != 3:
         raise ValueError(f'betas: expected shape (L, levels, 3), got '
                          f'{tuple(betas.shape)}')
     neg_inf = -math.inf
@@ -210,9 +165,9 @@ def decode_path(betas, end_level=None):
         back.append(ptr)
     if end_level is None:
         last = max(range(num_levels), key=lambda j: (score[j], -j))
+    elif not 0 <= end_level <= max_level(num_layers - 1, num_levels):
+        raise ValueError(f'end_level: {end_level} is not reachable')
     else:
-        if not 0 <= end_level <= max_level(num_layers - 1, num_levels):
-            raise ValueError(f'end_level: {end_level} is not reachable')
         last = end_level
     if score[last] == neg_inf:
         raise ValueError('betas: no path has non-zero probability')
@@ -224,25 +179,13 @@ def decode_path(betas, end_level=None):
 
 def decode_genotype(alphas, betas, search_space=None, end_level=None,
                     normalized=False, path_prior='none'):
-    """Decode raw α and β into a :class:`Genotype`.
-
-    Args:
-        alphas (Tensor): raw α, ``(E, P)``.
-        betas (Tensor): β, ``(L, 4, 3)``; raw logits unless ``normalized``.
-        search_space (SearchSpace, optional): defaults from the shapes.
-        end_level (int, optional): see :func:`decode_path`.
-        normalized (bool): whether ``betas`` are already probabilities.
-        path_prior (str): ``'none'``: the paper's Viterbi on β (biased
-            towards /4 and /32, see the module docstring); ``'uniform'``:
-            transitions scored against their node's uniform prior.
-    """
-    if path_prior not in PATH_PRIORS:
-        raise ValueError(f'path_prior: expected one of {PATH_PRIORS}, got '
-                         f'{path_prior!r}')
+    """Decode raw α ``(E, P)`` and β ``(L, levels, 3)`` (probabilities if
+    ``normalized``) into a :class:`Genotype`; ``search_space`` defaults from
+    the shapes, ``path_prior`` is ``'none'`` (the paper's Viterbi) or
+    ``'uniform'`` (see the module docstring)."""
     betas = torch.as_tensor(betas).detach().float().cpu()
-    probs = betas if normalized else normalize_betas(betas)
-    if path_prior == 'uniform':
-        probs = debias_path_probs(probs)
+    probs = _with_prior(betas if normalized else normalize_betas(betas),
+                        path_prior)
     cell = decode_cell(alphas, PRIMITIVES if search_space is None else
                        search_space.primitives)
     if search_space is None:

@@ -1,16 +1,11 @@
 """The genotype: an immutable, JSON-serialisable description of a found net.
 
-A genotype has two parts:
-
-* the cell: ``B`` blocks, each the sum of two ``(input, op)`` branches, where
-  ``input`` indexes the block's candidate inputs
-  ``[H(l-2), H(l-1), H1, ..., H(i-1)]`` and ``op`` names an operator of
-  the search space's ``primitives`` (a subset of :data:`PRIMITIVES`);
-* the path: one level per layer (level ``j`` is downsample rate ``4 * 2**j``).
-
-JSON is the hand-off format between search and retraining; it stores names
-(``"H(l-2)"``, ``"sep_conv_3x3"``), never index arrays, and is validated
-field by field on load (:class:`GenotypeError` names the offending field).
+The cell is ``B`` blocks, each the sum of two ``(input, op)`` branches
+(``input`` indexes ``[H(l-2), H(l-1), H1, ..., H(i-1)]``, ``op`` names one
+of the search space's ``primitives``); the path is one level per layer
+(level ``j`` is downsample rate ``4 * 2**j``). The JSON hand-off stores
+names (``"H(l-2)"``, ``"sep_conv_3x3"``), never index arrays, and is
+validated field by field (:class:`GenotypeError` names file and field).
 """
 import json
 import os
@@ -39,16 +34,19 @@ def input_names(block_index):
     return ['H(l-2)', 'H(l-1)'] + [f'H{k + 1}' for k in range(block_index)]
 
 
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _one_line(error, limit):
+    return ' '.join(str(error).split())[:limit]
+
+
 @dataclass(frozen=True)
 class SearchSpace:
-    """The search space a genotype came from.
-
-    Args:
-        num_layers (int): L, cells after the stem.
-        num_blocks (int): B, blocks per cell.
-        primitives (tuple[str]): operator names, in α's column order.
-        strides (tuple[int]): downsample rate of each level.
-    """
+    """The search space a genotype came from: ``num_layers`` L cells after
+    the stem, ``num_blocks`` B per cell, ``primitives`` in α's column
+    order, ``strides`` the downsample rate of each level."""
     num_layers: int = 12
     num_blocks: int = 5
     primitives: Tuple[str, ...] = PRIMITIVES
@@ -57,13 +55,25 @@ class SearchSpace:
     def __post_init__(self):
         for name in ('num_layers', 'num_blocks'):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) \
-                    or value <= 0:
-                raise GenotypeError(
-                    f'search_space.{name}: expected a positive integer, got '
-                    f'{value!r}')
-        object.__setattr__(self, 'primitives', tuple(self.primitives))
-        object.__setattr__(self, 'strides', tuple(self.strides))
+            if not _is_int(value) or value <= 0:
+                raise GenotypeError(f'search_space.{name}: expected a '
+                                    f'positive integer, got {value!r}')
+        prims, strides = self.primitives, self.strides
+        if not (isinstance(prims, (list, tuple)) and prims
+                and all(p in PRIMITIVES for p in prims)
+                and len(set(prims)) == len(prims)):
+            raise GenotypeError(
+                'search_space.primitives: expected distinct names from '
+                f'{", ".join(PRIMITIVES)}; got {prims!r:.120}')
+        if not (isinstance(strides, (list, tuple)) and strides
+                and all(_is_int(s) and s > 0 for s in strides)
+                and all(b == 2 * a for a, b in zip(strides, strides[1:]))):
+            raise GenotypeError(
+                'search_space.strides: expected positive integers, each '
+                f'level halving the resolution (e.g. [4, 8, 16, 32]), got '
+                f'{strides!r:.80}')
+        object.__setattr__(self, 'primitives', tuple(prims))
+        object.__setattr__(self, 'strides', tuple(strides))
 
     @property
     def num_levels(self):
@@ -77,52 +87,76 @@ class SearchSpace:
 
 @dataclass(frozen=True)
 class CellGenotype:
-    """A discrete cell.
-
-    Args:
-        blocks (tuple): ``B`` blocks, each a tuple of two ``(input, op)``
-            pairs ordered by input index.
-    """
+    """A discrete cell: ``blocks``, ``B`` tuples of two ``(input, op)``
+    pairs, ordered by input index."""
     blocks: Tuple[Tuple[Tuple[int, str], Tuple[int, str]], ...]
 
     def __post_init__(self):
-        blocks = tuple(
-            tuple(sorted((int(i), str(op)) for i, op in block))
-            for block in self.blocks)
+        blocks = tuple(tuple(sorted((int(i), str(op)) for i, op in block))
+                       for block in self.blocks)
         object.__setattr__(self, 'blocks', blocks)
-        validate_cell(blocks)  # structure only: a cell alone has no space
+        # the structure only: whether an op is in the space is Genotype's
+        for b, block in enumerate(blocks):
+            if len(block) != 2:
+                raise GenotypeError(f'cell[{b}]: expected 2 inputs per '
+                                    f'block, got {len(block)}')
+            for k, (i, op) in enumerate(block):
+                if op == ZERO_OP:
+                    raise GenotypeError(
+                        f'cell[{b}].inputs[{k}].op: the zero operator '
+                        f'{ZERO_OP!r} is not a valid choice in a genotype')
+                if not 0 <= i < b + 2:
+                    raise GenotypeError(
+                        f'cell[{b}].inputs[{k}].input: block H{b + 1} can '
+                        f'only take {", ".join(input_names(b))}; index {i} '
+                        'refers to a block that does not exist yet')
 
     def describe(self):
         """One line per block, e.g. ``H1 = sep_conv_3x3(H(l-1)) + ...``."""
-        lines = []
-        for b, block in enumerate(self.blocks):
-            names = input_names(b)
-            terms = ' + '.join(f'{op}({names[i]})' for i, op in block)
-            lines.append(f'H{b + 1} = {terms}')
-        return lines
+        return [f'H{b + 1} = ' + ' + '.join(
+            f'{op}({input_names(b)[i]})' for i, op in block)
+            for b, block in enumerate(self.blocks)]
 
 
 @dataclass(frozen=True)
 class Genotype:
-    """A found architecture: a cell, a path and the space they came from.
-
-    Args:
-        cell (CellGenotype): the discrete cell shared by every layer.
-        path (tuple[int]): level of each of the L layers.
-        search_space (SearchSpace): the space searched.
-    """
+    """A found architecture: the ``cell`` shared by every layer, the
+    ``path`` (level of each of the L layers) and their ``search_space``."""
     cell: CellGenotype
     path: Tuple[int, ...]
     search_space: SearchSpace = field(default_factory=SearchSpace)
 
     def __post_init__(self):
-        object.__setattr__(self, 'path', tuple(int(p) for p in self.path))
-        validate_path(self.path, self.search_space)
-        if len(self.cell.blocks) != self.search_space.num_blocks:
+        path = tuple(int(p) for p in self.path)
+        object.__setattr__(self, 'path', path)
+        space = self.search_space
+        if len(path) != space.num_layers:
+            raise GenotypeError(f'path: expected {space.num_layers} levels '
+                                f'(one per layer), got {len(path)}')
+        prev = 0  # the stem's level
+        for layer, level in enumerate(path):
+            if not 0 <= level < space.num_levels:
+                raise GenotypeError(f'path[{layer}]: level {level} outside '
+                                    f'0-{space.num_levels - 1}')
+            if abs(level - prev) > 1:
+                raise GenotypeError(f'path[{layer}]: ' + (
+                    f'moves from level {prev} to {level}; a step may change '
+                    'the level by at most 1' if layer else 'the first layer '
+                    f'must be at level 0 or 1 (the stem is at level 0), got '
+                    f'{level}'))
+            prev = level
+        blocks = self.cell.blocks
+        if len(blocks) != space.num_blocks:
             raise GenotypeError(
-                f'cell: expected {self.search_space.num_blocks} blocks (the '
-                f'search space\'s num_blocks), got {len(self.cell.blocks)}')
-        validate_cell(self.cell.blocks, self.search_space.primitives)
+                f'cell: expected {space.num_blocks} blocks (the search '
+                f"space's num_blocks), got {len(blocks)}")
+        for b, block in enumerate(blocks):
+            for k, (_, op) in enumerate(block):
+                if op not in space.primitives:
+                    raise GenotypeError(
+                        f'cell[{b}].inputs[{k}].op: unknown operator {op!r}; '
+                        'the search space has ' + ', '.join(
+                            p for p in space.primitives if p != ZERO_OP))
 
     @property
     def path_strides(self):
@@ -132,16 +166,12 @@ class Genotype:
     def describe(self):
         """Readable multi-line description (blocks, then path as strides)."""
         return '\n'.join(self.cell.describe() + [
-            'path (strides): ' + ' '.join(str(s) for s in self.path_strides)
-        ])
+            'path (strides): ' + ' '.join(map(str, self.path_strides))])
 
     def to_dict(self):
-        cell = []
-        for b, block in enumerate(self.cell.blocks):
-            names = input_names(b)
-            cell.append(dict(
-                name=f'H{b + 1}',
-                inputs=[dict(input=names[i], op=op) for i, op in block]))
+        cell = [dict(name=f'H{b + 1}', inputs=[
+            dict(input=input_names(b)[i], op=op) for i, op in block])
+            for b, block in enumerate(self.cell.blocks)]
         return dict(format=FORMAT, version=VERSION,
                     search_space=self.search_space.to_dict(), cell=cell,
                     path=list(self.path), path_strides=list(self.path_strides))
@@ -155,59 +185,48 @@ class Genotype:
 
     @classmethod
     def from_dict(cls, data, source='genotype'):
-        """Build and fully validate a genotype from its JSON dict.
-
-        Raises:
-            GenotypeError: one line naming ``source`` and the bad field.
-        """
+        """Build and fully validate a genotype from its JSON dict;
+        :class:`GenotypeError` names ``source`` and the field."""
         try:
             return _from_dict(cls, data)
         except GenotypeError as e:
             raise GenotypeError(f'{source}: {e}') from None
         except (TypeError, ValueError, KeyError, AttributeError,
-                RecursionError) as e:  # a shape no check above foresaw
-            raise GenotypeError(
-                f'{source}: malformed genotype ({type(e).__name__}: '
-                f'{" ".join(str(e).split())[:160]})') from None
+                RecursionError) as e:  # a shape no check foresaw
+            raise GenotypeError(f'{source}: malformed genotype ('
+                                f'{type(e).__name__}: {_one_line(e, 160)})'
+                                ) from None
 
     @classmethod
     def from_json(cls, text, source='genotype'):
         """Parse and validate genotype JSON (``str`` or UTF-8 ``bytes``)."""
-        if isinstance(text, (bytes, bytearray)):
-            try:
-                text = bytes(text).decode('utf-8')
-            except UnicodeDecodeError as e:
-                raise GenotypeError(
-                    f'{source}: not UTF-8 text (byte {e.start}); a genotype '
-                    'is a JSON file') from None
         try:
+            if isinstance(text, (bytes, bytearray)):
+                text = bytes(text).decode('utf-8')
             data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise GenotypeError(f'{source}: invalid JSON ({e})') from None
+        except UnicodeDecodeError as e:
+            raise GenotypeError(f'{source}: not UTF-8 text (byte {e.start}); '
+                                'a genotype is a JSON file') from None
         except RecursionError:
             raise GenotypeError(f'{source}: JSON nested too deeply for a '
                                 'genotype') from None
-        except ValueError as e:  # e.g. integers beyond the digit limit
-            raise GenotypeError(f'{source}: invalid JSON value '
-                                f'({" ".join(str(e).split())[:120]})') \
-                from None
+        except ValueError as e:  # also integers beyond the digit limit
+            raise GenotypeError(f'{source}: invalid JSON '
+                                f'({_one_line(e, 120)})') from None
         return cls.from_dict(data, source)
 
     @classmethod
     def load(cls, path):
-        """Load and validate a genotype JSON file.
-
-        Raises:
-            GenotypeError: naming ``path`` and what is wrong with it.
-        """
+        """Load and validate a genotype JSON file; :class:`GenotypeError`
+        names ``path`` and what is wrong with it."""
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise GenotypeError(f'{path}: genotype file not found')
         try:
-            if os.path.getsize(path) > MAX_FILE_BYTES:
-                raise GenotypeError(
-                    f'{path}: {os.path.getsize(path)} bytes, too large for a '
-                    f'genotype (at most {MAX_FILE_BYTES})')
+            size = os.path.getsize(path)
+            if size > MAX_FILE_BYTES:
+                raise GenotypeError(f'{path}: {size} bytes, too large for a '
+                                    f'genotype (at most {MAX_FILE_BYTES})')
             with open(path, 'rb') as f:
                 data = f.read()
         except OSError as e:
@@ -216,91 +235,13 @@ class Genotype:
         return cls.from_json(data, source=path)
 
 
-def validate_cell(blocks, primitives=None):
-    """Check a cell's blocks; raise :class:`GenotypeError` naming the field.
-
-    Args:
-        blocks (Sequence): ``B`` blocks of ``(input, op)`` pairs.
-        primitives (Sequence[str], optional): the operators of the cell's
-            search space; None checks the structure only.
-    """
-    for b, block in enumerate(blocks):
-        if len(block) != 2:
-            raise GenotypeError(
-                f'cell[{b}]: expected 2 inputs per block, got {len(block)}')
-        for k, (i, op) in enumerate(block):
-            where = f'cell[{b}].inputs[{k}]'
-            if op == ZERO_OP:
-                raise GenotypeError(
-                    f'{where}.op: the zero operator {ZERO_OP!r} is not a '
-                    'valid choice in a genotype')
-            if primitives is not None and op not in primitives:
-                raise GenotypeError(
-                    f'{where}.op: unknown operator {op!r}; the search space '
-                    'has ' + ', '.join(p for p in primitives if p != ZERO_OP))
-            if not 0 <= i < b + 2:
-                raise GenotypeError(
-                    f'{where}.input: block H{b + 1} can only take '
-                    f'{", ".join(input_names(b))}; index {i} refers to a '
-                    'block that does not exist yet')
-
-
-def validate_path(path, space):
-    """Check a level path against a search space; raise GenotypeError."""
-    if len(path) != space.num_layers:
-        raise GenotypeError(
-            f'path: expected {space.num_layers} levels (one per layer), got '
-            f'{len(path)}')
-    top = space.num_levels - 1
-    for layer, level in enumerate(path):
-        if not 0 <= level <= top:
-            raise GenotypeError(
-                f'path[{layer}]: level {level} outside 0-{top}')
-    if path[0] not in (0, 1):
-        raise GenotypeError(
-            f'path[0]: the first layer must be at level 0 or 1 (the stem is '
-            f'at level 0), got {path[0]}')
-    for layer in range(1, len(path)):
-        if abs(path[layer] - path[layer - 1]) > 1:
-            raise GenotypeError(
-                f'path[{layer}]: moves from level {path[layer - 1]} to '
-                f'{path[layer]}; a step may change the level by at most 1')
-
-
 def _expect(data, key, kind, where):
     if not isinstance(data, dict) or key not in data:
         raise GenotypeError(f'{where}: missing field "{key}"')
-    value = data[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        names = kind.__name__ if isinstance(kind, type) else '/'.join(
-            k.__name__ for k in kind)
-        raise GenotypeError(
-            f'{where}.{key}: expected {names}, got {type(value).__name__}')
-    return value
-
-
-def _check_space_lists(space_d):
-    """search_space.primitives / .strides: the right types and values."""
-    prims = space_d.get('primitives', PRIMITIVES)
-    if not isinstance(prims, (list, tuple)) or not prims or not all(
-            isinstance(p, str) for p in prims):
-        raise GenotypeError('search_space.primitives: expected a non-empty '
-                            f'list of operator names, got {prims!r:.80}')
-    unknown = [p for p in prims if p not in PRIMITIVES]
-    if unknown or len(set(prims)) != len(prims):
-        raise GenotypeError(
-            'search_space.primitives: expected distinct names from '
-            f'{", ".join(PRIMITIVES)}; got {list(prims)!r:.120}')
-    strides = space_d.get('strides', (4, 8, 16, 32))
-    if not isinstance(strides, (list, tuple)) or not strides or not all(
-            isinstance(x, int) and not isinstance(x, bool) and x > 0
-            for x in strides):
-        raise GenotypeError('search_space.strides: expected a non-empty list '
-                            f'of positive integers, got {strides!r:.80}')
-    if any(b != 2 * a for a, b in zip(strides, strides[1:])):
-        raise GenotypeError('search_space.strides: each level must halve the '
-                            f'resolution (e.g. [4, 8, 16, 32]), got '
-                            f'{list(strides)!r:.80}')
+    if not isinstance(data[key], kind):
+        raise GenotypeError(f'{where}.{key}: expected {kind.__name__}, got '
+                            f'{type(data[key]).__name__}')
+    return data[key]
 
 
 def _from_dict(cls, data):
@@ -310,55 +251,40 @@ def _from_dict(cls, data):
         raise GenotypeError(
             f'format: expected {FORMAT!r}, got {data.get("format")!r}')
     version = data.get('version', VERSION)
-    if not isinstance(version, int) or isinstance(version, bool) or \
-            not 1 <= version <= VERSION:
+    if not _is_int(version) or not 1 <= version <= VERSION:
+        newer = _is_int(version) and version > VERSION
         raise GenotypeError(
             f'version: this mmseg-autodeeplab reads genotype format versions '
             f'1-{VERSION}, got {version!r}'
-            + (' (written by a newer release?)'
-               if isinstance(version, int) and version > VERSION else ''))
+            + (' (written by a newer release?)' if newer else ''))
     space_d = data.get('search_space', {})
     if not isinstance(space_d, dict):
         raise GenotypeError('search_space: expected an object')
-    known = {'num_layers', 'num_blocks', 'primitives', 'strides'}
-    unknown = set(space_d) - known
+    unknown = set(space_d) - set(SearchSpace.__dataclass_fields__)
     if unknown:
         raise GenotypeError(
             f'search_space: unknown field(s) {sorted(unknown)}')
-    _check_space_lists(space_d)
     cell_d = _expect(data, 'cell', list, 'genotype')
     path = _expect(data, 'path', list, 'genotype')
     for k, level in enumerate(path):
-        if not isinstance(level, int) or isinstance(level, bool):
+        if not _is_int(level):
             raise GenotypeError(f'path[{k}]: expected an integer level, got '
                                 f'{level!r}')
-    num_blocks = space_d.get('num_blocks', len(cell_d))
-    space = SearchSpace(
-        num_layers=space_d.get('num_layers', len(path)),
-        num_blocks=num_blocks,
-        primitives=tuple(space_d.get('primitives', PRIMITIVES)),
-        strides=tuple(space_d.get('strides', (4, 8, 16, 32))))
-    if len(cell_d) != space.num_blocks:
-        raise GenotypeError(
-            f'cell: expected {space.num_blocks} blocks (search_space.'
-            f'num_blocks), got {len(cell_d)}')
+    space = SearchSpace(**{'num_layers': len(path),
+                           'num_blocks': len(cell_d), **space_d})
     blocks = []
     for b, block_d in enumerate(cell_d):
-        where = f'cell[{b}]'
-        inputs = _expect(block_d, 'inputs', list, where)
-        names = input_names(b)
-        pairs = []
-        for k, pair in enumerate(inputs):
-            pw = f'{where}.inputs[{k}]'
-            name = _expect(pair, 'input', str, pw)
-            op = _expect(pair, 'op', str, pw)
+        names, pairs = input_names(b), []
+        for k, pair in enumerate(_expect(block_d, 'inputs', list,
+                                         f'cell[{b}]')):
+            where = f'cell[{b}].inputs[{k}]'
+            name = _expect(pair, 'input', str, where)
+            op = _expect(pair, 'op', str, where)
             if name not in names:
-                valid = ', '.join(names)
                 raise GenotypeError(
-                    f'{pw}.input: {name!r} is not available to block '
-                    f'H{b + 1} (it can take {valid}); an input must be an '
-                    'earlier block or a cell input')
+                    f'{where}.input: {name!r} is not available to block '
+                    f'H{b + 1} (it can take {", ".join(names)}); an input '
+                    'must be an earlier block or a cell input')
             pairs.append((names.index(name), op))
         blocks.append(pairs)
-    return cls(cell=CellGenotype(tuple(tuple(p) for p in blocks)),
-               path=tuple(path), search_space=space)
+    return cls(cell=CellGenotype(blocks), path=path, search_space=space)

@@ -1,35 +1,14 @@
 """The Auto-DeepLab cell operators as data.
 
-Shape vocabulary: ``x`` is ``(N, C, H, W)``. Every operator maps ``C`` channels
-to ``C`` channels; with ``stride=2`` the spatial size becomes
-``ceil(H / 2) x ceil(W / 2)`` (all convs/pools use "same" padding), so odd
-inputs (97, 321, 769, ...) stay consistent across operators.
-
-``OPS`` maps an operator name to a factory with ONE signature::
-
-    OPS[name](channels: int, stride: int, norm_cfg: dict) -> nn.Module
-
-``norm_cfg`` is an mmcv norm config; the supernet passes
-``dict(type='BN', affine=False)`` (DARTS convention), retraining an affine
-BN or SyncBN.
+Every operator maps ``x`` ``(N, C, H, W)`` to ``C`` channels; with
+``stride=2`` to ``ceil(H / 2) x ceil(W / 2)`` ("same" padding everywhere, so
+odd sizes such as 769 stay consistent). ``OPS`` maps a name to a factory
+with ONE signature, ``OPS[name](channels, stride, norm_cfg) -> nn.Module``;
+``norm_cfg`` is an mmcv norm config (the supernet's is
+``dict(type='BN', affine=False)``, as DARTS; retraining's an affine BN).
 """
-from collections import OrderedDict
-
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
-
-#: Operator names in the order of the last axis of α (shape ``(E, 8)``,
-#: E = 20 edges for B = 5).
-PRIMITIVES = (
-    'none',
-    'max_pool_3x3',
-    'avg_pool_3x3',
-    'skip_connect',
-    'sep_conv_3x3',
-    'sep_conv_5x5',
-    'atrous_conv_3x3',
-    'atrous_conv_5x5',
-)
 
 #: The zero operator: a missing connection, never decoded.
 ZERO_OP = 'none'
@@ -48,17 +27,13 @@ class Zero(nn.Module):
         self.stride = stride
 
     def forward(self, x):
-        if self.stride == 1:
-            return x.mul(0.)
         return x[:, :, ::self.stride, ::self.stride].mul(0.)
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU -> (dilated) k×k conv -> BN; the atrous operator and projections.
-
-    The atrous operator is ONE full (not separable) conv: only this form gives
-    the parameter counts of the paper's Table 2.
-    """
+    """ReLU -> (dilated) k×k conv -> BN: the atrous operator, the strided
+    skip and the projections. The atrous operator is ONE full conv: only
+    that gives the parameter counts of the paper's Table 2."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1,
                  dilation=1, norm_cfg=dict(type='BN')):
@@ -71,67 +46,50 @@ class ReLUConvBN(nn.Sequential):
 
 
 class SepConv(nn.Sequential):
-    """Two repeats of [ReLU, depthwise k×k, pointwise 1×1, BN].
-
-    The stride (if any) is applied by the first depthwise conv only.
-    """
+    """Two repeats of [ReLU, depthwise k×k, pointwise 1×1, BN]; the stride
+    (if any) is applied by the first depthwise conv only."""
 
     def __init__(self, channels, kernel_size, stride=1,
                  norm_cfg=dict(type='BN')):
-        pad = (kernel_size - 1) // 2
         layers = []
-        for repeat in range(2):
-            s = stride if repeat == 0 else 1
+        for s in (stride, 1):
             layers += [
                 nn.ReLU(inplace=False),
-                nn.Conv2d(channels, channels, kernel_size, s, pad,
-                          groups=channels, bias=False),
+                nn.Conv2d(channels, channels, kernel_size, s,
+                          (kernel_size - 1) // 2, groups=channels, bias=False),
                 nn.Conv2d(channels, channels, 1, bias=False),
-                build_norm(norm_cfg, channels),
-            ]
+                build_norm(norm_cfg, channels)]
         super().__init__(*layers)
 
 
-class StridedSkip(nn.Sequential):
-    """Skip connection across a stride: ReLU -> 1×1 conv stride s -> BN."""
-
-    def __init__(self, channels, stride, norm_cfg=dict(type='BN')):
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(channels, channels, 1, stride, bias=False),
-            build_norm(norm_cfg, channels))
+def _skip(c, stride, norm_cfg):
+    # across a stride: ReLU -> 1×1 conv stride 2 -> BN
+    return nn.Identity() if stride == 1 else ReLUConvBN(
+        c, c, 1, stride, norm_cfg=norm_cfg)
 
 
-def _skip(channels, stride, norm_cfg):
-    return nn.Identity() if stride == 1 else StridedSkip(
-        channels, stride, norm_cfg)
-
-
-OPS = OrderedDict([
-    ('none', lambda c, stride, norm_cfg: Zero(stride)),
-    ('max_pool_3x3', lambda c, stride, norm_cfg: nn.MaxPool2d(3, stride, 1)),
-    ('avg_pool_3x3', lambda c, stride, norm_cfg: nn.AvgPool2d(
-        3, stride, 1, count_include_pad=False)),
-    ('skip_connect', _skip),
-    ('sep_conv_3x3', lambda c, stride, norm_cfg: SepConv(c, 3, stride,
-                                                         norm_cfg)),
-    ('sep_conv_5x5', lambda c, stride, norm_cfg: SepConv(c, 5, stride,
-                                                         norm_cfg)),
-    ('atrous_conv_3x3', lambda c, stride, norm_cfg: ReLUConvBN(
-        c, c, 3, stride, dilation=2, norm_cfg=norm_cfg)),
-    ('atrous_conv_5x5', lambda c, stride, norm_cfg: ReLUConvBN(
-        c, c, 5, stride, dilation=2, norm_cfg=norm_cfg)),
-])
-assert tuple(OPS) == PRIMITIVES
+OPS = {
+    'none': lambda c, stride, norm_cfg: Zero(stride),
+    'max_pool_3x3': lambda c, stride, norm_cfg: nn.MaxPool2d(3, stride, 1),
+    'avg_pool_3x3': lambda c, stride, norm_cfg: nn.AvgPool2d(
+        3, stride, 1, count_include_pad=False),
+    'skip_connect': _skip,
+    'sep_conv_3x3': lambda c, stride, norm_cfg: SepConv(c, 3, stride,
+                                                        norm_cfg),
+    'sep_conv_5x5': lambda c, stride, norm_cfg: SepConv(c, 5, stride,
+                                                        norm_cfg),
+    'atrous_conv_3x3': lambda c, stride, norm_cfg: ReLUConvBN(
+        c, c, 3, stride, dilation=2, norm_cfg=norm_cfg),
+    'atrous_conv_5x5': lambda c, stride, norm_cfg: ReLUConvBN(
+        c, c, 5, stride, dilation=2, norm_cfg=norm_cfg),
+}
+#: Operator names in the order of the last axis of α (shape ``(E, 8)``).
+PRIMITIVES = tuple(OPS)
 
 
 def check_op_names(names, where='ops'):
-    """Raise a one-line ``ValueError`` if any name is not a known operator.
-
-    Args:
-        names (Sequence[str]): operator names to check.
-        where (str): what the names came from, for the message.
-    """
+    """Raise a one-line ``ValueError`` if any name is not a known operator;
+    ``where`` names the names' source in the message."""
     for name in names:
         if name not in OPS:
             raise ValueError(
@@ -143,7 +101,3 @@ def build_op(name, channels, stride=1, norm_cfg=dict(type='BN')):
     """Build operator ``name`` mapping ``channels`` to ``channels``."""
     check_op_names([name])
     return OPS[name](channels, stride, norm_cfg)
-
-
-__all__ = ['PRIMITIVES', 'ZERO_OP', 'OPS', 'build_op', 'build_norm',
-           'check_op_names', 'ReLUConvBN', 'SepConv', 'Zero']

@@ -1,19 +1,13 @@
 """Plots of an Auto-DeepLab search, drawn from ``search_history.json``.
 
 :class:`~mmseg_autodeeplab.engine.GenotypeHook` writes one entry per
-validation with everything drawn here: ``epoch``, ``mIoU``,
-``alpha_entropy``, ``beta_entropy``, ``alpha`` (softmaxed, ``(E, P)``),
-``beta`` (normalised, ``(L, levels, 3)``), the decoded ``genotype``,
-``arch_start_epoch`` and, in a budgeted search, ``cost`` (the genotype's
-predicted cost and the target). The plots read these fields; they decode
-nothing. An entry missing one is refused in one line naming it.
-
-Each function draws one figure with matplotlib's Agg canvas (no pyplot),
-writes it as PNG atomically and returns the data it highlighted:
-:func:`plot_alpha_heatmap` (the outlined ``(edge_row, op)`` cells),
-:func:`plot_beta_trellis` (the path's levels), :func:`plot_cell` (the
-edges), :func:`plot_search_curves` (the series).
-``python tools/plot_search.py WORK_DIR`` runs :func:`main`.
+validation: ``epoch``, ``mIoU``, ``alpha_entropy``, ``beta_entropy``,
+``alpha`` (softmaxed, ``(E, P)``), ``beta`` (normalised, ``(L, levels,
+3)``), the decoded ``genotype``, ``arch_start_epoch`` and, in a budgeted
+search, ``cost``. The plots decode nothing; an entry missing a field is
+refused in one line naming it. Each function draws one figure (Agg canvas,
+no pyplot), writes it as PNG atomically and returns the data it
+highlighted. ``python tools/plot_search.py WORK_DIR`` runs :func:`main`.
 """
 import argparse
 import io
@@ -72,12 +66,8 @@ _FIELDS = (
 
 
 def read_entry(entry, where='entry'):
-    """``(alpha, beta, genotype)`` of one history entry.
-
-    Raises:
-        SearchHistoryError: naming ``where`` and the missing or malformed
-            field (e.g. a file from another tool, or hand-edited).
-    """
+    """``(alpha, beta, genotype)`` of one history entry;
+    :class:`SearchHistoryError` names ``where`` and the bad field."""
     if not isinstance(entry, dict):
         raise SearchHistoryError(
             f'{where}: expected an object, got {type(entry).__name__}')
@@ -97,14 +87,9 @@ def read_entry(entry, where='entry'):
 
 
 def load_history(path):
-    """Load ``search_history.json`` (a file or its work_dir), checked.
-
-    Returns:
-        list[dict]: the entries, oldest first (never empty).
-
-    Raises:
-        SearchHistoryError: one line naming the file and the problem.
-    """
+    """The entries (oldest first, never empty) of ``search_history.json``
+    (a file or its work_dir), checked; :class:`SearchHistoryError` names
+    the file and the problem."""
     path = os.fspath(path)
     if osp.isdir(path):
         path = osp.join(path, HISTORY_FILE)
@@ -127,15 +112,11 @@ def load_history(path):
 
 
 def infer_arch_start(history):
-    """Epoch where α/β updates start, and whether that is exact.
+    """``(epoch or None, exact)``: where α/β updates start.
 
-    GenotypeHook records it (``arch_start_epoch``). Histories written before
-    it did hold only ``arch_active`` (α/β updated yet) per entry: the start
-    is then taken as the last entry without updates, exact when the next
-    entry is at most one epoch later.
-
-    Returns:
-        tuple: ``(epoch or None, exact)``.
+    GenotypeHook records ``arch_start_epoch``; in older histories (only
+    ``arch_active`` per entry) it is the last entry without updates, exact
+    when the next entry is at most one epoch later.
     """
     if history and history[-1].get('arch_start_epoch') is not None:
         return history[-1]['arch_start_epoch'], True
@@ -154,7 +135,8 @@ def _figure(figsize):
     return fig
 
 
-def _save(fig, out_path):
+def _save(fig, out_path, title, fontsize=12):
+    fig.suptitle(title, fontsize=fontsize)
     buffer = io.BytesIO()
     fig.savefig(buffer, format='png', dpi=DPI, facecolor='white')
     atomic_write_bytes(out_path, buffer.getvalue())
@@ -166,13 +148,9 @@ def _label(entry):
 
 
 def plot_alpha_heatmap(entry, out_path, title=None):
-    """Heatmap of an entry's softmaxed α, its genotype's choices outlined.
-
-    Rows are the cell's edges (``"H2 ← H(l-1)"``), columns the operators.
-
-    Returns:
-        list[tuple[int, str]]: the outlined ``(edge_row, op)`` cells, by row.
-    """
+    """Heatmap of an entry's softmaxed α (rows: edges ``"H2 ← H(l-1)"``,
+    columns: operators); returns the outlined ``(edge_row, op)`` cells of
+    its genotype, by row."""
     alpha, _, genotype = read_entry(entry)
     primitives = genotype.search_space.primitives
     blocks = genotype.cell.blocks
@@ -205,39 +183,27 @@ def plot_alpha_heatmap(entry, out_path, title=None):
                                 for b in range(len(blocks))
                                 for name in input_names(b)])
     ax.tick_params(length=0)
-    ax.set_xlabel('operator')
-    ax.set_ylabel('edge (block ← input)')
+    ax.set(xlabel='operator', ylabel='edge (block ← input)')
     fig.colorbar(image, ax=ax, fraction=0.05, pad=0.02).set_label(
         'softmax(α) over operators')
     ax.legend(handles=[Patch(fill=False, ec=CHOICE_COLOR, lw=2.5,
                              label='decoded choice')], loc='lower center',
               bbox_to_anchor=(0.5, 1.0), frameon=False, fontsize=9)
-    fig.suptitle(title or f'Cell weights α ({_label(entry)})', fontsize=12)
-    _save(fig, out_path)
+    _save(fig, out_path, title or f'Cell weights α ({_label(entry)})')
     return chosen
 
 
 def plot_beta_trellis(entry, out_path, title=None, annotate=None):
-    """Trellis of an entry's β (layer x level) with its genotype's path.
-
-    Every possible move is a segment whose width and shade grow with its
-    probability; the path is the thick coloured line.
-
-    Args:
-        annotate (bool, optional): write every move's probability (default
-            for L <= 6; otherwise only the path's moves).
-
-    Returns:
-        list[int]: the level of each of the L layers on the path.
-    """
+    """Trellis of an entry's β (layer x level): every move a segment whose
+    width and shade grow with its probability, the genotype's path (the
+    returned levels) a thick line. ``annotate`` writes every move's
+    probability (default for L <= 6), else only the path's."""
     _, beta, genotype = read_entry(entry)
     path, strides = list(genotype.path), genotype.search_space.strides
     num_layers, num_levels, _ = beta.shape
     if annotate is None:
         annotate = num_layers <= 6
     levels = [0] + path  # the stem first
-    on_path = {(layer, levels[layer], levels[layer + 1])
-               for layer in range(num_layers)}
     moves = [(layer, src, dst, float(beta[layer, src, dst - src + 1]))
              for layer in range(num_layers)
              for src in range(max_level(layer - 1, num_levels) + 1)
@@ -259,7 +225,7 @@ def plot_beta_trellis(entry, out_path, title=None, annotate=None):
     uniform = max(abs(p - 1 / (2 if src in (0, num_levels - 1) else 3))
                   for _, src, _, p in moves) < 0.05
     for layer, src, dst, p in moves:
-        if annotate or (layer, src, dst) in on_path:
+        if annotate or (levels[layer], levels[layer + 1]) == (src, dst):
             # off the midpoint, where crossing moves intersect; along it
             ax.text(layer + 0.32, src + 0.32 * (dst - src),
                     format(p, '.3f' if uniform else '.2f'), fontsize=7.5,
@@ -274,13 +240,12 @@ def plot_beta_trellis(entry, out_path, title=None, annotate=None):
                lw=1.2, zorder=3)
     ax.scatter(range(num_layers + 1), levels, s=85, facecolor=PATH_COLOR,
                edgecolor='0.15', lw=1.2, zorder=5)
-    ax.set_xlim(-0.5, num_layers + 0.5)
-    ax.set_ylim(num_levels - 0.5, -0.5)  # the finest level at the top
-    ax.set_xticks(range(num_layers + 1),
-                  ['stem'] + [str(k) for k in range(1, num_layers + 1)])
-    ax.set_yticks(range(num_levels), [f'1/{s}' for s in strides])
-    ax.set_xlabel('layer')
-    ax.set_ylabel('spatial resolution (downsample rate)')
+    ax.set(xlim=(-0.5, num_layers + 0.5),
+           ylim=(num_levels - 0.5, -0.5),  # the finest level at the top
+           xticks=range(num_layers + 1),
+           xticklabels=['stem'] + [str(k) for k in range(1, num_layers + 1)],
+           yticks=range(num_levels), yticklabels=[f'1/{s}' for s in strides],
+           xlabel='layer', ylabel='spatial resolution (downsample rate)')
     ax.spines[['top', 'right']].set_visible(False)
     ax.grid(axis='y', color='0.93')
     ax.set_axisbelow(True)
@@ -293,48 +258,36 @@ def plot_beta_trellis(entry, out_path, title=None, annotate=None):
         Line2D([], [], ls='', marker='o', mfc='white', mec='0.25', ms=8,
                label='reachable (layer, level)')],
         loc='outside lower center', ncols=3, frameon=False, fontsize=9)
-    fig.suptitle(title or (
+    _save(fig, out_path, title or (
         f'Network-level transitions β ({_label(entry)})\ndecoded path '
-        'strides: ' + ' '.join(str(s) for s in genotype.path_strides)),
-        fontsize=11.5)
-    _save(fig, out_path)
+        'strides: ' + ' '.join(map(str, genotype.path_strides))), 11.5)
     return path
 
 
 def plot_cell(genotype, out_path, title=None):
-    """A genotype's cell as an arc diagram.
+    """A genotype's (or its JSON dict's) cell as an arc diagram.
 
     Nodes left to right: ``H(l-2)``, ``H(l-1)``, ``H1..HB``, ``H(l)``; each
-    chosen branch is an arc above the row labelled with its operator, the
-    concatenation into ``H(l)`` dashed arcs below.
-
-    Args:
-        genotype (Genotype | dict): the genotype (a dict as in
-            ``genotype.json``).
-
-    Returns:
-        list[tuple[str, str, str]]: ``(input, block, op)`` in block order.
+    branch an arc above labelled with its operator, the concatenation into
+    ``H(l)`` dashed arcs below. Returns ``(input, block, op)`` in block
+    order.
     """
     if isinstance(genotype, dict):
         genotype = Genotype.from_dict(genotype)
     num_blocks = len(genotype.cell.blocks)
     names = input_names(num_blocks) + ['H(l)']
-    dx, radius = 3.0, 0.62
+    last, dx, radius = len(names) - 1, 3.0, 0.62
     ops = [(i, b + 2, op) for b, block in enumerate(genotype.cell.blocks)
            for i, op in block]
     top = 1.0 + 0.7 * (max(d - s for s, d, _ in ops) - 1) + 0.55
     bottom = 0.75 + 0.3 * (num_blocks - 1) + 1.0
-    fig = _figure(((len(names) - 1) * dx * 0.58 + 1.5,
-                   (top + bottom) * 0.58 + 1.0))
-    ax = fig.add_subplot()
-    ax.set_aspect('equal')
-    ax.set_xlim(-radius - 0.3, (len(names) - 1) * dx + radius + 0.3)
-    ax.set_ylim(-bottom, top)
+    fig = _figure((last * dx * 0.58 + 1.5, (top + bottom) * 0.58 + 1.0))
+    ax = fig.add_subplot(aspect='equal', xlim=(
+        -radius - 0.3, last * dx + radius + 0.3), ylim=(-bottom, top))
     ax.axis('off')
     circles = []
     for k, name in enumerate(names):
-        fill = '0.88' if k < 2 else '#ffd8a8' if k == len(names) - 1 \
-            else '#cfe3f7'
+        fill = '0.88' if k < 2 else '#ffd8a8' if k == last else '#cfe3f7'
         circles.append(ax.add_patch(Circle((k * dx, 0), radius, fc=fill,
                                            ec='0.2', lw=1.3, zorder=3)))
         ax.text(k * dx, 0, name, ha='center', va='center', fontsize=10,
@@ -346,31 +299,29 @@ def plot_cell(genotype, out_path, title=None):
         rad = -2 * height / ((dst - src) * dx)
         ax.add_patch(FancyArrowPatch(
             (src * dx, 0), (dst * dx, 0), patchA=circles[src],
-            patchB=circles[dst], connectionstyle=f'arc3,rad={rad}', **kw))
+            patchB=circles[dst], connectionstyle=f'arc3,rad={rad}',
+            arrowstyle='-|>', **kw))
 
     colors = {p: colormaps['tab10'](k % 10) for k, p in
               enumerate(genotype.search_space.primitives)}
     for src, dst, op in ops:
         height = 1.0 + 0.7 * (dst - src - 1)
-        arc(src, dst, height, arrowstyle='-|>', mutation_scale=14,
-            color=colors[op], lw=2.0, zorder=2)
+        arc(src, dst, height, mutation_scale=14, color=colors[op], lw=2.0,
+            zorder=2)
         ax.text((src + dst) * dx / 2, height, op, ha='center', va='center',
                 fontsize=8.5, color='0.1', zorder=5,
                 bbox=dict(boxstyle='round,pad=0.22', fc='white',
                           ec=colors[op], lw=1.2))
-    for b in range(num_blocks):
-        src, dst = b + 2, len(names) - 1
-        arc(src, dst, -(0.75 + 0.3 * (dst - src - 1)), arrowstyle='-|>',
-            mutation_scale=11, color='0.45', lw=1.1, ls=(0, (4, 2)),
-            zorder=1)
-    ax.text((len(names) - 1) * dx + radius, -bottom + 0.1,
+    for src in range(2, last):
+        arc(src, last, -(0.75 + 0.3 * (last - src - 1)), mutation_scale=11,
+            color='0.45', lw=1.1, ls=(0, (4, 2)), zorder=1)
+    note = dict(va='bottom', fontsize=9, color='0.25')
+    ax.text(last * dx + radius, -bottom + 0.1,
             f'dashed: H(l) = concat(H1, ..., H{num_blocks})', ha='right',
-            va='bottom', fontsize=9, style='italic', color='0.25')
+            style='italic', **note)
     ax.text(-radius, -bottom + 0.1, 'path (strides): ' + ' '.join(
-        str(s) for s in genotype.path_strides), ha='left', va='bottom',
-        fontsize=9, color='0.25')
-    fig.suptitle(title or 'Decoded cell', fontsize=12)
-    _save(fig, out_path)
+        map(str, genotype.path_strides)), ha='left', **note)
+    _save(fig, out_path, title or 'Decoded cell')
     return [(names[s], names[d], op) for s, d, op in ops]
 
 
@@ -385,15 +336,11 @@ def _series(history, key, field=None):
 def plot_search_curves(history, out_path, arch_start_epoch=None, title=None):
     """Supernet mIoU, α/β entropy and (budgeted search) predicted cost.
 
-    The dashed vertical line is where α/β updates start:
-    ``arch_start_epoch`` if given, else :func:`infer_arch_start`. The cost
-    panel, drawn when entries carry ``cost``, shows the decoded genotype's
-    predicted cost per validation and the target as a horizontal line.
-
-    Returns:
-        dict: ``epochs``, ``mIoU``, ``alpha_entropy``, ``beta_entropy``,
-        ``predicted_cost`` (lists, NaN where missing), ``cost_target`` and
-        ``arch_start_epoch`` (or None).
+    The dashed line is where α/β updates start (``arch_start_epoch``, else
+    :func:`infer_arch_start`); the cost panel (entries with ``cost``) shows
+    the target too. Returns the series (``epochs``, ``mIoU``,
+    ``alpha_entropy``, ``beta_entropy``, ``predicted_cost``; NaN where
+    missing), ``cost_target`` and ``arch_start_epoch`` (or None).
     """
     epochs, miou, ent_a, ent_b = (_series(history, k) for k in (
         'epoch', 'mIoU', 'alpha_entropy', 'beta_entropy'))
@@ -405,23 +352,32 @@ def plot_search_curves(history, out_path, arch_start_epoch=None, title=None):
         arch_start_epoch, exact = infer_arch_start(history)
     started = arch_start_epoch is not None and \
         arch_start_epoch <= epochs.max()
+    # per panel: y label, title, lines (values, marker, colour, label)
+    panels = [
+        ('mIoU (%)', 'Supernet validation mIoU',
+         [(miou, 'o', 'tab:purple', 'supernet mIoU (val)')]),
+        ('mean entropy (nats)', 'Architecture entropy (lower = more decided)',
+         [(ent_a, 'o', 'tab:blue', 'α entropy (cell ops)'),
+          (ent_b, 's', 'tab:green', 'β entropy (path moves)')])]
+    if budget:
+        panels.append((f'predicted {budget.get("kind", "cost")}',
+                       'Predicted cost of the decoded genotype',
+                       [(cost, 'D', 'tab:orange', 'decoded genotype')]))
     fig = _figure((8.0, 9.5 if budget else 7.0))
-    axes = fig.subplots(3 if budget else 2, 1, sharex=True)
+    axes = fig.subplots(len(panels), 1, sharex=True)
+    for ax, (ylabel, name, lines) in zip(axes, panels):
+        for values, marker, color, label in lines:
+            known = np.isfinite(values)  # one line through missing values
+            ax.plot(epochs[known], values[known], marker=marker, ms=4.5,
+                    lw=1.8, color=color, label=label)
+        ax.set(ylabel=ylabel, title=name)
     ax_m, ax_e = axes[:2]
-    known = np.isfinite(miou)  # one line through validations without mIoU
-    ax_m.plot(epochs[known], miou[known], marker='o', ms=5, lw=1.8,
-              color='tab:purple', label='supernet mIoU (val)')
-    if known.any():
+    if np.isfinite(miou).any():
         best = int(np.nanargmax(miou))
         ax_m.plot(epochs[best], miou[best], ls='', marker='*', ms=15,
                   color='gold', mec='0.2', zorder=3,
                   label=f'best {miou[best]:.2f} (epoch {epochs[best]:g})')
     ax_m.margins(y=0.15)
-    ax_m.set(ylabel='mIoU (%)', title='Supernet validation mIoU')
-    ax_e.plot(epochs, ent_a, marker='o', ms=4.5, lw=1.8, color='tab:blue',
-              label='α entropy (cell ops)')
-    ax_e.plot(epochs, ent_b, marker='s', ms=4.5, lw=1.8, color='tab:green',
-              label='β entropy (path moves)')
     # the hook's own measure of uniform α/β: where the entropies start
     space = read_entry(history[-1], 'last entry')[2].search_space
     uniform = arch_entropies(
@@ -430,16 +386,11 @@ def plot_search_curves(history, out_path, arch_start_epoch=None, title=None):
     for value, color, name in zip(uniform, ('tab:blue', 'tab:green'), 'αβ'):
         ax_e.axhline(value, color=color, ls=':', lw=1.2,
                      label=f'uniform {name}')
-    ax_e.set(ylabel='mean entropy (nats)', ylim=(0, 1.08 * max(
-        *uniform, np.nanmax(np.r_[ent_a, ent_b, 0.0])) + 1e-3),
-        title='Architecture entropy (lower = more decided)')
+    ax_e.set_ylim(0, 1.08 * max(*uniform, np.nanmax(np.r_[ent_a, ent_b,
+                                                          0.0])) + 1e-3)
     if budget:
-        axes[2].plot(epochs, cost, marker='D', ms=4.5, lw=1.8,
-                     color='tab:orange', label='decoded genotype')
         axes[2].axhline(budget['target'], color='0.3', ls='--', lw=1.2,
                         label=f'target {budget["target"]:.4g}')
-        axes[2].set(ylabel=f'predicted {budget.get("kind", "cost")}',
-                    title='Predicted cost of the decoded genotype')
     for ax in axes:
         ax.grid(color='0.92')
         ax.set_axisbelow(True)
@@ -450,7 +401,7 @@ def plot_search_curves(history, out_path, arch_start_epoch=None, title=None):
             ax.axvline(arch_start_epoch, color='tab:red', ls='--', lw=1.4,
                        label=f'α/β updates start ({"" if exact else "≈ "}'
                        f'epoch {arch_start_epoch:g})')
-        if ax is not ax_e:
+        if ax is not ax_e:  # the shared lines go in the figure's legend
             ax.legend(*[x[:-2 if started else None]
                         for x in ax.get_legend_handles_labels()],
                       fontsize=8.5, framealpha=0.9)
@@ -464,8 +415,7 @@ def plot_search_curves(history, out_path, arch_start_epoch=None, title=None):
         axes[-1].set_xlim(epochs[0] - 1, epochs[0] + 1)
     fig.legend(*ax_e.get_legend_handles_labels(), fontsize=8.5, ncols=3,
                loc='outside lower center', frameon=False)
-    fig.suptitle(title or 'Architecture search progress', fontsize=12)
-    _save(fig, out_path)
+    _save(fig, out_path, title or 'Architecture search progress')
     return dict(epochs=epochs.tolist(), mIoU=miou.tolist(),
                 alpha_entropy=ent_a.tolist(), beta_entropy=ent_b.tolist(),
                 predicted_cost=cost.tolist(),
@@ -474,11 +424,8 @@ def plot_search_curves(history, out_path, arch_start_epoch=None, title=None):
 
 
 def plot_all(history, out_dir, entry=-1, arch_start_epoch=None):
-    """Draw the four plots of ``history[entry]`` into ``out_dir``.
-
-    Returns:
-        dict[str, str]: plot kind (:data:`PLOT_FILES` keys) -> written path.
-    """
+    """Draw the four plots of ``history[entry]`` into ``out_dir``; returns
+    plot kind (:data:`PLOT_FILES` keys) -> written path."""
     chosen = history[entry]
     out = {k: osp.join(os.fspath(out_dir), v) for k, v in PLOT_FILES.items()}
     plot_alpha_heatmap(chosen, out['alpha'])
@@ -491,7 +438,7 @@ def plot_all(history, out_dir, entry=-1, arch_start_epoch=None):
 
 
 # ------------------------------------------------------------------- CLI ---
-def parse_args(argv=None):
+def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Plot an Auto-DeepLab search from WORK_DIR/'
         f'{HISTORY_FILE}: α heatmap, β trellis, decoded cell, curves.')
@@ -504,11 +451,7 @@ def parse_args(argv=None):
     parser.add_argument('--arch-start-epoch', type=float, default=None,
                         help='epoch where α/β updates started (default: '
                         'as recorded in the history)')
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     source = osp.join(args.work_dir, HISTORY_FILE)
     out_dir = args.out or osp.join(args.work_dir, 'plots')
     try:
@@ -524,15 +467,14 @@ def main(argv=None):
         if osp.exists(out_dir) and not osp.isdir(out_dir):
             raise SearchHistoryError(f'{out_dir}: --out exists and is not a '
                                      'folder')
+        try:
+            written = plot_all(history, out_dir, args.entry,
+                               args.arch_start_epoch)
+        except OSError as e:  # e.g. an unwritable --out
+            raise SearchHistoryError(
+                f'{out_dir}: cannot write the plots ({e})') from None
     except SearchHistoryError as e:
         print(f'error: {e}', file=sys.stderr)
-        return 2
-    try:
-        written = plot_all(history, out_dir, args.entry,
-                           args.arch_start_epoch)
-    except OSError as e:  # e.g. an unwritable --out
-        print(f'error: {out_dir}: cannot write the plots ({e})',
-              file=sys.stderr)
         return 2
     k = args.entry % n
     print(f'Plotted entry {k} (epoch {history[k]["epoch"]:g}) of {n} from '

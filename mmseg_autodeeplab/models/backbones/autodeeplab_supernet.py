@@ -2,14 +2,11 @@
 
 Shape vocabulary (input ``(N, 3, H, W)``):
 
-* level ``j`` in 0..3 has downsample rate ``s = 4 * 2**j``; its spatial size
-  is ``ceil`` of the previous level's (``h_0 = ceil(ceil(H/2)/2)``);
-* a node at level ``j`` outputs ``B * F * 2**j`` channels (``B`` blocks of
-  ``F * 2**j`` channels each; ``B*F*s/4`` in the paper's notation);
-* α: ``(E, P)`` with ``E = 2 + 3 + ... + (B + 1)`` (20 for B = 5) edges and
-  ``P`` operators (8), SHARED by every cell;
-* β: ``(L, 4, 3)`` raw logits; ``beta[l, s, d]`` weights the move from level
-  ``s`` at layer ``l - 1`` (layer -1 is the stem) to level ``s + d - 1``.
+* level ``j`` has downsample rate ``s = 4 * 2**j`` and size ``ceil`` of the
+  previous level's (``h_0 = ceil(ceil(H/2)/2)``); a node there outputs
+  ``B * F * 2**j`` channels (``B*F*s/4`` in the paper's notation);
+* α: ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)`` edges, SHARED by every cell;
+* β: ``(L, levels, 3)`` raw logits (layout in :mod:`...search_space.decode`).
 """
 import torch
 import torch.nn as nn
@@ -21,22 +18,19 @@ from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
                              level_sizes, max_level, normalize_betas,
                              num_edges)
 from ...search_space.primitives import ReLUConvBN, build_norm
-from ..utils import fused_edges, fused_kind, relu_conv_bn
+from ..utils import fused_edges, fused_form, relu_conv_bn
 
 #: the two implementations of the same supernet (see :class:`SearchCell`)
 IMPLS = ('per_edge', 'fused')
-#: BN eps / momentum of TF's DeepLab backbones (decay 0.9997 = 1 - 3e-4),
-#: for ``bn_convention='tf'``; PyTorch's defaults are 1e-5 / 0.1
+#: BN eps / momentum of TF's DeepLab backbones (decay 0.9997); PyTorch's
+#: defaults are 1e-5 / 0.1
 TF_BN = dict(eps=1e-3, momentum=3e-4)
 
 
 def check_supernet_args(num_layers=12, num_blocks=5, filter_multiplier=8,
                         primitives=PRIMITIVES, num_levels=4):
-    """Raise a one-line ``ValueError`` for a search space the supernet lacks.
-
-    Called by :class:`AutoDeepLabSupernet` and, on the config's values, by
-    ``tools/search.py`` before the Runner creates the work_dir.
-    """
+    """Raise a one-line ``ValueError`` for a search space the supernet lacks
+    (also called by ``tools/search.py`` before the work_dir exists)."""
     for value, name in ((num_layers, 'num_layers'),
                         (num_blocks, 'num_blocks'),
                         (filter_multiplier, 'filter_multiplier'),
@@ -57,20 +51,17 @@ def check_supernet_args(num_layers=12, num_blocks=5, filter_multiplier=8,
 
 
 class MixedOp(nn.Module):
-    """A softmax(α)-weighted sum of every non-zero operator on one edge.
-
-    The zero operator contributes nothing, so it is never computed.
-    """
+    """A softmax(α)-weighted sum of every non-zero operator on one edge
+    (the zero operator adds nothing, so it is never computed)."""
 
     def __init__(self, channels, primitives, norm_cfg):
         super().__init__()
         self.index = [k for k, p in enumerate(primitives) if p != ZERO_OP]
         self.ops = nn.ModuleList(
             build_op(primitives[k], channels, 1, norm_cfg) for k in self.index)
-        self.kinds = [fused_kind(op) for op in self.ops]
+        self.fused = [fused_form(op) for op in self.ops]
 
-    def forward(self, x, weights):
-        """x: (N, C, h, w); weights: (P,) softmaxed α row."""
+    def forward(self, x, weights):  # weights: the (P,) softmax(α) row
         out = None
         for k, op in zip(self.index, self.ops):
             y = weights[k] * op(x)
@@ -78,43 +69,24 @@ class MixedOp(nn.Module):
         return out
 
 
-def _beta_weighted_concat(blocks, betas):
-    """β-weighted sum over the k inputs, blocks concatenated on channels.
-
-    Args:
-        blocks (list[Tensor]): B block outputs, ``(k, N, C, h, w)`` each.
-        betas (Tensor): ``(k,)``.
-
-    Returns:
-        Tensor: ``(N, B*C, h, w)``.
-
-    Weighting each block before concatenating saves no work but keeps the
-    autograd graph from holding a concatenated ``(k, N, B*C, h, w)`` copy:
-    each product saves a block, which later edges save anyway.
-    """
-    w = betas.view(-1, 1, 1, 1, 1)
-    return torch.cat([(w * block).sum(0) for block in blocks], dim=1)
-
-
 class SearchCell(nn.Module):
     """One supernet cell: B blocks over 2 + 3 + ... + (B + 1) mixed edges.
 
-    The cell of node ``(l, j)`` is applied to each of its ``k`` (1-3)
-    incoming H(l-1) inputs with the same H(l-2). Two implementations of the
-    same mathematics (pinned to each other in float64 by
-    ``tests/test_models/test_supernet_fast_paths.py``):
+    Node ``(l, j)``'s cell runs on each of its ``k`` (1-3) incoming H(l-1)
+    inputs with the same H(l-2). Two implementations of the same
+    mathematics, pinned to each other in float64 by
+    ``tests/test_models/test_supernet_fast_paths.py``:
 
     * ``'per_edge'``, the reference: the cell applied to each input
       separately, every edge its own modules, plain BN;
     * ``'fused'``: the k inputs stacked along the batch axis and run ONCE
-      (each input's BN statistics kept separate), branches fed by H(l-2)
-      (identical for all k) run once, and all edges leaving one state
-      evaluated together (:func:`~..utils.fused_edges`).
+      (BN statistics kept per input), H(l-2)'s branches once for all k, and
+      all edges leaving one state together (:func:`~..utils.fused_edges`).
 
     Args:
         channels (int): per-block channels ``C = F * 2**level``.
-        prev_channels (int): channels of H(l-1) after edge resampling.
-        prev_prev_channels (int): channels of H(l-2).
+        prev_channels, prev_prev_channels (int): channels of the resampled
+            H(l-1) and of H(l-2).
         num_blocks (int): B.
         primitives (Sequence[str]): operator names (α's columns).
         norm_cfg (dict): the op norm (``BN`` with ``affine=False``).
@@ -135,19 +107,15 @@ class SearchCell(nn.Module):
             for _ in range(num_edges(num_blocks)))
 
     def forward(self, prev_prev, prevs, weights, betas, update_stats=True):
-        """Cell output for each input, β-weighted and summed.
+        """Cell output ``(N, B*C, h, w)`` for each input, β-weighted, summed.
 
         Args:
             prev_prev (Tensor): H(l-2) at this node's size, ``(N, C'', h, w)``.
             prevs (list[Tensor]): the k resampled H(l-1), ``(N, C', h, w)``.
             weights (Tensor): softmax(α), ``(E, P)``.
             betas (Tensor): the k β weights of the incoming edges, ``(k,)``.
-            update_stats (bool): update BN running statistics in training
-                (False while gradient checkpointing recomputes; ``'fused'``
-                only).
-
-        Returns:
-            Tensor: ``(N, B*C, h, w)``.
+            update_stats (bool): False while gradient checkpointing
+                recomputes (``'fused'`` only).
         """
         if self.impl == 'fused':
             return self._fused(prev_prev, prevs, weights, betas,
@@ -171,21 +139,17 @@ class SearchCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
     def _fused(self, prev_prev, prevs, weights, betas, update):
-        """Stacked inputs AND all edges leaving a state evaluated at once.
-
-        State ``i`` (0: H(l-2), 1: H(l-1), i >= 2: block ``i - 2``) feeds
-        blocks ``max(i - 1, 0) .. B - 1``; a block is complete once every
-        state before it has been consumed. H(l-2) is one group repeated k
-        times; every other state is k stacked groups.
-        """
+        # state i (0: H(l-2), 1: H(l-1), i >= 2: block i - 2) feeds blocks
+        # max(i - 1, 0) .. B - 1; a block is complete once every state
+        # before it is consumed. H(l-2) is one group repeated k times,
+        # every other state k stacked groups.
         k, n = len(prevs), prev_prev.shape[0]
         states = [
             relu_conv_bn(F.relu(prev_prev), [self.preprocess0], 1, k,
                          update=update),
             relu_conv_bn(F.relu(torch.cat(prevs, dim=0)), [self.preprocess1],
                          k, 1, update=update)]
-        offsets = [sum(b + 2 for b in range(i)) for i in range(
-            self.num_blocks)]
+        offsets = [num_edges(b) for b in range(self.num_blocks)]
         partial = [None] * self.num_blocks
 
         def consume(i):
@@ -200,14 +164,16 @@ class SearchCell(nn.Module):
 
         consume(0)
         consume(1)
-        blocks = []
         for b in range(self.num_blocks):
-            block = partial[b]  # (k, N, C, h, w)
-            blocks.append(block)
+            block = partial[b]  # (k, N, C, h, w), complete now
             states.append(block.reshape(k * n, *block.shape[2:]))
             if b + 1 < self.num_blocks:
                 consume(b + 2)
-        return _beta_weighted_concat(blocks, betas)
+        # weighting each block before the concat keeps the autograd graph
+        # from holding a (k, N, B*C, h, w) copy: each product saves a
+        # block, which later edges save anyway
+        w = betas.view(-1, 1, 1, 1, 1)
+        return torch.cat([(w * block).sum(0) for block in partial], dim=1)
 
 
 @MODELS.register_module()
@@ -221,13 +187,10 @@ class AutoDeepLabSupernet(BaseModule):
     finer), with the same-level state of layer ``l - 2`` as second input.
     Where level ``j`` did not exist at layer ``l - 2`` (the paper leaves this
     open), the second input is the coarsest level that did (the stem for
-    layers 0 and 1), bilinearly resized; the cell's 1×1 ``preprocess0``
-    projects its channels.
+    layers 0 and 1), bilinearly resized and projected by ``preprocess0``.
 
     Args:
-        num_layers (int): L, cells after the stem. Default 12.
-        num_blocks (int): B, blocks per cell. Default 5.
-        filter_multiplier (int): F. Default 8.
+        num_layers, num_blocks, filter_multiplier (int): L, B, F.
         primitives (Sequence[str]): operator names (α's columns).
         in_channels (int): image channels.
         num_levels (int): resolutions /4 ... /(4 * 2**(num_levels - 1)).
@@ -235,18 +198,15 @@ class AutoDeepLabSupernet(BaseModule):
         op_norm_cfg (dict): norm inside cells: ``BN`` with ``affine=False``
             (as in DARTS; any mmcv norm with ``impl='per_edge'``).
         bn_convention (str): ``'pytorch'`` (the norm configs as given) or
-            ``'tf'``: :data:`TF_BN` eps/momentum in both norm configs, as
-            TF's DeepLab backbones (a paper-reproduction option).
+            ``'tf'`` (:data:`TF_BN` in both, a paper-reproduction option).
         arch_init_std (float): α and β start as ``std * N(0, 1)``.
         impl (str): ``'fused'`` (default, fast) or ``'per_edge'`` (the
-            readable reference); same mathematics, see :class:`SearchCell`.
-        with_cp (bool): gradient checkpointing per node (``impl='fused'``):
-            exact (the recomputation in backward leaves BN running
-            statistics alone); trades compute for memory.
+            readable reference); see :class:`SearchCell`.
+        with_cp (bool): exact gradient checkpointing per node
+            (``impl='fused'``); trades compute for memory.
 
     Returns (forward):
-        tuple[Tensor]: last-layer states of levels 0..num_levels-1,
-        ``(N, B*F*2**j, h_j, w_j)``.
+        tuple[Tensor]: last-layer states ``(N, B*F*2**j, h_j, w_j)``.
 
     Example:
         >>> net = AutoDeepLabSupernet(num_layers=3, filter_multiplier=2)
@@ -272,37 +232,33 @@ class AutoDeepLabSupernet(BaseModule):
         primitives = tuple(primitives)
         check_supernet_args(num_layers, num_blocks, filter_multiplier,
                             primitives, num_levels)
-        self.num_layers = num_layers
-        self.num_blocks = num_blocks
-        self.filter_multiplier = filter_multiplier
-        self.primitives = primitives
-        self.num_levels = num_levels
-        self.with_cp = with_cp
-        if impl not in IMPLS:
-            raise ValueError(f'AutoDeepLabSupernet: impl must be one of '
-                             f'{IMPLS}, got {impl!r}')
-        if impl == 'fused' and (op_norm_cfg.get('type') != 'BN'
-                                or op_norm_cfg.get('affine', True)):
-            raise ValueError(
-                "AutoDeepLabSupernet: impl='fused' needs op_norm_cfg "
-                f"dict(type='BN', affine=False), got {dict(op_norm_cfg)}; "
-                "use impl='per_edge' for another norm")
-        if with_cp and impl != 'fused':
-            raise ValueError("AutoDeepLabSupernet: with_cp needs "
-                             "impl='fused'")
-        if bn_convention not in ('pytorch', 'tf'):
-            raise ValueError("AutoDeepLabSupernet: bn_convention must be "
-                             f"'pytorch' or 'tf', got {bn_convention!r}")
+        plain_bn = op_norm_cfg.get('type') == 'BN' and not op_norm_cfg.get(
+            'affine', True)
+        for bad, message in (
+                (impl not in IMPLS,
+                 f'impl must be one of {IMPLS}, got {impl!r}'),
+                (impl == 'fused' and not plain_bn,
+                 "impl='fused' needs op_norm_cfg dict(type='BN', "
+                 f"affine=False), got {dict(op_norm_cfg)}; use "
+                 "impl='per_edge' for another norm"),
+                (with_cp and impl != 'fused', "with_cp needs impl='fused'"),
+                (bn_convention not in ('pytorch', 'tf'),
+                 f"bn_convention must be 'pytorch' or 'tf', got "
+                 f'{bn_convention!r}')):
+            if bad:
+                raise ValueError(f'AutoDeepLabSupernet: {message}')
         if bn_convention == 'tf':
             norm_cfg = {**norm_cfg, **TF_BN}
             op_norm_cfg = {**op_norm_cfg, **TF_BN}
-        self.impl = impl
+        self.num_layers, self.num_blocks = num_layers, num_blocks
+        self.filter_multiplier, self.num_levels = filter_multiplier, num_levels
+        self.primitives, self.impl, self.with_cp = primitives, impl, with_cp
 
         base = num_blocks * filter_multiplier  # node channels at level 0
         self.level_channels = [base * 2**j for j in range(num_levels)]
         half = max(base // 2, 1)
-        # Stem to /4: three 3x3 convs, strides 2/1/2, widths scaled like the
-        # cells (B*F*s/4 at s = 2, 2, 4).
+        # stem to /4: three 3x3 convs, strides 2/1/2, widths scaled like the
+        # cells (B*F*s/4 at s = 2, 2, 4)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, half, 3, 2, 1, bias=False),
             build_norm(norm_cfg, half), nn.ReLU(inplace=True),
@@ -334,13 +290,11 @@ class AutoDeepLabSupernet(BaseModule):
                         self.level_channels[level + 1], ch, 1,
                         norm_cfg=norm_cfg)
 
-        num_ops = len(primitives)
-        self.alphas = nn.Parameter(
-            arch_init_std * torch.randn(num_edges(num_blocks), num_ops))
+        self.alphas = nn.Parameter(arch_init_std * torch.randn(
+            num_edges(num_blocks), len(primitives)))
         self.betas = nn.Parameter(
             arch_init_std * torch.randn(num_layers, num_levels, 3))
 
-    # -- architecture parameters -------------------------------------------
     def arch_parameters(self):
         """α and β, the parameters the architecture optimizer owns."""
         return [self.alphas, self.betas]
@@ -349,7 +303,6 @@ class AutoDeepLabSupernet(BaseModule):
         """β as outgoing-edge probabilities, ``(L, levels, 3)``."""
         return normalize_betas(self.betas)
 
-    # -- forward ----------------------------------------------------------
     def _run_cell(self, key, prev_prev, prevs, weights, betas):
         cell = self.cells[key]
         if self.with_cp and self.training and torch.is_grad_enabled():

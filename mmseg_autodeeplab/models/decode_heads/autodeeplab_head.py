@@ -1,10 +1,8 @@
 """DeepLabv3+ head in the form that reproduces Auto-DeepLab's Table 2.
 
-Shapes: ``inputs`` is the backbone's tuple; ``inputs[0]`` is the low-level
-feature ``c1`` (Cell_2, ``(N, c1_in_channels, h1, w1)``) and
-``inputs[in_index]`` the ASPP input (the last cell,
-``(N, in_channels, h, w)``).
-Output: logits ``(N, num_classes, h1, w1)``.
+Shapes: ``inputs[0]`` is the low-level feature (Cell_2, ``(N,
+c1_in_channels, h1, w1)``), ``inputs[in_index]`` the ASPP input (the last
+cell, ``(N, in_channels, h, w)``); logits are ``(N, num_classes, h1, w1)``.
 """
 import torch.nn as nn
 from mmcv.cnn import ConvModule
@@ -20,29 +18,20 @@ from .label_range import LabelRangeCheck
 class AutoDeepLabV3PlusHead(LabelRangeCheck, DepthwiseSeparableASPPHead):
     """ASPP + DeepLabv3+ decoder with FULL convs by default.
 
-    mmseg's :class:`DepthwiseSeparableASPPHead` already has the DeepLabv3+
-    forward (image pooling + ASPP branches, projection, 48-ch low-level
-    projection, two 3×3 convs on the concat, classifier). This head changes
-    only what the paper's counts need (spec section 6):
-
-    * the ASPP projection of the concat is a 1×1 conv (mmseg's ASPPHead uses a
-      3×3 one, as its DeepLabv3 ancestor does not);
-    * with ``separable=False`` (default) the atrous ASPP branches and the two
-      decoder convs are full 3×3 convs; ``separable=True`` gives mmseg's
-      depthwise-separable versions.
-
-    The decoder convs keep mmseg's attribute name ``sep_bottleneck`` (its
-    forward uses it) even when they are full convs.
+    mmseg's :class:`DepthwiseSeparableASPPHead` forward, changed only where
+    the paper's counts need it: the ASPP projection is a 1×1 conv (mmseg's
+    is 3×3), and with ``separable=False`` the atrous branches and the two
+    decoder convs (still named ``sep_bottleneck``, as mmseg's forward
+    expects) are full 3×3 convs.
 
     Args:
-        c1_in_channels (int): channels of the low-level feature (the
-            backbone's ``out_channels[0]``); 0 disables the decoder.
-        c1_channels (int): low-level projection width. Default 48.
-        dilations (Sequence[int]): ASPP rates; a 1 is the 1×1 branch.
-            Default ``(1, 12, 24, 36)`` (DeepLab's rates at output stride 8).
-        separable (bool): depthwise-separable ASPP/decoder convs.
-        **kwargs: :class:`BaseDecodeHead` arguments (``in_channels``,
-            ``channels`` (256), ``num_classes``, ``in_index`` (1), ...).
+        c1_in_channels (int): channels of the low-level feature; 0 disables
+            the decoder.
+        c1_channels (int): low-level projection width.
+        dilations (Sequence[int]): ASPP rates (a 1 is the 1×1 branch);
+            default DeepLab's at output stride 8.
+        separable (bool): mmseg's depthwise-separable ASPP/decoder convs.
+        **kwargs: :class:`BaseDecodeHead` arguments.
 
     Example:
         >>> import torch

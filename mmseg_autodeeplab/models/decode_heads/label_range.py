@@ -1,18 +1,11 @@
-"""Labels outside ``[0, num_classes)`` stop training with one line.
-
-Without this, a label value such as 25 with ``num_classes=19`` surfaces as an
-``IndexError`` (CPU) or a device-side assert (CUDA) deep inside the loss,
-with no word about which file holds it. One ``max`` per batch is free.
-"""
+"""Labels outside ``[0, num_classes)`` stop training with one line, not an
+``IndexError`` or a CUDA device-side assert deep inside the loss."""
 from ...utils.errors import exit_with_error
 
 
 class LabelRangeCheck:
-    """Mixin for decode heads: check the labels before the loss.
-
-    Must come before the mmseg head class in the bases, so that its
-    :meth:`loss_by_feat` runs first.
-    """
+    """Mixin for decode heads (before the mmseg head class in the bases):
+    check ``num_classes`` and the labels before the loss."""
 
     def __init__(self, *args, **kwargs):
         num_classes = kwargs.get('num_classes')

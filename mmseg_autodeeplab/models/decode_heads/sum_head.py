@@ -11,14 +11,13 @@ from .label_range import LabelRangeCheck
 class AutoDeepLabSumHead(LabelRangeCheck, BaseDecodeHead):
     """A 1×1 classifier per level; logits upsampled to the input size, summed.
 
-    Upsampling each level straight to the input size (not to /4 first) keeps
-    the sum exactly the paper's; the input size is taken from the labels
-    (training) or the image meta (inference).
+    Upsampling each level straight to the input size (taken from the labels
+    or the image meta), not to /4 first, keeps the sum exactly the paper's.
 
     Args:
         in_channels (Sequence[int]): channels of each level's features.
-        **kwargs: see :class:`BaseDecodeHead`; ``input_transform`` is
-            ``'multiple_select'`` and ``in_index`` selects the levels.
+        **kwargs: see :class:`BaseDecodeHead` (``input_transform`` is
+            ``'multiple_select'``).
     """
 
     def __init__(self, in_channels, **kwargs):
@@ -34,15 +33,9 @@ class AutoDeepLabSumHead(LabelRangeCheck, BaseDecodeHead):
             nn.Conv2d(c, self.out_channels, 1) for c in in_channels)
 
     def forward(self, inputs, out_size=None):
-        """Sum of per-level logits.
-
-        Args:
-            inputs (list[Tensor]): per level ``(N, C_j, h_j, w_j)``.
-            out_size (tuple[int], optional): ``(H, W)``; default 4× level 0.
-
-        Returns:
-            Tensor: ``(N, num_classes, H, W)``.
-        """
+        """Per-level ``(N, C_j, h_j, w_j)`` -> summed logits ``(N,
+        num_classes, H, W)``; ``out_size`` ``(H, W)`` defaults to 4× level
+        0's."""
         feats = self._transform_inputs(inputs)
         if out_size is None:
             out_size = tuple(4 * s for s in feats[0].shape[2:])

@@ -8,11 +8,8 @@ from mmseg.registry import MODELS
 
 
 class _LevelASPP(nn.Module):
-    """1×1 conv, one 3×3 conv with dilation ``rate`` and image pooling.
-
-    Each branch has ``channels`` filters; the output is their concat,
-    ``(N, 3 * channels, h, w)``.
-    """
+    """1×1 conv, 3×3 conv with dilation ``rate`` and image pooling, each
+    ``channels`` wide, concatenated: ``(N, 3 * channels, h, w)``."""
 
     def __init__(self, in_channels, channels, rate, conv_cfg, norm_cfg,
                  act_cfg):
@@ -33,10 +30,8 @@ class _LevelASPP(nn.Module):
 
 @MODELS.register_module()
 class AutoDeepLabSearchASPP(BaseModule):
-    """One simplified ASPP per level of the supernet's last layer.
-
-    The 3×3 branch of the level with downsample rate ``s`` has dilation
-    ``96 / s`` (24, 12, 6, 3 for s = 4, 8, 16, 32).
+    """One simplified ASPP per level of the supernet's last layer; the 3×3
+    branch at downsample rate ``s`` has dilation ``96 / s``.
 
     Args:
         in_channels (Sequence[int]): channels of each level's input.

@@ -1,24 +1,13 @@
 """All edges leaving one cell state, evaluated together.
 
-In a cell, a state (H(l-2), H(l-1) or a block output) feeds every later
-block, so up to B edges share the same input. Evaluated edge by edge, each
-edge runs its own small convs (at F=8 a level-0 conv maps 8 channels to 8),
-which keeps a CPU/GPU far from its GEMM rate. Here the edges leaving one
-state are evaluated at once, without changing the mathematics:
-
-* the ReLU that starts every conv operator and the parameter-free operators
-  (pools, skip) are computed once per state, not once per edge;
-* the per-edge conv weights are concatenated along the output channels, so
-  one conv (or grouped conv, for the separable ops) replaces ``n`` convs;
-* BN is per channel, so normalising the concatenated channels with per-group
-  batch statistics equals each edge's own BN; each edge's BN module still
-  receives its own running-statistics updates.
-
-Parameters stay in the per-edge modules built from the OPS table, so
-checkpoints and the search space are unchanged; the weights are only
-concatenated at forward time. Every function takes the stacking explicitly:
-``groups`` batches stacked along dim 0 (separate statistics) and
-``repeats`` identical running-statistics updates per group.
+A state feeds every later block, so up to B edges share one input; edge by
+edge each runs tiny convs (8 channels to 8 at F=8), far from a device's
+GEMM rate. Same mathematics here: the conv ops' leading ReLU and the
+parameter-free ops run once per state; the edges' conv weights, still
+owned by the per-edge modules, are concatenated along the output channels
+(one grouped conv instead of ``n``); BN is per channel, so normalising the
+concatenation per group equals each edge's BN. ``groups`` / ``repeats``
+are explicit arguments (see :mod:`.stacked_bn`).
 """
 import torch
 import torch.nn as nn
@@ -29,17 +18,9 @@ from .stacked_bn import shared_running_stats, stacked_batch_norm
 
 
 def _fused_bn(x, bns, groups, repeats, scale=None, update=True):
-    """BN over the concatenated channels of ``bns``, one group at a time.
-
-    Args:
-        x (Tensor): ``(groups * N, n * C, h, w)``.
-        bns (list[nn.BatchNorm2d]): the n edges' BN modules (C each).
-        groups (int): stacked batches in ``x`` (separate statistics).
-        repeats (int): identical updates per group (shared H(l-2) input).
-        scale (Tensor, optional): ``(n,)`` factor per edge (its α weight),
-            applied inside the BN kernels.
-        update (bool): update the running statistics (training mode).
-    """
+    """BN of ``x`` ``(groups * N, n * C, h, w)`` over the concatenated
+    channels of the n edges' ``bns``; ``scale`` ``(n,)`` is each edge's α
+    weight, applied inside the BN kernels."""
     bn = bns[0]
     if scale is not None:
         scale = scale.repeat_interleave(x.shape[1] // len(bns))
@@ -59,16 +40,9 @@ def _cat_weight(convs):
 
 
 def relu_conv_bn(relu_x, mods, groups, repeats, scale=None, update=True):
-    """Stride-1 :class:`ReLUConvBN` modules on one input, as one conv.
-
-    Args:
-        relu_x (Tensor): the input after its ReLU, ``(groups * N, C, h, w)``.
-        mods (list[ReLUConvBN]): n modules (same conv shape).
-        groups, repeats, scale, update: see :func:`_fused_bn`.
-
-    Returns:
-        Tensor: ``(groups * N, n * C_out, h, w)``.
-    """
+    """n stride-1 :class:`ReLUConvBN` ``mods`` on one input (after its
+    ReLU, ``(groups * N, C, h, w)``) as one conv: ``(groups * N, n * C_out,
+    h, w)``."""
     convs = [m[1] for m in mods]
     y = F.conv2d(relu_x, _cat_weight(convs), None, 1, convs[0].padding,
                  convs[0].dilation)
@@ -97,51 +71,35 @@ def _separable(relu_x, mods, groups, repeats, scale, update):
     return x
 
 
-#: how :func:`fused_edges` evaluates an operator (see :func:`fused_kind`)
-FREE, ATROUS, SEPARABLE = 'free', 'atrous', 'separable'
-
-
-def fused_kind(module):
-    """How :func:`fused_edges` evaluates a cell operator (stride 1, never
-    the zero op): ``free`` (parameter-free) once per state; ``atrous`` /
-    ``separable`` with the edges' convs concatenated."""
+def fused_form(module):
+    """The fused form of a stride-1 cell operator: None for the
+    parameter-free ones (run once per state), else the function that runs
+    the edges' convs concatenated."""
     if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.Identity)):
-        return FREE
+        return None
     if isinstance(module, ReLUConvBN):
-        return ATROUS
+        return relu_conv_bn
     if isinstance(module, SepConv):
-        return SEPARABLE
+        return _separable
     raise TypeError(f'fused_edges: no fused form for {type(module).__name__}')
 
 
 def fused_edges(x, edges, weights, groups, repeats, update=True):
-    """Mixed-op outputs of every edge that reads ``x``.
-
-    Args:
-        x (Tensor): the shared input state, ``(groups * N, C, h, w)``.
-        edges (list[MixedOp]): the n edges reading ``x`` (same op list).
-        weights (Tensor): their softmax(α) rows, ``(n, P)``.
-        groups (int): stacked batches in ``x``.
-        repeats (int): how many times a separate evaluation would have
-            applied each edge to this same input (for BN running stats).
-        update (bool): update BN running statistics (see
-            :func:`stacked_batch_norm`).
-
-    Returns:
-        Tensor: ``(groups * N, n, C, h, w)``.
-    """
+    """Mixed-op outputs ``(groups * N, n, C, h, w)`` of the n ``edges``
+    (same op list) reading ``x`` ``(groups * N, C, h, w)``; ``weights`` are
+    their softmax(α) rows ``(n, P)``; for ``groups, repeats, update`` see
+    :func:`stacked_batch_norm`."""
     n = len(edges)
     gn, c, h, w = x.shape
     first = edges[0]
     alpha = weights[:, first.index]  # (n, ops) without the zero op
     out = None
     relu_x = None
-    for j, kind in enumerate(first.kinds):
+    for j, fn in enumerate(first.fused):
         mods = [e.ops[j] for e in edges]
-        if kind in (ATROUS, SEPARABLE):
+        if fn is not None:
             if relu_x is None:
                 relu_x = F.relu(x)
-            fn = relu_conv_bn if kind == ATROUS else _separable
             # α-weighted inside the BN kernels
             y = fn(relu_x, mods, groups, repeats, alpha[:, j],
                    update).view(gn, n, c, h, w)

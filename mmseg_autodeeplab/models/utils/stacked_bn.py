@@ -1,18 +1,10 @@
 """Batch norm over several independent batches stacked along dim 0.
 
-The fused supernet evaluates a node's cell ONCE on its (up to 3) incoming
-inputs stacked along the batch axis (fewer, larger kernels). Stacking must
-not change the mathematics, so in training mode each stacked group is
-normalised with its own batch statistics — exactly as if the cell ran on
-each input separately — and the running statistics of the (plain
-``nn.BatchNorm2d``) modules receive one update per group, in order.
-Layout: ``x`` is ``(G * N, C, H, W)`` with group ``g`` in rows
-``g*N:(g+1)*N``.
-
-``repeats`` covers the other shared case: a branch whose input is the same
-for every group (H(l-2)) is computed once; running statistics then get the
-``repeats`` identical updates the separate evaluation would have made.
-The grouping is always an argument: the BN modules hold no per-call state.
+The fused supernet runs a node's cell ONCE on its (up to 3) inputs stacked
+along the batch axis: ``x`` is ``(G * N, C, H, W)``, group ``g`` in rows
+``g*N:(g+1)*N``, each normalised with its own statistics and giving the
+running statistics one update, in order (``repeats`` for a branch computed
+once for all groups, as H(l-2)'s). The grouping is an argument, not state.
 """
 import torch
 
@@ -20,15 +12,13 @@ _aten = torch.ops.aten
 
 
 class _GroupNormalize(torch.autograd.Function):
-    """Per-group batch norm, then an optional per-channel scale; memory-lean.
+    """Per-group batch norm, then an optional per-channel scale.
 
-    Forward and backward run ATen's fused batch-norm kernels on each group's
-    contiguous rows (one pass each). Only the normalised input ``xhat`` and
-    the per-group inverse std are saved (not the input): the backward hands
-    ``xhat`` to the kernel as an input with mean 0 and inverse std 1 and
-    folds the true inverse std into the kernel's weight. The supernet passes
-    each edge's α weight as the scale, so its gradient (a per-channel
-    ``sum(dy * xhat)``) comes out of the same backward pass.
+    ATen's fused batch-norm kernels run on each group's rows. Only ``xhat``
+    and the per-group inverse std are saved (not the input): the backward
+    hands ``xhat`` to the kernel as an input with mean 0 and inverse std 1
+    and folds the true inverse std into its weight, so the scale's (α's)
+    gradient ``sum(dy * xhat)`` comes out of the same pass.
     """
 
     @staticmethod
@@ -59,15 +49,13 @@ class _GroupNormalize(torch.autograd.Function):
         zero, one = xhat.new_zeros(c), xhat.new_ones(c)
         dx = torch.empty_like(xhat)
         dscale = xhat.new_zeros(c) if need_scale else None
-        # all three outputs requested: the .out variant needs defined ones,
-        # and the kernel computes the weight/bias sums on the way anyway
+        # the .out variant needs all three outputs (computed anyway)
         part, unused = xhat.new_empty(c), xhat.new_empty(c)
         for g in range(groups):
             rows = slice(g * n, (g + 1) * n)
-            # the kernel computes w * invstd * (dy - mean(dy) - xhat *
-            # mean(dy * xhat)) with xhat = (input - mean) * invstd; input
-            # xhat, mean 0, invstd 1 and w = scale * rstd_g give the true
-            # input gradient, and its weight gradient is sum(dy * xhat)
+            # the kernel: w * invstd * (dy - mean(dy) - xhat * mean(dy *
+            # xhat)); input xhat, mean 0, invstd 1 and w = scale * rstd_g
+            # give the true dx, and its weight gradient is sum(dy * xhat)
             w = rstd[g] if scale is None else scale.detach() * rstd[g]
             _aten.native_batch_norm_backward.out(
                 dy[rows], xhat[rows], w, None, None, zero, one, True, 0.0,
@@ -81,24 +69,13 @@ class _GroupNormalize(torch.autograd.Function):
 def stacked_batch_norm(x, bns, groups, repeats=1, scale=None, update=True):
     """Training-mode BN of ``groups`` batches stacked along dim 0, each alone.
 
-    Normalises each group with its own batch statistics and, with
-    ``update``, gives ``bns`` the running-statistics updates separate
-    evaluations would have made (:func:`update_running_stats`).
-
     Args:
-        x (Tensor): ``(groups * N, n * C, H, W)``; group ``g`` is rows
-            ``g*N:(g+1)*N``, BN ``e`` owns channels ``e*C:(e+1)*C``.
-        bns (list[nn.BatchNorm2d]): the n BNs (``affine=False``; their
-            ``eps`` and ``momentum`` are used).
-        groups (int): number of stacked batches.
-        repeats (int): identical updates per group.
-        scale (Tensor, optional): per-channel factor ``(n * C,)`` applied to
-            the normalised output (differentiable).
-        update (bool): False while gradient checkpointing recomputes a
-            forward (the original forward already updated the statistics).
-
-    Returns:
-        Tensor: like ``x``.
+        x (Tensor): ``(groups * N, n * C, H, W)``; BN ``e`` of the n
+            ``bns`` (``affine=False``) owns channels ``e*C:(e+1)*C``.
+        repeats (int): identical running-statistics updates per group.
+        scale (Tensor, optional): ``(n * C,)`` factor on the output.
+        update (bool): update the running statistics (False while gradient
+            checkpointing recomputes a forward).
     """
     y, mean, rstd = _GroupNormalize.apply(x, scale, groups, bns[0].eps)
     if update and bns[0].track_running_stats:
@@ -111,30 +88,19 @@ def stacked_batch_norm(x, bns, groups, repeats=1, scale=None, update=True):
 def _update_one(bn, mean, unbiased_var):
     """One running-statistics update, as ``nn.BatchNorm2d`` does it."""
     bn.num_batches_tracked.add_(1)
-    if bn.momentum is None:  # cumulative moving average
+    m = bn.momentum  # None: cumulative moving average
+    if m is None:
         m = 1.0 / float(bn.num_batches_tracked)
-    else:
-        m = bn.momentum
     bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
     bn.running_var.mul_(1 - m).add_(unbiased_var, alpha=m)
 
 
 def update_running_stats(bns, means, variances, count, repeats=1):
-    """``nn.BatchNorm2d``'s running-statistics updates for stacked groups.
-
-    Group ``g``'s statistics are applied ``repeats`` times, groups in order,
-    as separate evaluations would have done. With several BNs (the fused
-    edges of one state) their buffers are updated together on the
-    concatenated channels: the same elementwise arithmetic, so the result is
-    identical to updating each BN alone.
-
-    Args:
-        bns (list[nn.BatchNorm2d]): n BNs of C channels each.
-        means (Tensor): batch means, ``(groups, n * C)``.
-        variances (Tensor): biased batch variances, ``(groups, n * C)``.
-        count (int): values per channel in one group (for the unbiased var).
-        repeats (int): identical updates per group.
-    """
+    """``nn.BatchNorm2d``'s updates for stacked groups, in order, from the
+    batch ``means`` and biased ``variances`` ``(groups, n * C)`` of
+    ``count`` values per channel. The n ``bns`` (the fused edges of one
+    state) are updated together on their concatenated channels: the same
+    elementwise arithmetic."""
     first = bns[0]
     unbiased = variances * (count / max(count - 1, 1))
     steps = [g for g in range(means.shape[0]) for _ in range(repeats)]
@@ -158,19 +124,11 @@ _BUFFERS = ('running_mean', 'running_var', 'num_batches_tracked')
 
 
 def share_running_stats(bns):
-    """Re-bind the running statistics of ``bns`` as views of flat tensors.
-
-    The fused edges of one state update their BNs' statistics together;
-    with each BN's buffers a slice of one ``(n * C,)`` tensor (and the
-    counters entries of one ``(n,)`` tensor) that is a single in-place
-    update instead of n gathers and n scatters. Values are kept; buffers
-    stay ordinary per-module state (``state_dict``, ``load_state_dict``
-    copy in place). Moving the module (``.to``/``.double``) replaces the
-    buffers; :func:`shared_running_stats` then reports them as not shared.
-
-    Returns:
-        tuple[Tensor]: the flat running mean, running var and counters.
-    """
+    """Re-bind the running statistics of ``bns`` as views of flat tensors
+    (returned: mean, var, counters), so updating the fused edges of one
+    state is one in-place op, not n gathers and scatters. Buffers stay
+    ordinary module state (``load_state_dict`` copies in place); ``.to``
+    replaces them, and :func:`shared_running_stats` then says so."""
     flat = [torch.cat([bn._buffers[name].reshape(-1) for bn in bns])
             for name in _BUFFERS]
     c = bns[0].num_features
@@ -183,22 +141,14 @@ def share_running_stats(bns):
 
 
 def shared_running_stats(bns):
-    """The flat tensors of :func:`share_running_stats` if still in use.
-
-    Returns:
-        tuple[Tensor] | None: running mean, var and counters of ``bns``
-        concatenated, or None if the buffers are not (or no longer) views of
-        shared tensors.
-    """
+    """The flat tensors of :func:`share_running_stats` if ``bns``' buffers
+    are still views of them, else None."""
     shared = bns[0].__dict__.get('_shared_stats')
     if shared is None or len(shared[0]) != len(bns):
         return None
     members, *flat = shared
     for bn, member in zip(bns, members):
-        if bn is not member:
+        if bn is not member or any(bn._buffers[name]._base is not whole
+                                   for name, whole in zip(_BUFFERS, flat)):
             return None
-        buffers = bn._buffers
-        for name, whole in zip(_BUFFERS, flat):
-            if buffers[name]._base is not whole:
-                return None
     return tuple(flat)
