@@ -5,7 +5,7 @@
 #   python tools/decode_genotype.py configs/genotypes/autodeeplab_paper.json \
 #       --dataset custom --classes sky road car --data-root data/mine \
 #       --out work_dirs/mine/autodeeplab-s_mine.py
-# (a 10-line delta over this file), or --cfg-options.
+# (a small delta over this file), or --cfg-options.
 _base_ = [
     '../_base_/models/autodeeplab_net.py',
     '../_base_/datasets/custom_513x513.py',
