@@ -299,13 +299,13 @@ def _table(args, results, machine):
             cells.append([r['variant'], f'skipped: {r["skipped"]}'] + [''] * 5)
             continue
         ratio = base['search_iter_s'] / r['search_iter_s']
-        macs = r['macs_fwd'] / 1e9 if r['macs_fwd'] else float('nan')
+        macs = f"{r['macs_fwd'] / 1e9:.2f}" if r['macs_fwd'] else '-'
         rate = f'{100 * r["flop_rate"]:.1f}%' if 'flop_rate' in r else '-'
         cells.append([
             r['variant'], r['device'],
             f'{r["search_iter_s"]:.3f} (x{ratio:.2f})',
             f'{r["weight_step_s"]:.3f}', f'{r["peak_memory_bytes"] / 1e9:.2f}'
-            f' ({r["peak_memory_kind"]})', f'{macs:.2f}', rate])
+            f' ({r["peak_memory_kind"]})', macs, rate])
     table = markdown_table(
         ['variant', 'device', 'search iter (s)', 'weight step (s)',
          'peak memory (GB)', 'fwd MACs (G)', 'FLOP rate vs matmul'], cells)
