@@ -41,27 +41,24 @@ def check_checkpoint_inputs(runner):
     iteration (:func:`~mmseg_autodeeplab.utils.find_resumable_checkpoint`).
     """
     load_from = getattr(runner, '_load_from', None)
+    where = 'load_from'
+    if not load_from and getattr(runner, '_resume', False):
+        found = find_resumable_checkpoint(runner.work_dir,
+                                          logger=runner.logger.info)
+        if found is not None:  # verified by the search
+            runner._load_from = found  # mmengine resumes from load_from
+            return
+        if glob.glob(osp.join(glob.escape(runner.work_dir), '*.pth')):
+            exit_with_error(f'{runner.work_dir}: resume found no intact '
+                            'checkpoint (see the lines above)')
+        # checkpoints kept in another out_dir: mmengine resumes from the one
+        # work_dir/last_checkpoint names (None: it starts from scratch)
+        load_from, where = find_latest_checkpoint(runner.work_dir), 'resume'
     if load_from:
         try:
             safe_load_checkpoint(load_from, mmap=True)
         except CheckpointError as e:
-            exit_with_error(f'load_from: {e}')
-    elif getattr(runner, '_resume', False):
-        found = find_resumable_checkpoint(runner.work_dir,
-                                          logger=runner.logger.info)
-        if found is not None:
-            runner._load_from = found  # mmengine resumes from load_from
-        elif glob.glob(osp.join(glob.escape(runner.work_dir), '*.pth')):
-            exit_with_error(f'{runner.work_dir}: resume found no intact '
-                            'checkpoint (see the lines above)')
-        elif find_latest_checkpoint(runner.work_dir):
-            # checkpoints kept in another out_dir: check the one mmengine
-            # will resume from (its path is in work_dir/last_checkpoint)
-            try:
-                safe_load_checkpoint(find_latest_checkpoint(runner.work_dir),
-                                     mmap=True)
-            except CheckpointError as e:
-                exit_with_error(f'resume: {e}')
+            exit_with_error(f'{where}: {e}')
 
 
 @LOOPS.register_module()
