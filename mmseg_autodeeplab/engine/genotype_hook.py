@@ -1,6 +1,5 @@
 """Decode, save and log the genotype during the search."""
 import json
-import math
 import os.path as osp
 
 import torch
@@ -11,34 +10,10 @@ from mmengine.registry import HOOKS
 
 from ..arch_cost import format_cost
 from ..search_space import SearchSpace, decode_genotype
-from ..search_space.decode import max_level
+from ..search_space.decode import arch_entropies
 from ..utils import atomic_write_json
 from .atomic_checkpoint_hook import exit_on_write_failure, remove_stale_files
 from .utils import find_supernet
-
-
-def _entropy(probs):
-    """Mean entropy (nats) of the rows of ``probs``."""
-    return float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
-
-
-def arch_entropies(alpha, beta):
-    """Mean entropy (nats) of α's rows and of the built nodes' β rows.
-
-    Args:
-        alpha (Tensor): softmaxed α, ``(E, P)``.
-        beta (Tensor): normalised β, ``(L, levels, 3)``.
-
-    Returns:
-        tuple[float, float]: α entropy, β entropy (NaN without built rows).
-    """
-    # only the nodes the supernet builds: β[l] leaves layer l-1 (-1 is the
-    # stem), which reaches levels 0..max_level(l - 1)
-    layers, levels = beta.shape[:2]
-    built = torch.tensor([[j <= max_level(i - 1, levels)
-                           for j in range(levels)] for i in range(layers)])
-    rows = beta[(beta.sum(-1) > 0) & built]
-    return _entropy(alpha), _entropy(rows) if len(rows) else math.nan
 
 
 def arch_summary(supernet):
@@ -64,14 +39,21 @@ class GenotypeHook(Hook):
     go to the visualizer. With a cost table (``train_cfg.arch_cost``) the
     genotype's predicted cost and the expected cost under α/β are logged and
     recorded too (a ``cost`` field, which :meth:`Genotype.load` ignores).
+    The α heatmap, β trellis and decoded cell of each validation go to the
+    visualizer as images ``search_alpha``, ``search_beta``, ``search_cell``
+    (drawn as ``tools/plot_search.py`` draws them), so the configured
+    ``vis_backends`` show them (``LocalVisBackend``:
+    ``vis_data/vis_image/search_alpha_{iter}.png``; TensorBoard, W&B).
 
     Args:
         end_level (int, optional): force the decoded path's last level.
+        draw (bool): send the images to the visualizer. Default: True.
     """
     priority = 'LOW'
 
-    def __init__(self, end_level=None):
+    def __init__(self, end_level=None, draw=True):
         self.end_level = end_level
+        self.draw = draw
         self._last = None
         self._history = []
 
@@ -172,3 +154,10 @@ class GenotypeHook(Hook):
             genotype=data, **({} if cost is None else dict(cost=cost))))
         atomic_write_json(osp.join(runner.work_dir, 'search_history.json'),
                           self._history)
+        if self.draw:
+            # matplotlib is imported only by a run that draws
+            from ..visualization.search_plots import entry_images
+            # no '/' in the names: LocalVisBackend would not make the folder
+            for name, image in entry_images(self._history[-1]).items():
+                runner.visualizer.add_image(f'search_{name}', image,
+                                            step=runner.iter)

@@ -193,3 +193,27 @@ def decode_genotype(alphas, betas, search_space=None, end_level=None,
                                    num_blocks=len(cell.blocks))
     return Genotype(cell=cell, path=tuple(decode_path(probs, end_level)),
                     search_space=search_space)
+
+
+def _entropy(probs):
+    """Mean entropy (nats) of the rows of ``probs``."""
+    return float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
+
+
+def arch_entropies(alpha, beta):
+    """Mean entropy (nats) of α's rows and of the built nodes' β rows.
+
+    Args:
+        alpha (Tensor): softmaxed α, ``(E, P)``.
+        beta (Tensor): normalised β, ``(L, levels, 3)``.
+
+    Returns:
+        tuple[float, float]: α entropy, β entropy (NaN without built rows).
+    """
+    # only the nodes the supernet builds: β[l] leaves layer l-1 (-1 is the
+    # stem), which reaches levels 0..max_level(l - 1)
+    layers, levels = beta.shape[:2]
+    built = torch.tensor([[j <= max_level(i - 1, levels)
+                           for j in range(levels)] for i in range(layers)])
+    rows = beta[(beta.sum(-1) > 0) & built]
+    return _entropy(alpha), _entropy(rows) if len(rows) else math.nan

@@ -25,13 +25,14 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.image import imread
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from ..engine.genotype_hook import arch_entropies
 from ..search_space import (ZERO_OP, Genotype, GenotypeError, input_names,
                             max_level, normalize_betas, num_edges)
+from ..search_space.decode import arch_entropies
 from ..utils.atomic import atomic_write_bytes
 
 HISTORY_FILE = 'search_history.json'
@@ -136,10 +137,12 @@ def _figure(figsize):
 
 
 def _save(fig, out_path, title, fontsize=12):
+    """PNG to a path (written atomically) or to a binary file object."""
     fig.suptitle(title, fontsize=fontsize)
-    buffer = io.BytesIO()
+    buffer = out_path if hasattr(out_path, 'write') else io.BytesIO()
     fig.savefig(buffer, format='png', dpi=DPI, facecolor='white')
-    atomic_write_bytes(out_path, buffer.getvalue())
+    if buffer is not out_path:
+        atomic_write_bytes(out_path, buffer.getvalue())
 
 
 def _label(entry):
@@ -435,6 +438,25 @@ def plot_all(history, out_dir, entry=-1, arch_start_epoch=None):
     plot_search_curves(history, out['curves'],
                        arch_start_epoch=arch_start_epoch)
     return out
+
+
+def entry_images(entry):
+    """The α heatmap, β trellis and decoded cell of one history entry as
+    RGB ``uint8`` arrays ``(H, W, 3)`` keyed ``alpha``, ``beta``, ``cell``:
+    the figures :func:`plot_all` writes, for a visualizer's ``add_image``."""
+    images = {}
+    for name, draw in (
+            ('alpha', plot_alpha_heatmap), ('beta', plot_beta_trellis),
+            ('cell', lambda e, out: plot_cell(
+                e['genotype'], out, title=f'Decoded cell ({_label(e)})'))):
+        buffer = io.BytesIO()
+        draw(entry, buffer)
+        buffer.seek(0)
+        # Agg's PNG is RGBA floats in [0, 1] once read back
+        rgba = imread(buffer, format='png')
+        images[name] = np.ascontiguousarray(
+            (rgba[..., :3] * 255).round().astype(np.uint8))
+    return images
 
 
 # ------------------------------------------------------------------- CLI ---
