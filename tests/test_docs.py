@@ -402,3 +402,31 @@ def test_a_renamed_flag_is_caught():
     # a value the parser refuses (full parse of a fenced command)
     assert check_command(['python', 'tools/decode_genotype.py', 'g.json',
                           '--dataset', 'kitti', '--out', 'x.py'], True)
+
+
+def _measured_tables(lines):
+    """Markdown tables among ``lines`` that hold measured figures (a body
+    row with a decimal number)."""
+    rows = [line for line in lines if line.startswith('|')]
+    return [r for r in rows if not set(r) <= set('|-: ')
+            and re.search(r'\d\.\d', r)]
+
+
+@pytest.mark.parametrize(
+    'doc', [d for d in DOCS if osp.dirname(d).endswith('docs')],
+    ids=lambda d: osp.relpath(d, REPO))
+def test_every_results_table_has_its_command(doc):
+    """A docs/ section with a table of figures names the command that
+    produced them (a checked tools/, mim or make command, or a timed one)."""
+    name = osp.relpath(doc, REPO)
+    with open(doc, encoding='utf-8') as f:
+        sections = _sections(f.read())
+    missing = []
+    for heading, lines in sections:
+        where = f'{name} ({heading or "top"})'
+        has_command = any(w == where for _, w, _, _ in COMMANDS) or any(
+            'time -v' in line for line in lines)
+        if _measured_tables(lines) and not has_command:
+            missing.append(where)
+    assert not missing, 'tables of figures without their command: ' + \
+        ', '.join(missing)

@@ -41,7 +41,8 @@ class GenotypeHook(Hook):
     recorded too (a ``cost`` field, which :meth:`Genotype.load` ignores).
     The α heatmap, β trellis and decoded cell of each validation go to the
     visualizer as images ``search_alpha``, ``search_beta``, ``search_cell``
-    (drawn as ``tools/plot_search.py`` draws them), so the configured
+    (drawn as ``tools/plot_search.py`` draws them; not again while α and
+    β stand still, as in the weights-only epochs), so the configured
     ``vis_backends`` show them (``LocalVisBackend``:
     ``vis_data/vis_image/search_alpha_{iter}.png``; TensorBoard, W&B).
 
@@ -54,6 +55,7 @@ class GenotypeHook(Hook):
     def __init__(self, end_level=None, draw=True):
         self.end_level = end_level
         self.draw = draw
+        self._drawn = None
         self._last = None
         self._history = []
 
@@ -155,9 +157,16 @@ class GenotypeHook(Hook):
         atomic_write_json(osp.join(runner.work_dir, 'search_history.json'),
                           self._history)
         if self.draw:
-            # matplotlib is imported only by a run that draws
-            from ..visualization.search_plots import entry_images
-            # no '/' in the names: LocalVisBackend would not make the folder
-            for name, image in entry_images(self._history[-1]).items():
-                runner.visualizer.add_image(f'search_{name}', image,
-                                            step=runner.iter)
+            self._draw(runner, self._history[-1])
+
+    def _draw(self, runner, entry):
+        arch = (entry['alpha'], entry['beta'], entry['genotype'])
+        if arch == self._drawn:  # weights-only epochs: the same pictures
+            return
+        self._drawn = arch
+        # matplotlib is imported only by a run that draws
+        from ..visualization.search_plots import entry_images
+        # no '/' in the names: LocalVisBackend would not make the folder
+        for name, image in entry_images(entry).items():
+            runner.visualizer.add_image(f'search_{name}', image,
+                                        step=runner.iter)

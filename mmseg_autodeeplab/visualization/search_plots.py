@@ -25,7 +25,6 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
-from matplotlib.image import imread
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, FancyArrowPatch, Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -136,13 +135,25 @@ def _figure(figsize):
     return fig
 
 
+class _Pixels:
+    """A plot target keeping the figure as RGB pixels: what the PNG holds,
+    without encoding and decoding one (a search draws at every
+    validation)."""
+    image = None
+
+
 def _save(fig, out_path, title, fontsize=12):
-    """PNG to a path (written atomically) or to a binary file object."""
+    """The figure as a PNG file (written atomically) or into a
+    :class:`_Pixels`."""
     fig.suptitle(title, fontsize=fontsize)
-    buffer = out_path if hasattr(out_path, 'write') else io.BytesIO()
+    if isinstance(out_path, _Pixels):
+        fig.set_dpi(DPI)
+        fig.canvas.draw()
+        out_path.image = np.array(fig.canvas.buffer_rgba())[..., :3]
+        return
+    buffer = io.BytesIO()
     fig.savefig(buffer, format='png', dpi=DPI, facecolor='white')
-    if buffer is not out_path:
-        atomic_write_bytes(out_path, buffer.getvalue())
+    atomic_write_bytes(out_path, buffer.getvalue())
 
 
 def _label(entry):
@@ -443,20 +454,13 @@ def plot_all(history, out_dir, entry=-1, arch_start_epoch=None):
 def entry_images(entry):
     """The α heatmap, β trellis and decoded cell of one history entry as
     RGB ``uint8`` arrays ``(H, W, 3)`` keyed ``alpha``, ``beta``, ``cell``:
-    the figures :func:`plot_all` writes, for a visualizer's ``add_image``."""
-    images = {}
-    for name, draw in (
-            ('alpha', plot_alpha_heatmap), ('beta', plot_beta_trellis),
-            ('cell', lambda e, out: plot_cell(
-                e['genotype'], out, title=f'Decoded cell ({_label(e)})'))):
-        buffer = io.BytesIO()
-        draw(entry, buffer)
-        buffer.seek(0)
-        # Agg's PNG is RGBA floats in [0, 1] once read back
-        rgba = imread(buffer, format='png')
-        images[name] = np.ascontiguousarray(
-            (rgba[..., :3] * 255).round().astype(np.uint8))
-    return images
+    the pictures :func:`plot_all` writes, for a visualizer's ``add_image``."""
+    targets = {name: _Pixels() for name in ('alpha', 'beta', 'cell')}
+    plot_alpha_heatmap(entry, targets['alpha'])
+    plot_beta_trellis(entry, targets['beta'])
+    plot_cell(entry['genotype'], targets['cell'],
+              title=f'Decoded cell ({_label(entry)})')
+    return {name: target.image for name, target in targets.items()}
 
 
 # ------------------------------------------------------------------- CLI ---
