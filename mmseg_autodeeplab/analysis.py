@@ -216,7 +216,7 @@ def forward_hooks(module, hooks):
 
 def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
     """Multiply-adds as TF's DeepLab graph at eval would be counted, which
-    reproduces the paper's Table 2 (see the README). One ``1x3xHxW``
+    reproduces the paper's Table 2 (docs/benchmarks.md). One ``1x3xHxW``
     forward at TF's eval size, counting
 
     * convs as ``out_h * out_w * C_out * C_in / groups * k_h * k_w``, a

@@ -6,8 +6,8 @@ Usage: python tools/build_cost_table.py CONFIG [--size HxW]
        [--warmup N] [--threads N] [--num-layers L] [--num-blocks B]
        [--verify N] --out PATH
 
-See mmseg_autodeeplab/cli/build_cost_table.py and the README's
-"Budgeted search".
+See mmseg_autodeeplab/cli/build_cost_table.py and
+docs/budgeted_search.md.
 """
 import sys
 from pathlib import Path

@@ -1,4 +1,4 @@
-# The demo search with a multiply-adds budget (README "Budgeted search"):
+# The demo search with a multiply-adds budget (docs/budgeted_search.md):
 # the decoded network, as the proxy retrain config builds it (F=8, 64x64
 # input), should cost at most 12M multiply-adds (20 random genotypes of
 # this space: 9.2M-27.4M, median 16.2M). Runs from this config alone: the

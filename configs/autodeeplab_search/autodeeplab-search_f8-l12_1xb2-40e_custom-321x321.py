@@ -3,8 +3,8 @@
 # dataset in mmseg's generic layout (BaseSegDataset):
 #   data_root/img_dir/{train,val}/NAME.jpg, data_root/ann_dir/{train,val}/NAME.png
 # trainA/trainB are the two halves of img_dir/train (SearchSplitDataset).
-# Point it at your data with a small delta config (README.md beside this
-# file shows one): data_root, metainfo (classes, palette) and
+# Point it at your data with a small delta config (docs/custom_dataset.md
+# shows one): data_root, metainfo (classes, palette) and
 # model.decode_head.num_classes = len(classes).
 _base_ = './autodeeplab-search_f8-l12_1xb2-40e_cityscapes-321x321.py'
 data_root = 'data/my_dataset'

@@ -387,7 +387,7 @@ def test_custom_dataset_decodes_and_trains(tmp_path):
 
 def test_search_config_for_own_data_builds(tmp_path):
     """The documented way to search on one's own data: a small delta over
-    the custom search config (configs/autodeeplab_search/README.md)."""
+    the custom search config (docs/custom_dataset.md)."""
     from mmseg_autodeeplab.cli.search import load_search_cfg
     from mmseg.registry import DATASETS
     root = make_custom_dataset(str(tmp_path / 'mine'), num_train=6)
@@ -411,7 +411,7 @@ def test_search_config_for_own_data_builds(tmp_path):
         assert tuple(sample['inputs'].shape[1:]) == (321, 321)  # paper crop
 
 
-#: what configs/autodeeplab_search/README.md tells users to write
+#: what docs/custom_dataset.md tells users to write
 CUSTOM_SEARCH_DELTA = '''
 _base_ = '{base}'
 data_root = '{root}'
