@@ -52,7 +52,13 @@ def check_supernet_args(num_layers=12, num_blocks=5, filter_multiplier=8,
 
 class MixedOp(nn.Module):
     """A softmax(α)-weighted sum of every non-zero operator on one edge
-    (the zero operator adds nothing, so it is never computed)."""
+    (the zero operator adds nothing, so it is never computed).
+
+    ``drop_prob``/``dropped`` (set by
+    :meth:`AutoDeepLabSupernet.set_op_dropout`): in training mode the
+    outputs of the ``dropped`` operators go through dropout (P-DARTS's
+    remedy for parameter-free operators winning by default).
+    """
 
     def __init__(self, channels, primitives, norm_cfg):
         super().__init__()
@@ -60,11 +66,16 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(
             build_op(primitives[k], channels, 1, norm_cfg) for k in self.index)
         self.fused = [fused_form(op) for op in self.ops]
+        self.drop_prob = 0.0
+        self.dropped = [False] * len(self.index)
 
     def forward(self, x, weights):  # weights: the (P,) softmax(α) row
         out = None
-        for k, op in zip(self.index, self.ops):
-            y = weights[k] * op(x)
+        for k, op, drop in zip(self.index, self.ops, self.dropped):
+            y = op(x)
+            if drop and self.drop_prob > 0 and self.training:
+                y = F.dropout(y, self.drop_prob, True)
+            y = weights[k] * y
             out = y if out is None else out + y
         return out
 
@@ -294,6 +305,19 @@ class AutoDeepLabSupernet(BaseModule):
             num_edges(num_blocks), len(primitives)))
         self.betas = nn.Parameter(
             arch_init_std * torch.randn(num_layers, num_levels, 3))
+
+    def set_op_dropout(self, prob, ops=('skip_connect',)):
+        """Dropout of probability ``prob`` on the outputs of the operators
+        named ``ops`` on every edge, in training mode (0 turns it off)."""
+        check_op_names(ops, 'op dropout ops')
+        if not 0 <= prob < 1:
+            raise ValueError(f'op dropout: prob must be in [0, 1), got '
+                             f'{prob!r}')
+        for cell in self.cells.values():
+            for edge in cell.edges:
+                edge.drop_prob = float(prob)
+                edge.dropped = [self.primitives[k] in ops
+                                for k in edge.index]
 
     def arch_parameters(self):
         """α and β, the parameters the architecture optimizer owns."""
