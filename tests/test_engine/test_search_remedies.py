@@ -175,3 +175,25 @@ def test_noise_and_dropout_change_the_weight_step_only_when_on(
     last = runner.train_loop.max_iters
     assert len(probs) == 1
     assert probs.pop() == pytest.approx(0.5 * (1 - (last - 1) / last))
+
+
+def test_first_layer_beta_gradient_is_only_bn_eps():
+    """β[0] scales the two single-input nodes of layer 0; every consumer
+    of a node state starts with BN (preprocess, resampling edges), which
+    removes a positive scale: β[0]'s gradient is proportional to BN's eps
+    (0 in exact arithmetic), while β[1] gets a real one."""
+    grads = []
+    for eps in (1e-5, 1e-12):
+        torch.manual_seed(0)
+        net = AutoDeepLabSupernet(
+            num_layers=4, filter_multiplier=2,
+            norm_cfg=dict(type='BN', eps=eps),
+            op_norm_cfg=dict(type='BN', affine=False, eps=eps)).double()
+        x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
+        sum((o**2).mean() for o in net(x)).backward()
+        g = net.betas.grad
+        grads.append((g[0].abs().max().item(), g[1].abs().max().item()))
+    (g0, g1), (g0_tiny, g1_tiny) = grads
+    assert g1 > 1e-3 and g1_tiny == pytest.approx(g1, rel=0.05)
+    assert g0 < 1e-3 * g1
+    assert g0_tiny < 1e-5 * g0  # scales with eps: 1e-7 of it
