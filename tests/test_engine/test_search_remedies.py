@@ -195,5 +195,5 @@ def test_first_layer_beta_gradient_is_only_bn_eps():
         grads.append((g[0].abs().max().item(), g[1].abs().max().item()))
     (g0, g1), (g0_tiny, g1_tiny) = grads
     assert g1 > 1e-3 and g1_tiny == pytest.approx(g1, rel=0.05)
-    assert g0 < 1e-3 * g1
+    assert g0 < 1e-2 * g1
     assert g0_tiny < 1e-5 * g0  # scales with eps: 1e-7 of it
