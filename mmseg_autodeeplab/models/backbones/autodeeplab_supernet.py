@@ -8,6 +8,8 @@ Shape vocabulary (input ``(N, 3, H, W)``):
 * α: ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)`` edges, SHARED by every cell;
 * β: ``(L, levels, 3)`` raw logits (layout in :mod:`...search_space.decode`).
 """
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -305,6 +307,20 @@ class AutoDeepLabSupernet(BaseModule):
             num_edges(num_blocks), len(primitives)))
         self.betas = nn.Parameter(
             arch_init_std * torch.randn(num_layers, num_levels, 3))
+        self._fixed_weights = None  # see fixed_arch
+
+    @contextlib.contextmanager
+    def fixed_arch(self, alpha_weights, beta_weights):
+        """Within the body, forward uses these operator/transition weights
+        (``(E, P)``, ``(L, levels, 3)``, e.g. one genotype's from
+        :func:`~...search_space.decode.genotype_weights`) instead of
+        softmax(α) and normalised β: the supernet's weights scoring one
+        architecture."""
+        self._fixed_weights = (alpha_weights, beta_weights)
+        try:
+            yield self
+        finally:
+            self._fixed_weights = None
 
     def set_op_dropout(self, prob, ops=('skip_connect',)):
         """Dropout of probability ``prob`` on the outputs of the operators
@@ -347,8 +363,11 @@ class AutoDeepLabSupernet(BaseModule):
         """x: ``(N, 3, H, W)`` -> tuple of last-layer level states."""
         stem = self.stem(x)
         sizes = level_sizes(stem.shape[2], stem.shape[3], self.num_levels)
-        alpha_w = F.softmax(self.alphas, dim=-1)
-        beta_w = normalize_betas(self.betas)
+        if self._fixed_weights is not None:
+            alpha_w, beta_w = (w.to(stem) for w in self._fixed_weights)
+        else:
+            alpha_w = F.softmax(self.alphas, dim=-1)
+            beta_w = normalize_betas(self.betas)
         prev_prev, prev = [stem], [stem]  # layer -2 and -1: the stem
         for layer in range(self.num_layers):
             current = []
