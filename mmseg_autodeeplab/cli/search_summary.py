@@ -6,7 +6,10 @@ nodes the supernet builds, as fractions of their uniform values (1.0 =
 nothing learned), the validations since the decoded genotype last changed,
 and the path of the paper's Viterbi decode and of the boundary-unbiased
 one. ``make demo`` ends with it. Given several work_dirs (e.g. search
-seeds), it also prints how much their final genotypes agree.
+seeds), it also prints how much their final genotypes agree. ``--ops``
+adds, per validation, how many of the decoded cell's operators are
+parameter-free (skip, pooling) and how many are ``skip_connect``: the
+trajectory of a first-order DARTS collapse.
 """
 import json
 import os.path as osp
@@ -29,6 +32,19 @@ def entropy_ratios(entry):
     ua, ub = arch_entropies(torch.full_like(alpha, 1 / alpha.shape[1]),
                             normalize_betas(torch.zeros_like(beta)))
     return a / ua, b / ub
+
+
+#: operators without weights: the ones a collapsing search drifts to
+PARAM_FREE = ('skip_connect', 'max_pool_3x3', 'avg_pool_3x3')
+
+
+def op_counts(entry):
+    """``(param_free, skips, total)`` operators of one history entry's
+    decoded cell."""
+    ops = [i['op'] for block in entry['genotype']['cell']
+           for i in block['inputs']]
+    return (sum(op in PARAM_FREE for op in ops),
+            ops.count('skip_connect'), len(ops))
 
 
 def summarize(history):
@@ -61,10 +77,12 @@ def main(argv=None):
     from ..search_space import Genotype, GenotypeError
     from ..search_space.sampling import genotype_agreement
     from ..utils import exit_with_error
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_ops = '--ops' in argv
+    argv = [a for a in argv if a != '--ops']
     if not argv:
         exit_with_error('usage: python -m mmseg_autodeeplab.cli.'
-                        'search_summary WORK_DIR [WORK_DIR ...]')
+                        'search_summary [--ops] WORK_DIR [WORK_DIR ...]')
     genotypes = []
     for work_dir in argv:
         path = osp.join(work_dir, 'search_history.json')
@@ -85,6 +103,11 @@ def main(argv=None):
               f"{s['same_genotype_validations']} of {s['validations']} "
               f"validations; path (levels) {s['path']}, unbiased decode "
               f"{s['path_unbiased']}")
+        if show_ops:
+            print('  parameter-free / skip_connect ops of the decoded cell '
+                  'per validation: ' + ', '.join(
+                      'e{}: {}/{}'.format(e['epoch'], *op_counts(e)[:2])
+                      for e in history))
     pairs = [(i, j, genotype_agreement(genotypes[i], genotypes[j]))
              for i in range(len(genotypes))
              for j in range(i + 1, len(genotypes))]

@@ -380,6 +380,13 @@ def _extra(item):
     return name, path
 
 
+def _searched_name(path):
+    """A search's name in a multi-search comparison: its folder or file
+    name without ``.json``."""
+    name = osp.basename(osp.normpath(path))
+    return name[:-5] if name.endswith('.json') else name
+
+
 def parse_args(argv=None):
     from mmengine.config import DictAction
 
@@ -389,8 +396,12 @@ def parse_args(argv=None):
         description='Retrain the searched genotype, uniformly sampled random '
         'genotypes and the paper genotype with the same config and budget; '
         'compare their mIoU.')
-    p.add_argument('--searched', default='work_dirs/demo_search',
-                   help='search work_dir or genotype JSON')
+    p.add_argument('--searched', nargs='+', default=['work_dirs/demo_search'],
+                   help='search work_dir or genotype JSON; several (e.g. '
+                   'one search per seed): one comparison each in '
+                   'OUT/NAME (NAME: the folder or file name), each matched '
+                   'to its own MACs with --match-macs, and a verdict line '
+                   'per search in OUT/verdict.md')
     p.add_argument('--decode', nargs='+', default=['none', 'uniform'],
                    choices=['none', 'uniform'],
                    help='path priors to decode a search work_dir with')
@@ -423,9 +434,17 @@ def parse_args(argv=None):
     if args.num_random < 1 or not args.seeds or args.macs_tolerance <= 0:
         p.error('--num-random and --macs-tolerance must be positive and '
                 '--seeds non-empty')
-    if not osp.exists(args.searched):
-        p.error(f'--searched {args.searched}: no such work_dir or genotype '
-                'file (run `make demo` first)')
+    for path in args.searched:
+        if not osp.exists(path):
+            p.error(f'--searched {path}: no such work_dir or genotype '
+                    'file (run `make demo` first)')
+    names = [_searched_name(path) for path in args.searched]
+    if len(set(names)) < len(names):
+        p.error('--searched: the searches need distinct folder/file names '
+                f'(got {", ".join(names)})')
+    args.searched_names = names
+    if len(args.searched) == 1:
+        args.searched = args.searched[0]
     args.config_path = _project_file(args.config)
     if args.config_path is None:
         p.error(f'--config {args.config}: no such config file')
@@ -435,13 +454,63 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Run (or resume) the comparison; return 0."""
+    """Run (or resume) the comparison(s); return 0."""
     args = parse_args(argv)
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     config = Config.fromfile(args.config_path)  # once: copied per run
-    out, res_path = args.out, osp.join(args.out, 'results.json')
+    if isinstance(args.searched, str):
+        compare(args, config, args.out)
+        return 0
+    verdicts = []
+    for name, path in zip(args.searched_names, args.searched):
+        one = copy.copy(args)
+        one.searched = path
+        print(f'search_vs_random: search {name} ({path})', flush=True)
+        results = compare(one, config, osp.join(args.out, name))
+        verdicts.append(verdict(name, path, results['summary']))
+    text = render_verdicts(verdicts)
+    atomic_write_json(osp.join(args.out, 'verdict.json'), verdicts)
+    atomic_write_text(osp.join(args.out, 'verdict.md'), text)
+    print(text, end='')
+    return 0
+
+
+def verdict(name, path, summary):
+    """One search's verdict: its default-decode genotype (``searched``)
+    against the random genotypes of its comparison."""
+    per = summary['genotypes']
+    me = per['searched']
+    rand = [v['mean'] for v in per.values() if v['kind'] == 'random']
+    return dict(name=name, source=path, mean=me['mean'], std=me['std'],
+                macs=me['macs'], beats=int(sum(r < me['mean'] for r in rand)),
+                num_random=len(rand), p_value=me.get('p_value'),
+                random_median=float(np.median(rand)) if rand else None)
+
+
+def render_verdicts(verdicts):
+    """Markdown: one line per search, then how many searches beat at
+    least all but one of their random genotypes."""
+    rows = ['| search | MACs (M) | searched mIoU (mean ± std) | beats | '
+            'random median | p-value |', '|---|---:|---:|---:|---:|---:|']
+    for v in verdicts:
+        macs = '' if v['macs'] is None else f"{v['macs'] / 1e6:.1f}"
+        p = '' if v['p_value'] is None else f"{v['p_value']:.3f}"
+        med = '' if v['random_median'] is None else \
+            f"{v['random_median']:.2f}"
+        rows.append(f"| {v['name']} | {macs} | {v['mean']:.2f} ± "
+                    f"{v['std']:.2f} | {v['beats']} of {v['num_random']} | "
+                    f'{med} | {p} |')
+    good = sum(v['beats'] >= v['num_random'] - 1 for v in verdicts)
+    return '\n'.join(rows + [
+        '', f'{good} of {len(verdicts)} searches beat at least all but one '
+        'of their random genotypes.', ''])
+
+
+def compare(args, config, out):
+    """Run (or resume) one comparison into ``out``; returns its results."""
+    res_path = osp.join(out, 'results.json')
     settings = {k: getattr(args, k) for k in (
         'config', 'seeds', 'num_random', 'sample_seed', 'match_macs',
         'macs_tolerance', 'match_macs_of', 'searched', 'decode', 'paper',
@@ -503,4 +572,4 @@ def main(argv=None):
     plot(results['summary'], osp.join(out, 'results.png'))
     print(f'search_vs_random: wrote {out}/results.json, results.md, '
           'results.png')
-    return 0
+    return results

@@ -38,6 +38,7 @@ from mmengine.runner import BaseLoop
 from ..cost_tables import ArchCost
 from ..utils.threads import set_cpu_threads
 from .checked_loops import check_checkpoint_inputs
+from .search_remedies import ArchEarlyStop, ArchNoise, OpDropout
 from .utils import find_supernet, unwrap_model
 
 #: checkpoint key of the loop's own state
@@ -157,13 +158,24 @@ class AutoDeepLabSearchLoop(BaseLoop):
         cpu_threads (int | str): on CPU, torch's intra-op threads: an
             integer pins them; ``'auto'`` (default) adapts them to the load
             (:func:`~mmseg_autodeeplab.utils.threads.set_cpu_threads`).
+        arch_noise (dict, optional): ``dict(eps=...)``: SDARTS-RS noise on
+            α during the weight step (:class:`~.search_remedies.ArchNoise`).
+        op_dropout (dict, optional): ``dict(prob=..., ops=[...],
+            decay='linear')``: P-DARTS dropout on parameter-free operators
+            (:class:`~.search_remedies.OpDropout`).
+        arch_early_stop (dict, optional): ``dict(max_count=2,
+            op='skip_connect')``: DARTS+ stop of α/β updates
+            (:class:`~.search_remedies.ArchEarlyStop`), checked at the end
+            of every epoch of the α/β phase.
+        All three default to None: the paper's search.
     """
     # the optimizers of AutoDeepLabOptimWrapperConstructor
     weights_key, arch_key = 'weights', 'arch'
 
     def __init__(self, runner, dataloader, max_epochs, arch_start_epoch=20,
                  val_begin=1, val_interval=1, arch_dataloader=None,
-                 val_at_start=False, arch_cost=None, cpu_threads='auto'):
+                 val_at_start=False, arch_cost=None, cpu_threads='auto',
+                 arch_noise=None, op_dropout=None, arch_early_stop=None):
         check_schedule(max_epochs, arch_start_epoch)
         check_checkpoint_inputs(runner)
         if arch_dataloader is None:
@@ -203,6 +215,10 @@ class AutoDeepLabSearchLoop(BaseLoop):
             runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
         self.supernet = find_supernet(runner.model)
         self.arch_cost = ArchCost.build(arch_cost)
+        self.arch_noise = ArchNoise.build(arch_noise)
+        self.op_dropout = OpDropout.build(op_dropout)
+        self.arch_early_stop = ArchEarlyStop.build(arch_early_stop)
+        self._arch_stop_iter = None  # iteration α/β updates stopped at
         if self.arch_cost is not None:
             self.arch_cost.check_supernet(self.supernet)
         runner.register_hook(_LoopStateHook())
@@ -217,16 +233,22 @@ class AutoDeepLabSearchLoop(BaseLoop):
 
     def arch_active_at(self, it):
         """Whether iteration ``it`` (0-based) includes an α/β step."""
-        return it >= self.arch_start_iter
+        return it >= self.arch_start_iter and (
+            self._arch_stop_iter is None or it < self._arch_stop_iter)
 
     def state_dict(self):
         """Loop state not covered by mmengine's checkpoint (plain tensors)."""
-        return dict(arch_epoch=self._arch_epoch, arch_pos=self._arch_pos,
-                    rng=_rng_state())
+        state = dict(arch_epoch=self._arch_epoch, arch_pos=self._arch_pos,
+                     rng=_rng_state())
+        if self._arch_stop_iter is not None:
+            state['arch_stop_iter'] = int(self._arch_stop_iter)
+        return state
 
     def load_state_dict(self, state):
         self._arch_epoch = int(state['arch_epoch'])
         self._arch_pos = int(state['arch_pos'])
+        stop = state.get('arch_stop_iter')
+        self._arch_stop_iter = None if stop is None else int(stop)
         self._arch_iter = None
         self._pending_rng = state['rng']
 
@@ -282,6 +304,8 @@ class AutoDeepLabSearchLoop(BaseLoop):
                 self.run_iter(idx, data_batch)
                 if self.stop_training:
                     break
+            # before the epoch's checkpoint is written, so resume sees it
+            self._check_early_stop()
             runner.call_hook('after_train_epoch')
             self._epoch += 1
             if self._validates_after(self._epoch):
@@ -294,9 +318,14 @@ class AutoDeepLabSearchLoop(BaseLoop):
         runner.call_hook('before_train_iter', batch_idx=idx,
                          data_batch=data_batch)
         started = time.perf_counter()
-        # 1. weight step on trainA
-        outputs = runner.model.train_step(
-            data_batch, optim_wrapper=runner.optim_wrapper[self.weights_key])
+        if self.op_dropout is not None:
+            self.op_dropout.update(self.supernet, self._iter / self.max_iters)
+        # 1. weight step on trainA (SDARTS-RS: at a random α nearby)
+        with self.arch_noise.applied(self.supernet.alphas) \
+                if self.arch_noise else contextlib.nullcontext():
+            outputs = runner.model.train_step(
+                data_batch,
+                optim_wrapper=runner.optim_wrapper[self.weights_key])
         for p in self.supernet.arch_parameters():
             p.grad = None  # the weight step must not leave α/β gradients
         # 2. α/β step on trainB
@@ -322,6 +351,23 @@ class AutoDeepLabSearchLoop(BaseLoop):
         if signum:
             self._checkpoint_and_exit(self._stop_signal or signum)
         self._iter += 1
+
+    def _check_early_stop(self):
+        """DARTS+: stop α/β updates after this epoch if the decoded cell
+        holds too many of the counted operator."""
+        stop = self.arch_early_stop
+        if stop is None or self._arch_stop_iter is not None or \
+                not self.arch_active_at(self._iter - 1) or \
+                self._iter >= self.max_iters:
+            return
+        count = stop.count(self.supernet.alphas, self.supernet.primitives)
+        if count >= stop.max_count:
+            self._arch_stop_iter = self._iter
+            print_log(f'arch_early_stop: the decoded cell holds {count} '
+                      f'{stop.op} (>= {stop.max_count}) after epoch '
+                      f'{self._epoch + 1}: α/β updates stop at iteration '
+                      f'{self._iter}; the weights keep training',
+                      logger='current')
 
     def _on_signal(self, signum, frame):
         """SIGINT/SIGTERM finish the iteration, checkpoint and exit; a

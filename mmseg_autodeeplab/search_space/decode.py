@@ -217,3 +217,29 @@ def arch_entropies(alpha, beta):
                            for j in range(levels)] for i in range(layers)])
     rows = beta[(beta.sum(-1) > 0) & built]
     return _entropy(alpha), _entropy(rows) if len(rows) else math.nan
+
+
+def genotype_weights(genotype, num_levels=4, dtype=torch.float32):
+    """The α/β weights that make the supernet compute ``genotype``: the
+    inverse of :func:`decode_genotype` (used to score a genotype with a
+    trained supernet's weights).
+
+    Returns:
+        tuple[Tensor, Tensor]: operator weights ``(E, P)`` (one-hot: the
+        genotype's operator on its kept edges, all zeros on every other
+        edge, i.e. no contribution) and transition weights ``(L, levels, 3)`` (1 on the
+        path's moves, 0 elsewhere, so off-path nodes hold zeros).
+    """
+    space = genotype.search_space
+    primitives = tuple(space.primitives)
+    alpha = torch.zeros(num_edges(space.num_blocks), len(primitives),
+                        dtype=dtype)
+    for b, block in enumerate(genotype.cell.blocks):
+        for i, op in block:
+            alpha[num_edges(b) + i, primitives.index(op)] = 1.0
+    beta = torch.zeros(space.num_layers, num_levels, 3, dtype=dtype)
+    prev = 0  # the stem is at level 0
+    for layer, level in enumerate(genotype.path):
+        beta[layer, prev, level - prev + 1] = 1.0
+        prev = level
+    return alpha, beta

@@ -403,3 +403,61 @@ def test_search_summary_agreement_of_several_searches(tmp_path, capsys):
     assert f'inputs with their op {mean_ops:.0%}' in out[6]
     with pytest.raises(SystemExit):
         search_summary.main([dirs[0], str(tmp_path / 'nope')])
+
+
+def test_several_searches_get_one_comparison_and_verdict_each(
+        tmp_path, monkeypatch, capsys):
+    """--searched A B: each search has its own comparison (own MACs target)
+    in OUT/NAME and one verdict line; a rerun resumes both."""
+    space = SearchSpace(num_layers=4, num_blocks=5)
+    paths = []
+    for name, seed in (('seed_a', 1), ('seed_b', 2)):
+        path = tmp_path / f'{name}.json'
+        sampling.sample_genotype(np.random.default_rng(seed), space).save(
+            path)
+        paths.append(str(path))
+    calls = []
+
+    def fake_retrain(cfg):
+        parts = cfg.work_dir.split(os.sep)
+        search, run = parts[-3], parts[-1]
+        calls.append((search, run))
+        if run.startswith('searched'):  # a beats its random, b does not
+            return 60.0 if search == 'seed_a' else 1.0
+        return 10.0 + int(run[len('random_'):len('random_00')]) + \
+            cfg.randomness['seed']
+
+    monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
+    monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
+    out = tmp_path / 'multi'
+    argv = ['--searched', *paths, '--num-random', '3', '--seeds', '0', '1',
+            '--paper', '', '--out', str(out), '--jobs', '1']
+    assert svr.main(argv) == 0
+    assert len(calls) == 2 * (1 + 3) * 2
+    verdicts = json.loads((out / 'verdict.json').read_text())
+    a, b = verdicts
+    assert (a['name'], a['beats'], a['num_random']) == ('seed_a', 3, 3)
+    assert a['mean'] == 60.0 and a['p_value'] == pytest.approx(1 / 4)
+    assert (b['name'], b['beats']) == ('seed_b', 0)
+    assert b['p_value'] == 1.0
+    # random means 10.5, 11.5, 12.5
+    assert b['random_median'] == pytest.approx(11.5)
+    md = (out / 'verdict.md').read_text()
+    assert '| seed_a |' in md and '3 of 3' in md and '0 of 3' in md
+    assert '1 of 2 searches beat at least all but one' in md
+    assert md in capsys.readouterr().out
+    for name in ('seed_a', 'seed_b'):
+        assert (out / name / 'results.json').is_file()
+    calls.clear()
+    assert svr.main(argv) == 0 and calls == []  # resumed: nothing rerun
+
+
+def test_several_searches_need_distinct_names(tmp_path, capsys):
+    d1, d2 = tmp_path / 'x' / 'run', tmp_path / 'y' / 'run'
+    d1.mkdir(parents=True)
+    d2.mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        svr.main(['--searched', str(d1), str(d2)])
+    err = capsys.readouterr().err
+    assert err.startswith('error:') and 'distinct' in err and \
+        err.count('\n') == 1

@@ -8,6 +8,8 @@ Shape vocabulary (input ``(N, 3, H, W)``):
 * α: ``(E, P)``, ``E = 2 + 3 + ... + (B + 1)`` edges, SHARED by every cell;
 * β: ``(L, levels, 3)`` raw logits (layout in :mod:`...search_space.decode`).
 """
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -52,7 +54,13 @@ def check_supernet_args(num_layers=12, num_blocks=5, filter_multiplier=8,
 
 class MixedOp(nn.Module):
     """A softmax(α)-weighted sum of every non-zero operator on one edge
-    (the zero operator adds nothing, so it is never computed)."""
+    (the zero operator adds nothing, so it is never computed).
+
+    ``drop_prob``/``dropped`` (set by
+    :meth:`AutoDeepLabSupernet.set_op_dropout`): in training mode the
+    outputs of the ``dropped`` operators go through dropout (P-DARTS's
+    remedy for parameter-free operators winning by default).
+    """
 
     def __init__(self, channels, primitives, norm_cfg):
         super().__init__()
@@ -60,11 +68,16 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(
             build_op(primitives[k], channels, 1, norm_cfg) for k in self.index)
         self.fused = [fused_form(op) for op in self.ops]
+        self.drop_prob = 0.0
+        self.dropped = [False] * len(self.index)
 
     def forward(self, x, weights):  # weights: the (P,) softmax(α) row
         out = None
-        for k, op in zip(self.index, self.ops):
-            y = weights[k] * op(x)
+        for k, op, drop in zip(self.index, self.ops, self.dropped):
+            y = op(x)
+            if drop and self.drop_prob > 0 and self.training:
+                y = F.dropout(y, self.drop_prob, True)
+            y = weights[k] * y
             out = y if out is None else out + y
         return out
 
@@ -294,6 +307,33 @@ class AutoDeepLabSupernet(BaseModule):
             num_edges(num_blocks), len(primitives)))
         self.betas = nn.Parameter(
             arch_init_std * torch.randn(num_layers, num_levels, 3))
+        self._fixed_weights = None  # see fixed_arch
+
+    @contextlib.contextmanager
+    def fixed_arch(self, alpha_weights, beta_weights):
+        """Within the body, forward uses these operator/transition weights
+        (``(E, P)``, ``(L, levels, 3)``, e.g. one genotype's from
+        :func:`~...search_space.decode.genotype_weights`) instead of
+        softmax(α) and normalised β: the supernet's weights scoring one
+        architecture."""
+        self._fixed_weights = (alpha_weights, beta_weights)
+        try:
+            yield self
+        finally:
+            self._fixed_weights = None
+
+    def set_op_dropout(self, prob, ops=('skip_connect',)):
+        """Dropout of probability ``prob`` on the outputs of the operators
+        named ``ops`` on every edge, in training mode (0 turns it off)."""
+        check_op_names(ops, 'op dropout ops')
+        if not 0 <= prob < 1:
+            raise ValueError(f'op dropout: prob must be in [0, 1), got '
+                             f'{prob!r}')
+        for cell in self.cells.values():
+            for edge in cell.edges:
+                edge.drop_prob = float(prob)
+                edge.dropped = [self.primitives[k] in ops
+                                for k in edge.index]
 
     def arch_parameters(self):
         """α and β, the parameters the architecture optimizer owns."""
@@ -323,8 +363,11 @@ class AutoDeepLabSupernet(BaseModule):
         """x: ``(N, 3, H, W)`` -> tuple of last-layer level states."""
         stem = self.stem(x)
         sizes = level_sizes(stem.shape[2], stem.shape[3], self.num_levels)
-        alpha_w = F.softmax(self.alphas, dim=-1)
-        beta_w = normalize_betas(self.betas)
+        if self._fixed_weights is not None:
+            alpha_w, beta_w = (w.to(stem) for w in self._fixed_weights)
+        else:
+            alpha_w = F.softmax(self.alphas, dim=-1)
+            beta_w = normalize_betas(self.betas)
         prev_prev, prev = [stem], [stem]  # layer -2 and -1: the stem
         for layer in range(self.num_layers):
             current = []

@@ -104,6 +104,11 @@ def fused_edges(x, edges, weights, groups, repeats, update=True):
             y = fn(relu_x, mods, groups, repeats, alpha[:, j],
                    update).view(gn, n, c, h, w)
         else:  # parameter-free: the same output for every edge
-            y = mods[0](x).unsqueeze(1) * alpha[:, j].view(1, n, 1, 1, 1)
+            y = mods[0](x).unsqueeze(1)
+            if first.dropped[j] and first.drop_prob > 0 and first.training:
+                # an independent mask per edge, as edge by edge
+                y = F.dropout(y.expand(gn, n, c, h, w), first.drop_prob,
+                              True)
+            y = y * alpha[:, j].view(1, n, 1, 1, 1)
         out = y if out is None else out + y
     return out

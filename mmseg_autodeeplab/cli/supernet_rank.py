@@ -1,0 +1,191 @@
+"""``tools/supernet_rank.py``: does the trained supernet rank architectures
+as retraining does?
+
+For every genotype of a finished ``tools/search_vs_random.py`` comparison,
+the search's supernet (its last checkpoint's weights) computes that one
+architecture (α/β replaced by the genotype's one-hot weights:
+:meth:`AutoDeepLabSupernet.fixed_arch`); its BN statistics are re-estimated
+on ``--calib-batches`` trainA batches (the running statistics were gathered
+under the mixed α), then mmseg's IoUMetric scores it on the search's val
+set. Kendall's τ between these scores and the retrained mIoU says how much
+the supernet's preferences are worth: near 0, the α/β the search follows
+carry no signal about what retrains well. Writes ``OUT/supernet_rank.json``
+and ``.md``; nothing is written into the search work_dir.
+"""
+import glob
+import json
+import os.path as osp
+import sys
+import tempfile
+
+import numpy as np
+
+from ..utils import atomic_write_json, atomic_write_text, exit_with_error
+
+
+def kendall_tau(x, y):
+    """Kendall's τ-b of two equally long sequences and its two-sided
+    p-value (scipy)."""
+    from scipy.stats import kendalltau
+    res = kendalltau(x, y)
+    return float(res.statistic), float(res.pvalue)
+
+
+def recalibrate_bn(model, batches):
+    """Re-estimate every BN's running statistics as the cumulative average
+    over ``batches`` (train mode, no gradient); returns the model in eval
+    mode."""
+    import torch
+    from torch.nn.modules.batchnorm import _BatchNorm
+    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for batch in batches:
+            data = model.data_preprocessor(batch, True)
+            model._run_forward(data, mode='tensor')
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    model.eval()
+    return model
+
+
+def _work_dir_config(work_dir):
+    configs = sorted(glob.glob(osp.join(work_dir, '*.py')))
+    if len(configs) != 1:
+        exit_with_error(f'{work_dir}: expected the one config a search '
+                        f'dumps there, found {len(configs)} *.py files')
+    return configs[0]
+
+
+def _checkpoint(work_dir, name):
+    if name:
+        return name
+    last = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(last):
+        with open(last, encoding='utf-8') as f:
+            path = f.read().strip()
+        path = path if osp.isabs(path) else osp.join(work_dir, path)
+        if osp.isfile(path):
+            return path
+        path = osp.join(work_dir, osp.basename(path))
+        if osp.isfile(path):
+            return path
+    exit_with_error(f'{work_dir}: no last_checkpoint; pass --checkpoint')
+
+
+def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
+                    cfg_options=None):
+    """Val mIoU of each genotype computed by the search's supernet.
+
+    Args:
+        work_dir (str): a finished search's work_dir.
+        genotypes (dict[str, Genotype]): the architectures to score.
+        checkpoint (str, optional): default: the work_dir's last one.
+        calib_batches (int): trainA batches for the BN statistics.
+        cfg_options (dict, optional): merged into the dumped config.
+
+    Returns:
+        dict[str, float]: mIoU per genotype name.
+    """
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from ..engine.utils import find_supernet
+    from ..search_space.decode import genotype_weights
+    cfg = Config.fromfile(_work_dir_config(work_dir))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg.work_dir = tmp  # logs of the scoring, not in the search's dir
+        cfg.custom_hooks = []  # no genotype files, no checkpoints
+        cfg.default_hooks.pop('checkpoint', None)
+        cfg.load_from, cfg.resume = None, False
+        cfg.log_level = 'WARNING'
+        runner = Runner.from_cfg(cfg)
+        runner.load_checkpoint(_checkpoint(work_dir, checkpoint),
+                               map_location='cpu')
+        model = runner.model
+        supernet = find_supernet(model)
+        loader = runner.build_dataloader(cfg.train_dataloader,
+                                         seed=runner.seed)
+        batches = []
+        for batch in loader:
+            if len(batches) >= calib_batches:
+                break
+            batches.append(batch)
+        scores = {}
+        for name, genotype in genotypes.items():
+            with supernet.fixed_arch(*genotype_weights(
+                    genotype, supernet.num_levels)):
+                recalibrate_bn(model, batches)
+                metrics = runner.val_loop.run()
+            scores[name] = float(metrics['mIoU'])
+            print(f'supernet_rank: {name}: supernet mIoU {scores[name]:.2f}',
+                  flush=True)
+    return scores
+
+
+def main(argv=None):
+    """``supernet_rank WORK_DIR COMPARISON_DIR [--out DIR]``."""
+    from ..analysis import OneLineParser, int_at_least
+    p = OneLineParser(prog='supernet_rank', description=__doc__.split(
+        '\n\n')[0])
+    p.add_argument('work_dir', help='a finished search work_dir')
+    p.add_argument('comparison',
+                   help='the search_vs_random --out folder of this search '
+                   '(its results.json)')
+    p.add_argument('--checkpoint', help="default: the work_dir's last")
+    p.add_argument('--calib-batches', type=int_at_least(1), default=8)
+    p.add_argument('--out', help='default: the comparison folder')
+    args = p.parse_args(argv)
+    res_path = osp.join(args.comparison, 'results.json')
+    try:
+        with open(res_path, encoding='utf-8') as f:
+            results = json.load(f)
+        summary = results['summary']['genotypes']
+    except (OSError, ValueError, KeyError) as e:
+        exit_with_error(f'{res_path}: not a finished comparison ({e})')
+    if not osp.isdir(args.work_dir):
+        exit_with_error(f'{args.work_dir}: no such search work_dir')
+    from mmseg.utils import register_all_modules
+
+    from ..search_space import Genotype
+    register_all_modules(init_default_scope=True)
+    genotypes = {n: Genotype.from_dict(g['genotype'])
+                 for n, g in results['genotypes'].items() if n in summary}
+    scores = score_genotypes(args.work_dir, genotypes, args.checkpoint,
+                             args.calib_batches)
+    names = sorted(scores, key=lambda n: -summary[n]['mean'])
+    retrained = [summary[n]['mean'] for n in names]
+    supernet = [scores[n] for n in names]
+    tau, p_value = kendall_tau(supernet, retrained)
+    rand = [n for n in names if summary[n]['kind'] == 'random']
+    tau_r, p_r = kendall_tau([scores[n] for n in rand],
+                             [summary[n]['mean'] for n in rand]) \
+        if len(rand) > 2 else (float('nan'), float('nan'))
+    out = args.out or args.comparison
+    report = dict(work_dir=args.work_dir, comparison=args.comparison,
+                  scores=scores, retrained={n: summary[n]['mean']
+                                            for n in names},
+                  kendall_tau=tau, p_value=p_value,
+                  kendall_tau_random=tau_r, p_value_random=p_r)
+    rows = ['| genotype | kind | retrained mIoU | supernet mIoU |',
+            '|---|---|---:|---:|'] + [
+        f"| {n} | {summary[n]['kind']} | {summary[n]['mean']:.2f} | "
+        f'{scores[n]:.2f} |' for n in names]
+    line = (f'Kendall τ (supernet vs retrained, {len(names)} genotypes): '
+            f'{tau:.3f} (p = {p_value:.3f}); random genotypes only: '
+            f'{tau_r:.3f} (p = {p_r:.3f})')
+    atomic_write_json(osp.join(out, 'supernet_rank.json'), report)
+    atomic_write_text(osp.join(out, 'supernet_rank.md'),
+                      '\n'.join(rows + ['', line, '']))
+    print(line)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

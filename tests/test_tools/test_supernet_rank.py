@@ -1,0 +1,105 @@
+"""Scoring genotypes with a trained supernet (tools/supernet_rank.py)."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from mmengine.runner import Runner
+
+from mmseg_autodeeplab.cli import supernet_rank
+from mmseg_autodeeplab.models.backbones.autodeeplab_supernet import \
+    AutoDeepLabSupernet
+from mmseg_autodeeplab.search_space import (SearchSpace, decode_cell,
+                                            decode_path)
+from mmseg_autodeeplab.search_space.decode import genotype_weights
+from mmseg_autodeeplab.search_space.sampling import sample_genotype
+
+
+def test_genotype_weights_decode_back_to_the_genotype():
+    rng = np.random.default_rng(0)
+    space = SearchSpace(num_layers=6, num_blocks=5)
+    for _ in range(20):
+        g = sample_genotype(rng, space)
+        alpha, beta = genotype_weights(g)
+        assert alpha.shape == (20, 8) and beta.shape == (6, 4, 3)
+        assert alpha.sum() == 10 and beta.sum() == 6  # one per kept edge
+        assert decode_cell(alpha.clamp_min(1e-30).log(),
+                           space.primitives) == g.cell
+        assert tuple(decode_path(beta)) == g.path
+
+
+def test_fixed_arch_ignores_alpha_beta_and_unused_edges():
+    torch.manual_seed(0)
+    net = AutoDeepLabSupernet(num_layers=3, filter_multiplier=2).eval()
+    g = sample_genotype(np.random.default_rng(3),
+                        SearchSpace(num_layers=3, num_blocks=5))
+    x = torch.rand(1, 3, 32, 32)
+    weights = genotype_weights(g)
+    with net.fixed_arch(*weights):
+        a = net(x)
+        with torch.no_grad():
+            net.alphas.normal_()
+            net.betas.normal_()
+            kept = {(b, i) for b, blk in enumerate(g.cell.blocks)
+                    for i, _ in blk}
+            unused = next(e for e in range(20) if all(
+                (b, e - (b * (b + 3)) // 2) not in kept for b in range(5)
+                if 0 <= e - (b * (b + 3)) // 2 < b + 2))
+            for p in net.cells['2_0'].edges[unused].parameters():
+                p.add_(1.0)
+        b = net(x)
+    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    # off-path levels of the last layer hold zeros
+    last = g.path[-1]
+    assert all((o == 0).all() == (j != last) for j, o in enumerate(a)
+               if j <= 3)
+    c = net(x)  # the override ends with the context
+    assert not all(torch.equal(u, v) for u, v in zip(a, c))
+
+
+def test_kendall_tau():
+    assert supernet_rank.kendall_tau([1, 2, 3, 4], [10, 20, 30, 40])[0] == \
+        pytest.approx(1.0)
+    assert supernet_rank.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1])[0] == \
+        pytest.approx(-1.0)
+
+
+@pytest.mark.slow
+def test_rank_a_tiny_search_without_touching_it(tiny_cityscapes, tiny_cfg,
+                                                tmp_path):
+    work_dir = tmp_path / 'search'
+    cfg = tiny_cfg(tiny_cityscapes, str(work_dir),
+                   **{'train_cfg.cpu_threads': 1})
+    Runner.from_cfg(cfg).train()
+    before = {f: os.stat(work_dir / f).st_mtime_ns
+              for f in os.listdir(work_dir)}
+    rng = np.random.default_rng(0)
+    space = SearchSpace(num_layers=3, num_blocks=5)
+    gens = {f'random_{i:02d}': sample_genotype(rng, space) for i in range(3)}
+    cmp_dir = tmp_path / 'cmp'
+    cmp_dir.mkdir()
+    (cmp_dir / 'results.json').write_text(json.dumps(dict(
+        genotypes={n: dict(kind='random', genotype=g.to_dict())
+                   for n, g in gens.items()},
+        summary=dict(genotypes={n: dict(kind='random', mean=float(i))
+                                for i, n in enumerate(gens)}))))
+    assert supernet_rank.main([str(work_dir), str(cmp_dir),
+                               '--calib-batches', '2']) == 0
+    rep = json.loads((cmp_dir / 'supernet_rank.json').read_text())
+    assert sorted(rep['scores']) == sorted(gens)
+    assert all(0 <= s <= 100 for s in rep['scores'].values())
+    names = sorted(gens)
+    tau = supernet_rank.kendall_tau([rep['scores'][n] for n in names],
+                                    [rep['retrained'][n] for n in names])[0]
+    assert rep['kendall_tau'] == pytest.approx(tau) or np.isnan(tau)
+    assert {f: os.stat(work_dir / f).st_mtime_ns
+            for f in os.listdir(work_dir)} == before
+
+
+def test_bad_comparison_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        supernet_rank.main([str(tmp_path), str(tmp_path)])
+    err = capsys.readouterr().err
+    assert err.startswith('error:') and 'results.json' in err and \
+        err.count('\n') == 1
