@@ -227,8 +227,9 @@ def genotype_weights(genotype, num_levels=4, dtype=torch.float32):
     Returns:
         tuple[Tensor, Tensor]: operator weights ``(E, P)`` (one-hot: the
         genotype's operator on its kept edges, all zeros on every other
-        edge, i.e. no contribution) and transition weights ``(L, levels, 3)`` (1 on the
-        path's moves, 0 elsewhere, so off-path nodes hold zeros).
+        edge, i.e. no contribution) and transition weights
+        ``(L, levels, 3)`` (1 on the path's moves, 0 elsewhere, so off-path
+        nodes hold zeros).
     """
     space = genotype.search_space
     primitives = tuple(space.primitives)
