@@ -109,9 +109,9 @@ def cost_line(path):
 
 def _leaves(cfg):
     """Every innermost dataset of every dataloader of ``cfg``."""
-    from ..utils.checks import _dataset_leaves
+    from ..utils.checks import dataset_leaves
     return [leaf for loader in _LOADERS if loader in cfg
-            for leaf in _dataset_leaves(cfg[loader].get('dataset'))]
+            for leaf in dataset_leaves(cfg[loader].get('dataset'))]
 
 
 def _smoke(cfg, size=SMOKE_SIZE, iters=2):

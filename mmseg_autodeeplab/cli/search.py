@@ -125,7 +125,7 @@ def check_search_cfg(cfg):
     """Run the supernet's, the loop's and the data checks on a config
     (the Runner creates the work_dir before the model and the loop check
     themselves); raises :class:`ConfigError`."""
-    from ..cost_tables import ArchCost
+    from ..engine.arch_cost_option import ArchCost
     from ..engine.search_loop import check_schedule
     from ..models.backbones.autodeeplab_supernet import check_supernet_args
     from ..utils import ConfigError, check_dataset_cfg

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Tuple
 
 from ..utils.atomic import atomic_write_text
+from ..utils.checks import is_integer
 from .primitives import PRIMITIVES, ZERO_OP
 
 FORMAT = 'mmseg_autodeeplab.genotype'
@@ -34,10 +35,6 @@ def input_names(block_index):
     return ['H(l-2)', 'H(l-1)'] + [f'H{k + 1}' for k in range(block_index)]
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _one_line(error, limit):
     return ' '.join(str(error).split())[:limit]
 
@@ -55,7 +52,7 @@ class SearchSpace:
     def __post_init__(self):
         for name in ('num_layers', 'num_blocks'):
             value = getattr(self, name)
-            if not _is_int(value) or value <= 0:
+            if not is_integer(value, 1):
                 raise GenotypeError(f'search_space.{name}: expected a '
                                     f'positive integer, got {value!r}')
         prims, strides = self.primitives, self.strides
@@ -66,7 +63,7 @@ class SearchSpace:
                 'search_space.primitives: expected distinct names from '
                 f'{", ".join(PRIMITIVES)}; got {prims!r:.120}')
         if not (isinstance(strides, (list, tuple)) and strides
-                and all(_is_int(s) and s > 0 for s in strides)
+                and all(is_integer(s, 1) for s in strides)
                 and all(b == 2 * a for a, b in zip(strides, strides[1:]))):
             raise GenotypeError(
                 'search_space.strides: expected positive integers, each '
@@ -251,8 +248,8 @@ def _from_dict(cls, data):
         raise GenotypeError(
             f'format: expected {FORMAT!r}, got {data.get("format")!r}')
     version = data.get('version', VERSION)
-    if not _is_int(version) or not 1 <= version <= VERSION:
-        newer = _is_int(version) and version > VERSION
+    if not is_integer(version, 1) or version > VERSION:
+        newer = is_integer(version, VERSION + 1)
         raise GenotypeError(
             f'version: this mmseg-autodeeplab reads genotype format versions '
             f'1-{VERSION}, got {version!r}'
@@ -267,7 +264,7 @@ def _from_dict(cls, data):
     cell_d = _expect(data, 'cell', list, 'genotype')
     path = _expect(data, 'path', list, 'genotype')
     for k, level in enumerate(path):
-        if not _is_int(level):
+        if not is_integer(level):
             raise GenotypeError(f'path[{k}]: expected an integer level, got '
                                 f'{level!r}')
     space = SearchSpace(**{'num_layers': len(path),
