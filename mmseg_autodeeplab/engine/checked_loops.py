@@ -50,7 +50,9 @@ def check_checkpoint_inputs(runner):
             return
         if glob.glob(osp.join(glob.escape(runner.work_dir), '*.pth')):
             exit_with_error(f'{runner.work_dir}: resume found no intact '
-                            'checkpoint (see the lines above)')
+                            'checkpoint (see the lines above); to start '
+                            'again instead, delete them (tools/search.py: '
+                            '--overwrite)')
         # checkpoints kept in another out_dir: mmengine resumes from the one
         # work_dir/last_checkpoint names (None: it starts from scratch)
         load_from, where = find_latest_checkpoint(runner.work_dir), 'resume'

@@ -197,39 +197,50 @@ class Genotype:
     @classmethod
     def from_json(cls, text, source='genotype'):
         """Parse and validate genotype JSON (``str`` or UTF-8 ``bytes``)."""
-        try:
-            if isinstance(text, (bytes, bytearray)):
-                text = bytes(text).decode('utf-8')
-            data = json.loads(text)
-        except UnicodeDecodeError as e:
-            raise GenotypeError(f'{source}: not UTF-8 text (byte {e.start}); '
-                                'a genotype is a JSON file') from None
-        except RecursionError:
-            raise GenotypeError(f'{source}: JSON nested too deeply for a '
-                                'genotype') from None
-        except ValueError as e:  # also integers beyond the digit limit
-            raise GenotypeError(f'{source}: invalid JSON '
-                                f'({_one_line(e, 120)})') from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(parse_json(text, source), source)
 
     @classmethod
     def load(cls, path):
         """Load and validate a genotype JSON file; :class:`GenotypeError`
         names ``path`` and what is wrong with it."""
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise GenotypeError(f'{path}: genotype file not found')
-        try:
-            size = os.path.getsize(path)
-            if size > MAX_FILE_BYTES:
-                raise GenotypeError(f'{path}: {size} bytes, too large for a '
-                                    f'genotype (at most {MAX_FILE_BYTES})')
-            with open(path, 'rb') as f:
-                data = f.read()
-        except OSError as e:
-            raise GenotypeError(f'{path}: cannot read ({e.strerror})') \
-                from None
-        return cls.from_json(data, source=path)
+        return cls.from_dict(read_json(path), source=os.fspath(path))
+
+
+def parse_json(text, source='genotype'):
+    """The JSON value of genotype text (``str`` or UTF-8 ``bytes``), not
+    yet validated; :class:`GenotypeError` naming ``source``."""
+    try:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode('utf-8')
+        return json.loads(text)
+    except UnicodeDecodeError as e:
+        raise GenotypeError(f'{source}: not UTF-8 text (byte {e.start}); '
+                            'a genotype is a JSON file') from None
+    except RecursionError:
+        raise GenotypeError(f'{source}: JSON nested too deeply for a '
+                            'genotype') from None
+    except ValueError as e:  # also integers beyond the digit limit
+        raise GenotypeError(f'{source}: invalid JSON '
+                            f'({_one_line(e, 120)})') from None
+
+
+def read_json(path):
+    """The JSON value of the genotype file ``path`` (read once, at most
+    :data:`MAX_FILE_BYTES`), for :meth:`Genotype.from_dict` and the records
+    a search adds beside the genotype (``cost``)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise GenotypeError(f'{path}: genotype file not found')
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise GenotypeError(f'{path}: {size} bytes, too large for a '
+                                f'genotype (at most {MAX_FILE_BYTES})')
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as e:
+        raise GenotypeError(f'{path}: cannot read ({e.strerror})') from None
+    return parse_json(data, source=path)
 
 
 def _expect(data, key, kind, where):
