@@ -90,8 +90,9 @@ class Layout:
     widths, and the parts a table is made of.
 
     Args:
-        cfg (Config): a retrain config with an ``AutoDeepLabNet`` backbone
-            (not kept: what the table needs is copied out of it).
+        cfg (Config): a retrain config with an ``AutoDeepLabNet`` backbone,
+            read here only (a copy of its ``model`` builds the head and
+            the whole networks of :func:`verify`).
         size (tuple[int]): input ``(H, W)``.
         num_layers, num_blocks (int, optional): the searched space's L and
             B; by default the config's genotype's.
@@ -252,7 +253,7 @@ def count_network(layout, genotype):
                       torch.zeros(1, 3, *layout.size))
 
 
-# -- 3. measuring each part once, and the table --------------------------------
+# -- 3. measuring each part once, and the table ------------------------------
 
 
 def time_modules(items, repeats, warmup, device):
@@ -374,7 +375,7 @@ def build_table(layout, kind='macs', device=LATENCY_DEFAULTS['device'],
         **{name: t.tolist() for name, t in tables.items()})
 
 
-# -- 4. verifying against whole networks ---------------------------------------
+# -- 4. verifying against whole networks -------------------------------------
 
 
 def verify(layout, table, num, seed=1):
@@ -406,7 +407,7 @@ def verify(layout, table, num, seed=1):
                 **diff)
 
 
-# -- 1. the entry --------------------------------------------------------------
+# -- 1. the entry ------------------------------------------------------------
 
 
 def make_table(path, size, num_layers=None, num_blocks=None, kind='macs',
