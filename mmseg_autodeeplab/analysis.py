@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .utils.atomic import atomic_write_json, atomic_write_text
-from .utils.configs import find_project_config
+from .utils.devices import cpu_model, gpu_model
 from .utils.errors import exit_with_error
 
 
@@ -70,31 +70,6 @@ def require_deploy(what):
         raise ValueError(f'{what} needs the deploy extra ({e.name} is '
                          "missing): pip install 'mmseg-autodeeplab[deploy]'"
                          ) from None
-
-
-def config_path(rel):
-    """Absolute path of a config file, of a project config
-    (``configs/<rel>``) or of a ``mmseg::`` config shipped in mmseg.
-
-    Raises:
-        FileNotFoundError: one-line message naming the config.
-    """
-    if rel.startswith('mmseg::'):
-        # Config.fromfile resolves ``mmseg::`` only inside ``_base_``
-        import mmseg
-        path = os.path.join(os.path.dirname(mmseg.__file__), '.mim',
-                            'configs', rel[len('mmseg::'):])
-        if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f'{rel}: not in the installed mmseg {mmseg.__version__}')
-        return path
-    if os.path.isfile(rel):
-        return os.path.abspath(rel)
-    path = find_project_config(rel)
-    if path is None:
-        raise FileNotFoundError(f'cannot find config {rel} (neither in the '
-                                'repo nor in the installed package)')
-    return path
 
 
 def load_config(path, cfg_options=None):
@@ -317,22 +292,13 @@ def load_avg():
 
 def machine_info(device='cpu'):
     """What the numbers were measured on (a JSON-ready dict)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            cpu = next((line.split(':', 1)[1].strip() for line in f
-                        if line.lower().startswith('model name')), cpu)
-    except OSError:
-        pass
     import mmengine
     import mmseg
-    cuda = str(device).startswith('cuda') and torch.cuda.is_available()
-    return dict(cpu=cpu, cpu_count=os.cpu_count(),
+    return dict(cpu=cpu_model(), cpu_count=os.cpu_count(),
                 torch_threads=torch.get_num_threads(),
                 torch=torch.__version__, python=platform.python_version(),
                 platform=platform.platform(), device=str(device),
-                gpu=torch.cuda.get_device_name(torch.device(device))
-                if cuda else None, load_avg_start=load_avg(),
+                gpu=gpu_model(device), load_avg_start=load_avg(),
                 mmengine=mmengine.__version__, mmseg=mmseg.__version__)
 
 

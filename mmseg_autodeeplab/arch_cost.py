@@ -38,6 +38,8 @@ VERSION = 2
 READ_VERSIONS = (1, 2)
 KINDS = ('macs', 'latency')
 PENALTIES = ('hinge', 'log')
+#: how a latency table is measured unless told (``threads``: torch's count)
+LATENCY_DEFAULTS = dict(device='cpu', repeats=20, warmup=5, threads=None)
 
 
 def _hw(size):

@@ -1,8 +1,11 @@
 """The package has no import cycle, counting imports inside functions too
-(a lazy import hides a cycle from Python, not from a reader)."""
+(a lazy import hides a cycle from Python, not from a reader), and the
+search engine does not load the cost-table builder."""
 import ast
 import os
 import os.path as osp
+import subprocess
+import sys
 
 PACKAGE = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                    'mmseg_autodeeplab')
@@ -23,8 +26,25 @@ def _modules(root=PACKAGE):
     return mods
 
 
-def import_graph(mods):
-    """``{module: set of package modules it imports anywhere}``."""
+def _nodes(tree, lazy):
+    """The nodes of ``tree``; without ``lazy``, none inside a function
+    (what importing the module runs)."""
+    if lazy:
+        yield from ast.walk(tree)
+        return
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        todo.extend(child for child in ast.iter_child_nodes(node)
+                    if not isinstance(child, (ast.FunctionDef,
+                                              ast.AsyncFunctionDef,
+                                              ast.Lambda)))
+
+
+def import_graph(mods, lazy=True):
+    """``{module: set of package modules it imports}``: anywhere, or only
+    at import time (not ``lazy``)."""
     graph = {}
     for name, path in mods.items():
         pkg = name if path.endswith('__init__.py') else name.rpartition(
@@ -32,7 +52,7 @@ def import_graph(mods):
         deps = set()
         with open(path, encoding='utf-8') as f:
             tree = ast.parse(f.read())
-        for node in ast.walk(tree):
+        for node in _nodes(tree, lazy):
             if isinstance(node, ast.ImportFrom):
                 parts = pkg.split('.')
                 if node.level:
@@ -95,3 +115,47 @@ def test_a_lazy_import_cycle_is_found(tmp_path):
     assert graph['pkg.c'] == {'pkg.a'}
     assert find_cycle(graph) in (['pkg.a', 'pkg.b', 'pkg.a'],
                                  ['pkg.b', 'pkg.a', 'pkg.b'])
+
+
+BUILDER = 'mmseg_autodeeplab.cost_tables'
+
+
+def reached(graph, start):
+    """Every module ``start`` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for dep in graph[todo.pop()] - seen:
+            seen.add(dep)
+            todo.append(dep)
+    return seen
+
+
+def test_engine_does_not_import_the_builder():
+    """The loop's modules reach the table builder (and through it the
+    counters and benchmark helpers) only by a call when a table is
+    missing, never at import time."""
+    mods = _modules()
+    graph = import_graph(mods, lazy=False)
+    engine = [m for m in mods if m.startswith('mmseg_autodeeplab.engine')]
+    assert 'mmseg_autodeeplab.engine.search_loop' in engine
+    for module in engine:
+        assert BUILDER not in reached(graph, module), module
+    # the check itself: the CLI does import it
+    assert BUILDER in reached(graph, 'mmseg_autodeeplab.cli.build_cost_table')
+
+
+def test_importing_the_engine_loads_no_builder():
+    """The same, as Python sees it: the whole package's registration (what
+    ``custom_imports`` and tools/search.py load) leaves the builder and
+    the benchmark helpers unloaded."""
+    code = ('import sys, mmseg_autodeeplab.engine; print(" ".join(sorted('
+            'm for m in sys.modules if m.startswith("mmseg_autodeeplab"))))')
+    root = osp.dirname(PACKAGE)
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get(
+        'PYTHONPATH', ''))
+    loaded = subprocess.run([sys.executable, '-c', code], env=env, cwd=root,
+                            capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert 'mmseg_autodeeplab.engine.search_loop' in loaded
+    assert BUILDER not in loaded
+    assert 'mmseg_autodeeplab.analysis' not in loaded

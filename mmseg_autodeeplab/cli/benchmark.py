@@ -21,10 +21,11 @@ import warnings
 import torch
 
 from ..analysis import (OneLineParser, SegmentorLogits, build_segmentor,
-                        config_path, count_macs, hw_type, int_at_least,
-                        load_avg, load_config, machine_info, machine_line,
+                        count_macs, hw_type, int_at_least, load_avg,
+                        load_config, machine_info, machine_line,
                         markdown_table, require_deploy, timed, write_report)
 from ..utils import exit_with_error
+from ..utils.configs import resolve_config
 
 #: name -> (label, config). ``mmseg::`` configs come from mmseg's package.
 MODEL_ZOO = {
@@ -57,7 +58,7 @@ def build_model(name, num_classes=19, filter_multiplier=None, path=None):
             raise ValueError(f'--config {path}: cannot load it '
                              f'({type(e).__name__}: {e})') from None
         return build_segmentor(cfg, num_classes).eval()
-    cfg = load_config(config_path(MODEL_ZOO[name][1]))
+    cfg = load_config(resolve_config(MODEL_ZOO[name][1]))
     backbone = cfg.model.backbone
     if filter_multiplier is not None and backbone.type == 'AutoDeepLabNet':
         head = cfg.model.decode_head

@@ -1,13 +1,14 @@
 """``tools/build_cost_table.py``: write the cost lookup table of a retrain
-config for a budgeted search (``train_cfg.arch_cost``); the tables and how
-they are built: :mod:`mmseg_autodeeplab.cost_tables`."""
+config for a budgeted search (``train_cfg.arch_cost``); the tables:
+:mod:`mmseg_autodeeplab.arch_cost`, how they are built:
+:mod:`mmseg_autodeeplab.cost_tables`."""
 import argparse
 
 from ..analysis import OneLineParser, hw_type, int_at_least
-from ..arch_cost import format_cost
-from ..cost_tables import (DEFAULT_REPEATS, DEFAULT_WARMUP, LATENCY_KEYS,
-                           make_table)
+from ..arch_cost import LATENCY_DEFAULTS, format_cost
+from ..cost_tables import make_table
 from ..utils import atomic_write_json, exit_with_error
+from ..utils.configs import resolve_config
 
 
 def parse_args(argv=None):
@@ -26,10 +27,10 @@ def parse_args(argv=None):
                         help="latency: 'cpu' (default) or 'cuda[:i]'")
     parser.add_argument('--repeats', type=int_at_least(1),
                         help='latency: timed runs per module, median kept '
-                        f'(default {DEFAULT_REPEATS})')
+                        f'(default {LATENCY_DEFAULTS["repeats"]})')
     parser.add_argument('--warmup', type=int_at_least(0),
                         help='latency: untimed runs before (default '
-                        f'{DEFAULT_WARMUP})')
+                        f'{LATENCY_DEFAULTS["warmup"]})')
     parser.add_argument('--threads', type=int_at_least(1),
                         help="latency: torch's CPU threads while timing "
                         '(default: torch\'s current count; recorded)')
@@ -45,10 +46,11 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', required=True, help='output JSON')
     args = parser.parse_args(argv)
-    args.latency = {k: getattr(args, k) for k in LATENCY_KEYS
+    args.latency = {k: getattr(args, k) for k in LATENCY_DEFAULTS
                     if getattr(args, k) is not None}
     if args.kind == 'macs':
-        wrong = [k for k, v in args.latency.items() if v != LATENCY_KEYS[k]]
+        wrong = [k for k, v in args.latency.items()
+                 if v != LATENCY_DEFAULTS[k]]
         if wrong:
             parser.error(f'--{wrong[0]}: only for --kind latency')
         args.latency = {}
@@ -58,11 +60,11 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        data = make_table(args.config, args.size, args.num_layers,
-                          args.num_blocks, args.kind, seed=args.seed,
-                          num_verify=args.verify,
+        data = make_table(resolve_config(args.config), args.size,
+                          args.num_layers, args.num_blocks, args.kind,
+                          seed=args.seed, num_verify=args.verify,
                           log=lambda msg: print(msg, flush=True),
-                          **args.latency)
+                          name=args.config, **args.latency)
     except (ValueError, FileNotFoundError) as e:
         exit_with_error(' '.join(str(e).split()))
     atomic_write_json(args.out, data)

@@ -14,7 +14,6 @@ written; each file is written atomically.
 """
 import argparse
 import copy
-import json
 import os
 import os.path as osp
 
@@ -65,9 +64,12 @@ def genotype_from_checkpoint(path, end_level=None):
 
 
 def load_source(source, end_level=None):
-    """``(genotype, file it came from)`` from a work_dir, checkpoint or
-    genotype JSON (``.json`` in any letter case)."""
+    """``(genotype, file it came from, its cost record or None)`` from a
+    work_dir, checkpoint or genotype JSON (``.json`` in any letter case;
+    read once: the genotype and the ``cost`` a budgeted search recorded
+    beside it)."""
     from ..search_space import Genotype
+    from ..search_space.genotype import read_json
     from ..utils.resume import find_resumable_checkpoint
     path = source
     if osp.isdir(source):
@@ -81,37 +83,37 @@ def load_source(source, end_level=None):
     elif not osp.isfile(source):
         exit_with_error(f'{source}: no such work_dir or checkpoint')
     if path.lower().endswith('.json'):
-        return Genotype.load(path), path
-    return genotype_from_checkpoint(path, end_level), path
+        data = read_json(path)
+        cost = data.get('cost') if isinstance(data, dict) else None
+        return Genotype.from_dict(data, source=path), path, cost
+    return genotype_from_checkpoint(path, end_level), path, None
 
 
-def cost_line(path):
-    """One line: the predicted cost a budgeted search recorded in the
-    genotype JSON at ``path`` (GenotypeHook's ``cost``) vs its target, or
-    None. The record is informational: a hand-edited, malformed one is
-    skipped rather than failing a decode whose files are already written."""
+def cost_line(cost):
+    """One line: the predicted cost a budgeted search recorded beside its
+    genotype (GenotypeHook's ``cost``) vs its target, or None. The record
+    is informational: a hand-edited, malformed one is skipped rather than
+    failing a decode whose files are already written."""
     from ..arch_cost import format_cost
-    if not path.lower().endswith('.json'):
+    if cost is None:
         return None
     try:
-        with open(path, encoding='utf-8') as f:
-            cost = json.load(f).get('cost')
         kind, size = cost.get('kind', 'macs'), cost.get('input_size')
         line = f"cost:     {format_cost(cost['predicted'], kind)}" + (
             ' at {}x{}'.format(*size) if size else '')
         if cost.get('target'):
             line += (f"; target {format_cost(cost['target'], kind)} (ratio "
                      f"{cost['predicted'] / cost['target']:.2f})")
-    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+    except (ValueError, TypeError, AttributeError, KeyError):
         return None
     return line + ' (cost table of the search)'
 
 
 def _leaves(cfg):
     """Every innermost dataset of every dataloader of ``cfg``."""
-    from ..utils.checks import _dataset_leaves
+    from ..utils.checks import dataset_leaves
     return [leaf for loader in _LOADERS if loader in cfg
-            for leaf in _dataset_leaves(cfg[loader].get('dataset'))]
+            for leaf in dataset_leaves(cfg[loader].get('dataset'))]
 
 
 def _smoke(cfg, size=SMOKE_SIZE, iters=2):
@@ -310,7 +312,7 @@ def main(argv=None):
     import mmseg_autodeeplab  # noqa: F401  (compat fixes)
     from ..search_space import GenotypeError
     try:
-        genotype, source = load_source(args.source, args.end_level)
+        genotype, source, cost = load_source(args.source, args.end_level)
         text = render_config(genotype, args, source)
         existed = osp.exists(args.genotype_out)
         atomic_write_text(args.genotype_out, genotype.to_json())
@@ -323,9 +325,9 @@ def main(argv=None):
     except (GenotypeError, OSError) as e:
         exit_with_error(str(e) or repr(e))
     print(genotype.describe())
-    cost = cost_line(source)
-    if cost:
-        print(cost)
+    line = cost_line(cost)
+    if line:
+        print(line)
     print(f'genotype: {args.genotype_out}')
     print(f'config:   {args.out}')
     print(f'train:    mim train mmsegmentation {args.out}')

@@ -101,17 +101,16 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
                 f'({", ".join(found)}); continue it with --resume, choose '
                 'another --work-dir, or pass --overwrite to delete it and '
                 'start again')
-    if resume and cfg.get('load_from') is None and osp.isdir(cfg.work_dir):
-        from ..utils import find_resumable_checkpoint
-        found = find_resumable_checkpoint(
-            cfg.work_dir, logger=lambda m: print(m, file=sys.stderr))
-        if found is not None:
-            cfg.load_from = found  # mmengine resumes from load_from
-        elif existing_search(cfg.work_dir):
-            raise ConfigError(
-                f'work_dir {cfg.work_dir!r}: --resume found no intact '
-                'checkpoint to continue from (see the lines above); pass '
-                '--overwrite instead of --resume to start again')
+    # which checkpoint to resume from is the train loop's choice, made once
+    # (check_checkpoint_inputs, as under mim train); refused here only when
+    # the previous search left no checkpoint at all
+    if resume and cfg.get('load_from') is None and osp.isdir(cfg.work_dir) \
+            and existing_search(cfg.work_dir) and not glob.glob(
+                osp.join(glob.escape(cfg.work_dir), '*.pth')):
+        raise ConfigError(
+            f'work_dir {cfg.work_dir!r}: --resume found no checkpoint to '
+            'continue from; pass --overwrite instead of --resume to start '
+            'again')
     sync_search_channels(cfg)
     check_search_cfg(cfg)
     from ..utils.checks import crop_warning
@@ -125,7 +124,7 @@ def check_search_cfg(cfg):
     """Run the supernet's, the loop's and the data checks on a config
     (the Runner creates the work_dir before the model and the loop check
     themselves); raises :class:`ConfigError`."""
-    from ..cost_tables import ArchCost
+    from ..engine.arch_cost_option import ArchCost
     from ..engine.search_loop import check_schedule
     from ..models.backbones.autodeeplab_supernet import check_supernet_args
     from ..utils import ConfigError, check_dataset_cfg
@@ -183,7 +182,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from ..utils import error_line
-    from ..utils.checkpoint import CheckpointError
+    from ..utils.errors import raised_by_package
     if args.resume and args.overwrite:
         print('error: --resume and --overwrite contradict each other: '
               'choose one', file=sys.stderr)
@@ -200,7 +199,11 @@ def main(argv=None):
         return 2
     try:
         runner.train()
-    except CheckpointError as e:  # resume / load_from file refused
+    except (ValueError, FileNotFoundError) as e:
+        # a check of ours inside the loop, its hooks or the checkpoint
+        # loader (a refused resume / load_from file): one line, as above
+        if not raised_by_package(e):
+            raise
         print(f'error: {error_line(e)}', file=sys.stderr)
         return 2
     print(f'Search finished. Genotype: '

@@ -38,19 +38,23 @@ def check_checkpoint_inputs(runner):
     resume checkpoint, so a train loop can check them first: ``load_from``
     must load (weights-only) and match its digest record; ``resume`` without
     ``load_from`` starts from the intact checkpoint with the highest
-    iteration (:func:`~mmseg_autodeeplab.utils.find_resumable_checkpoint`).
+    iteration (:func:`~mmseg_autodeeplab.utils.find_resumable_checkpoint`):
+    the one place that choice is made, for ``tools/search.py --resume`` and
+    ``mim train`` alike.
     """
     load_from = getattr(runner, '_load_from', None)
     where = 'load_from'
     if not load_from and getattr(runner, '_resume', False):
         found = find_resumable_checkpoint(runner.work_dir,
                                           logger=runner.logger.info)
-        if found is not None:  # verified by the search
+        if found is not None:  # its digest checked by the choice
             runner._load_from = found  # mmengine resumes from load_from
             return
         if glob.glob(osp.join(glob.escape(runner.work_dir), '*.pth')):
             exit_with_error(f'{runner.work_dir}: resume found no intact '
-                            'checkpoint (see the lines above)')
+                            'checkpoint (see the lines above); to start '
+                            'again instead, delete them (tools/search.py: '
+                            '--overwrite)')
         # checkpoints kept in another out_dir: mmengine resumes from the one
         # work_dir/last_checkpoint names (None: it starts from scratch)
         load_from, where = find_latest_checkpoint(runner.work_dir), 'resume'

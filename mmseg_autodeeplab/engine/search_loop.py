@@ -35,8 +35,8 @@ from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
-from ..cost_tables import ArchCost
 from ..utils.threads import set_cpu_threads
+from .arch_cost_option import ArchCost
 from .checked_loops import check_checkpoint_inputs
 from .search_remedies import ArchEarlyStop, ArchNoise, OpDropout
 from .utils import find_supernet, unwrap_model
@@ -152,7 +152,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
             before the first iteration (a baseline for the search's mIoU).
         arch_cost (dict, optional): a budget term in the α/β loss,
             ``dict(kind='macs', target=..., weight=..., table=PATH,
-            penalty='hinge'|'log')`` (:class:`~..cost_tables.ArchCost`;
+            penalty='hinge'|'log')`` (:class:`~.arch_cost_option.ArchCost`;
             ``table`` from ``tools/build_cost_table.py``). None (default):
             the paper's search, unchanged.
         cpu_threads (int | str): on CPU, torch's intra-op threads: an

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Tuple
 
 from ..utils.atomic import atomic_write_text
+from ..utils.checks import is_integer
 from .primitives import PRIMITIVES, ZERO_OP
 
 FORMAT = 'mmseg_autodeeplab.genotype'
@@ -34,10 +35,6 @@ def input_names(block_index):
     return ['H(l-2)', 'H(l-1)'] + [f'H{k + 1}' for k in range(block_index)]
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _one_line(error, limit):
     return ' '.join(str(error).split())[:limit]
 
@@ -55,7 +52,7 @@ class SearchSpace:
     def __post_init__(self):
         for name in ('num_layers', 'num_blocks'):
             value = getattr(self, name)
-            if not _is_int(value) or value <= 0:
+            if not is_integer(value, 1):
                 raise GenotypeError(f'search_space.{name}: expected a '
                                     f'positive integer, got {value!r}')
         prims, strides = self.primitives, self.strides
@@ -66,7 +63,7 @@ class SearchSpace:
                 'search_space.primitives: expected distinct names from '
                 f'{", ".join(PRIMITIVES)}; got {prims!r:.120}')
         if not (isinstance(strides, (list, tuple)) and strides
-                and all(_is_int(s) and s > 0 for s in strides)
+                and all(is_integer(s, 1) for s in strides)
                 and all(b == 2 * a for a, b in zip(strides, strides[1:]))):
             raise GenotypeError(
                 'search_space.strides: expected positive integers, each '
@@ -200,39 +197,50 @@ class Genotype:
     @classmethod
     def from_json(cls, text, source='genotype'):
         """Parse and validate genotype JSON (``str`` or UTF-8 ``bytes``)."""
-        try:
-            if isinstance(text, (bytes, bytearray)):
-                text = bytes(text).decode('utf-8')
-            data = json.loads(text)
-        except UnicodeDecodeError as e:
-            raise GenotypeError(f'{source}: not UTF-8 text (byte {e.start}); '
-                                'a genotype is a JSON file') from None
-        except RecursionError:
-            raise GenotypeError(f'{source}: JSON nested too deeply for a '
-                                'genotype') from None
-        except ValueError as e:  # also integers beyond the digit limit
-            raise GenotypeError(f'{source}: invalid JSON '
-                                f'({_one_line(e, 120)})') from None
-        return cls.from_dict(data, source)
+        return cls.from_dict(parse_json(text, source), source)
 
     @classmethod
     def load(cls, path):
         """Load and validate a genotype JSON file; :class:`GenotypeError`
         names ``path`` and what is wrong with it."""
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise GenotypeError(f'{path}: genotype file not found')
-        try:
-            size = os.path.getsize(path)
-            if size > MAX_FILE_BYTES:
-                raise GenotypeError(f'{path}: {size} bytes, too large for a '
-                                    f'genotype (at most {MAX_FILE_BYTES})')
-            with open(path, 'rb') as f:
-                data = f.read()
-        except OSError as e:
-            raise GenotypeError(f'{path}: cannot read ({e.strerror})') \
-                from None
-        return cls.from_json(data, source=path)
+        return cls.from_dict(read_json(path), source=os.fspath(path))
+
+
+def parse_json(text, source='genotype'):
+    """The JSON value of genotype text (``str`` or UTF-8 ``bytes``), not
+    yet validated; :class:`GenotypeError` naming ``source``."""
+    try:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode('utf-8')
+        return json.loads(text)
+    except UnicodeDecodeError as e:
+        raise GenotypeError(f'{source}: not UTF-8 text (byte {e.start}); '
+                            'a genotype is a JSON file') from None
+    except RecursionError:
+        raise GenotypeError(f'{source}: JSON nested too deeply for a '
+                            'genotype') from None
+    except ValueError as e:  # also integers beyond the digit limit
+        raise GenotypeError(f'{source}: invalid JSON '
+                            f'({_one_line(e, 120)})') from None
+
+
+def read_json(path):
+    """The JSON value of the genotype file ``path`` (read once, at most
+    :data:`MAX_FILE_BYTES`), for :meth:`Genotype.from_dict` and the records
+    a search adds beside the genotype (``cost``)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise GenotypeError(f'{path}: genotype file not found')
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise GenotypeError(f'{path}: {size} bytes, too large for a '
+                                f'genotype (at most {MAX_FILE_BYTES})')
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as e:
+        raise GenotypeError(f'{path}: cannot read ({e.strerror})') from None
+    return parse_json(data, source=path)
 
 
 def _expect(data, key, kind, where):
@@ -251,8 +259,8 @@ def _from_dict(cls, data):
         raise GenotypeError(
             f'format: expected {FORMAT!r}, got {data.get("format")!r}')
     version = data.get('version', VERSION)
-    if not _is_int(version) or not 1 <= version <= VERSION:
-        newer = _is_int(version) and version > VERSION
+    if not is_integer(version, 1) or version > VERSION:
+        newer = is_integer(version, VERSION + 1)
         raise GenotypeError(
             f'version: this mmseg-autodeeplab reads genotype format versions '
             f'1-{VERSION}, got {version!r}'
@@ -267,7 +275,7 @@ def _from_dict(cls, data):
     cell_d = _expect(data, 'cell', list, 'genotype')
     path = _expect(data, 'path', list, 'genotype')
     for k, level in enumerate(path):
-        if not _is_int(level):
+        if not is_integer(level):
             raise GenotypeError(f'path[{k}]: expected an integer level, got '
                                 f'{level!r}')
     space = SearchSpace(**{'num_layers': len(path),

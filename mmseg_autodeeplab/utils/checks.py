@@ -8,15 +8,22 @@ class ConfigError(ValueError):
     """A user mistake in a config or its inputs (one-line message)."""
 
 
-def _dataset_leaves(cfg):
+def is_integer(value, minimum=None):
+    """Whether ``value`` is an ``int`` (a ``bool`` is not) ``>= minimum``:
+    the one test behind every "expected a positive integer" message."""
+    return isinstance(value, int) and not isinstance(value, bool) and (
+        minimum is None or value >= minimum)
+
+
+def dataset_leaves(cfg):
     """Yield the innermost dataset configs of a (wrapped) dataset config."""
     if not isinstance(cfg, dict):
         return
     if isinstance(cfg.get('dataset'), dict):
-        yield from _dataset_leaves(cfg['dataset'])
+        yield from dataset_leaves(cfg['dataset'])
     elif isinstance(cfg.get('datasets'), (list, tuple)):
         for sub in cfg['datasets']:
-            yield from _dataset_leaves(sub)
+            yield from dataset_leaves(sub)
     else:
         yield cfg
 
@@ -62,7 +69,7 @@ def check_dataset_cfg(cfg, where):
     Raises:
         ConfigError: naming the missing folder/file and the expected layout.
     """
-    for leaf in _dataset_leaves(cfg):
+    for leaf in dataset_leaves(cfg):
         root = leaf.get('data_root', '')
         name = f'{where}.dataset ({leaf.get("type")})'
         if root and not osp.isdir(root):
@@ -143,7 +150,7 @@ def crop_warning(cfg):
         cannot be told cheaply).
     """
     loader = cfg.get('train_dataloader') or {}
-    leaves = list(_dataset_leaves(loader.get('dataset', {})))
+    leaves = list(dataset_leaves(loader.get('dataset', {})))
     if not leaves:
         return None
     leaf = leaves[0]

@@ -31,3 +31,27 @@ def find_project_config(rel):
     """Absolute path of ``configs/<rel>``, or None if it is nowhere."""
     found, _ = find_project_file(osp.join('configs', rel))
     return found and osp.abspath(found)
+
+
+def resolve_config(config):
+    """Absolute path of a config given as a path (absolute, or relative to
+    the CWD, the repository or the installed package), as
+    ``configs/``-relative, or as ``mmseg::`` (shipped in mmseg).
+
+    Raises:
+        FileNotFoundError: one line naming the config.
+    """
+    if config.startswith('mmseg::'):
+        # Config.fromfile resolves ``mmseg::`` only inside ``_base_``
+        import mmseg
+        path = osp.join(osp.dirname(mmseg.__file__), '.mim', 'configs',
+                        config[len('mmseg::'):])
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f'{config}: not in the installed mmseg {mmseg.__version__}')
+        return path
+    found = find_project_file(config)[0] or find_project_config(config)
+    if found is None:
+        raise FileNotFoundError(f'cannot find config {config} (neither in '
+                                'the repo nor in the installed package)')
+    return osp.abspath(found)

@@ -8,13 +8,13 @@ import torch
 from mmengine.runner import Runner
 
 from mmseg_autodeeplab import Genotype
-from mmseg_autodeeplab.cost_tables import build_table
+from mmseg_autodeeplab.cost_tables import Layout, build_table
 from mmseg_autodeeplab.arch_cost import CostTable, expected_cost
 from mmseg_autodeeplab.engine.utils import find_supernet
 from mmseg_autodeeplab.utils import atomic_write_json
 
 def _table(cfg, path, num_layers):
-    data = build_table(cfg, (64, 64), num_layers, 5)
+    data = build_table(Layout(cfg, (64, 64), num_layers, 5))
     atomic_write_json(path, data)
     return CostTable(data)
 

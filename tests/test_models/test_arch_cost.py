@@ -10,8 +10,8 @@ from mmseg_autodeeplab.analysis import count_macs
 from mmseg_autodeeplab.arch_cost import (CostTable, expected_cost, op_cost,
                                          spearman)
 from mmseg_autodeeplab.cli.build_cost_table import main
-from mmseg_autodeeplab.cost_tables import (ArchCost, build_table,
-                                           count_network)
+from mmseg_autodeeplab.cost_tables import Layout, build_table, count_network
+from mmseg_autodeeplab.engine.arch_cost_option import ArchCost
 from mmseg_autodeeplab.search_space.sampling import sample_genotype
 from mmseg_autodeeplab.search_space import PRIMITIVES, SearchSpace, build_op
 from mmseg_autodeeplab.search_space.decode import normalize_betas
@@ -27,18 +27,18 @@ THREE_CLASSES = {'model.decode_head.num_classes': 3}
 @pytest.fixture(scope='module')
 def tiny(tiny_retrain_cfg):
     cfg = tiny_retrain_cfg(**THREE_CLASSES)
-    data = build_table(cfg, SIZE, SPACE.num_layers, SPACE.num_blocks)
-    return cfg, CostTable(data)
+    layout = Layout(cfg, SIZE, SPACE.num_layers, SPACE.num_blocks)
+    return layout, CostTable(build_table(layout))
 
 
 @pytest.fixture(scope='module')
 def twenty(tiny):
     """Predicted and counted cost of 20 random genotypes."""
-    cfg, table = tiny
+    layout, table = tiny
     rng = np.random.default_rng(20)
     genotypes = [sample_genotype(rng, SPACE) for _ in range(20)]
     predicted = [table.predicted(g) for g in genotypes]
-    counted = [count_network(cfg, g, SIZE) for g in genotypes]
+    counted = [count_network(layout, g) for g in genotypes]
     return genotypes, predicted, counted
 
 

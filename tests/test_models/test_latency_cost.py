@@ -11,9 +11,10 @@ import torch
 import torch.nn as nn
 
 from mmseg_autodeeplab import cost_tables as bct
-from mmseg_autodeeplab.arch_cost import VERSION, CostTable, format_cost
+from mmseg_autodeeplab.arch_cost import (LATENCY_DEFAULTS, VERSION, CostTable,
+                                         format_cost)
 from mmseg_autodeeplab.cli import build_cost_table as cli
-from mmseg_autodeeplab.cost_tables import ArchCost
+from mmseg_autodeeplab.engine.arch_cost_option import ArchCost
 from mmseg_autodeeplab.search_space.sampling import sample_genotype
 from mmseg_autodeeplab.search_space import PRIMITIVES, SearchSpace
 
@@ -41,9 +42,9 @@ def cfg_file(tmp_path_factory, tiny_retrain_cfg):
 def tables(tiny_retrain_cfg):
     """Measured latency table and the MACs table of the same network."""
     cfg = tiny_retrain_cfg(**THREE_CLASSES)
-    latency = bct.build_latency_table(cfg, SIZE, LAYERS, BLOCKS, repeats=2,
-                                      warmup=1)
-    macs = bct.build_table(cfg, SIZE, LAYERS, BLOCKS)
+    layout = bct.Layout(cfg, SIZE, LAYERS, BLOCKS)
+    latency = bct.build_table(layout, 'latency', repeats=2, warmup=1)
+    macs = bct.build_table(layout)
     return latency, macs
 
 
@@ -112,8 +113,8 @@ def _tensors(x):
 def test_each_distinct_module_is_timed_once(monkeypatch, tiny_retrain_cfg):
     clock = _FakeClock()
     monkeypatch.setattr(bct, 'time_modules', clock)
-    data = bct.build_latency_table(tiny_retrain_cfg(**THREE_CLASSES), SIZE,
-                                   LAYERS, BLOCKS)
+    data = bct.build_table(bct.Layout(tiny_retrain_cfg(**THREE_CLASSES), SIZE,
+                                      LAYERS, BLOCKS), 'latency')
     table = CostTable(data)
     keys = [(name, text, shapes) for name, text, shapes in clock.calls]
     assert len(keys) == len(set(keys)) == data['timed_modules']
@@ -186,7 +187,9 @@ def test_verify_times_built_networks_with_the_same_function(
     clock = _FakeClock()
     monkeypatch.setattr(bct, 'time_modules', clock)
     table = CostTable(tables[0])
-    result = bct.verify(tiny_retrain_cfg(**THREE_CLASSES), table, SIZE, 3)
+    layout = bct.Layout(tiny_retrain_cfg(**THREE_CLASSES), SIZE, LAYERS,
+                        BLOCKS)
+    result = bct.verify(layout, table, 3)
     assert [name for name, _, _ in clock.calls] == ['SegmentorLogits'] * 3
     assert all(shapes == ((1, 3) + SIZE, ) for _, _, shapes in clock.calls)
     assert result['measured'] == pytest.approx([1e-3, 2e-3, 3e-3])
@@ -232,7 +235,7 @@ def test_tool_usage_errors_are_one_line(cfg_file, tmp_path, capsys, args,
 def test_tool_accepts_latency_defaults_with_macs():
     # scripts passing the defaults with --kind macs keep working
     args = cli.parse_args(['c.py', '--out', 'x.json', '--device', 'cpu',
-                           '--repeats', str(bct.DEFAULT_REPEATS)])
+                           '--repeats', str(LATENCY_DEFAULTS['repeats'])])
     assert args.kind == 'macs' and args.latency == {}
 
 

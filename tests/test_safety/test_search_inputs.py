@@ -59,11 +59,81 @@ def test_resume_with_no_intact_checkpoint_is_one_line(capsys, tmp_path,
     work = tmp_path / 'w'
     _previous_search(work)
     (work / 'epoch_1.pth').write_bytes(b'PK\x03\x04 truncated')
+    with pytest.raises(SystemExit) as exc:  # the train loop's choice
+        main(_argv(tiny_cityscapes, work, '--resume'))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and err[-1].startswith('error: ')
+    assert 'no intact checkpoint' in err[-1] and '--overwrite' in err[-1]
+    assert (work / 'genotype.json').read_text() == '{"kept": true}'
+
+
+def test_resume_with_no_checkpoint_at_all_is_refused_first(capsys, tmp_path,
+                                                           tiny_cityscapes):
+    work = tmp_path / 'w'
+    _previous_search(work)
     rc = main(_argv(tiny_cityscapes, work, '--resume'))
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err[-1].startswith('error: ')
-    assert 'no intact checkpoint' in err[-1]
-    assert (work / 'genotype.json').read_text() == '{"kept": true}'
+    assert rc == 2 and len(err) == 1
+    assert 'found no checkpoint' in err[0] and '--overwrite' in err[0]
+    assert not list(work.glob('2*'))  # refused before the Runner's log dir
+
+
+def test_resume_decides_once_and_hashes_the_choice_once(
+        capsys, tmp_path, tiny_cityscapes, monkeypatch):
+    """tools/search.py leaves the choice to the train loop: the chosen
+    checkpoint is hashed by the choice and by mmengine's load of it, not
+    a third time by a second choice."""
+    from mmseg_autodeeplab.utils import checkpoint
+    work = tmp_path / 'w'
+    assert main(_argv(tiny_cityscapes, work)) == 0
+    hashed, real = [], checkpoint.file_sha256
+    monkeypatch.setattr(checkpoint, 'file_sha256',
+                        lambda path, *a: hashed.append(str(path)) or real(
+                            path, *a))
+    assert main(_argv(tiny_cityscapes, work, '--resume')) == 0
+    chosen = str(work / 'epoch_1.pth')
+    assert hashed.count(chosen) == 2, hashed
+
+
+def _table_for_another_space(path, num_layers):
+    """A MACs cost table (all zeros) for ``num_layers`` layers."""
+    from mmseg_autodeeplab.arch_cost import FORMAT, VERSION
+    from mmseg_autodeeplab.search_space import PRIMITIVES
+    n, E, P = 4, 20, len(PRIMITIVES)
+    path.write_text(json.dumps(dict(
+        format=FORMAT, version=VERSION, kind='macs', num_layers=num_layers,
+        num_blocks=5, num_levels=n, primitives=list(PRIMITIVES),
+        head_cells=[2, num_layers - 1], stem=0,
+        edges=torch.zeros(num_layers, n, n, E, P).tolist(),
+        cells=torch.zeros(num_layers, n, n, n).tolist(),
+        head=torch.zeros(n, n).tolist())))
+
+
+def test_a_user_error_raised_inside_the_loop_is_one_line(
+        capsys, tmp_path, tiny_cityscapes):
+    """The table's space is checked against the supernet the Runner built,
+    inside runner.train(): one line there too, not mmengine's traceback."""
+    table = tmp_path / 'table.json'
+    _table_for_another_space(table, num_layers=5)
+    rc = main(_argv(tiny_cityscapes, tmp_path / 'w', options=[
+        f'train_cfg.arch_cost.table={table}', 'train_cfg.arch_cost.kind=macs',
+        'train_cfg.arch_cost.target=1e6', 'train_cfg.arch_cost.weight=1.0']))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith('error: arch_cost.table: ')
+    assert 'another search space (num_layers 5 vs 3' in err[-1]
+    assert 'Traceback' not in '\n'.join(err)
+
+
+def test_an_error_from_outside_the_package_keeps_its_traceback(
+        capsys, tmp_path, tiny_cityscapes, monkeypatch):
+    from mmengine.runner import Runner
+
+    def broken(self, optim_wrapper):
+        raise ValueError('not a check of this package')
+
+    monkeypatch.setattr(Runner, 'build_optim_wrapper', broken)
+    with pytest.raises(ValueError, match='not a check of this package'):
+        main(_argv(tiny_cityscapes, tmp_path / 'w'))
 
 
 def test_overwrite_replaces_the_previous_search(capsys, tmp_path,

@@ -164,6 +164,27 @@ def test_budgeted_genotype_prints_its_cost_and_target(tmp_path, capsys):
         assert (tmp_path / 'd.py').is_file()
 
 
+def test_budgeted_genotype_file_is_read_once(tmp_path, capsys,
+                                             monkeypatch):
+    import builtins
+    import json
+    data = json.loads(open(PAPER_JSON, encoding='utf-8').read())
+    data['cost'] = dict(kind='macs', predicted=9.0e6, target=12e6)
+    src = tmp_path / 'genotype.json'
+    src.write_text(json.dumps(data))
+    opened, real_open = [], builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(os.fspath(file) if isinstance(file, (str, os.PathLike))
+                      else file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, 'open', counting_open)
+    assert main([str(src), '--out', str(tmp_path / 'a.py')]) == 0
+    assert opened.count(str(src)) == 1  # the genotype and its cost record
+    assert 'cost:     9.00M multiply-adds' in capsys.readouterr().out
+
+
 def _error(argv, capsys):
     try:
         rc = main(argv)

@@ -27,6 +27,7 @@ from mmseg.registry import MODELS
 
 from ...search_space import Genotype, GenotypeError, build_op, level_sizes
 from ...search_space.primitives import ReLUConvBN, build_norm
+from ...utils.checks import is_integer
 from ...utils.configs import find_project_file
 
 
@@ -202,9 +203,7 @@ class AutoDeepLabNet(BaseModule):
                 f'AutoDeepLabNet: num_blocks={num_blocks} but the genotype '
                 f'has {len(cell_blocks)} blocks')
         for bad, message in (
-                (not isinstance(filter_multiplier, int)
-                 or isinstance(filter_multiplier, bool)
-                 or filter_multiplier <= 0,
+                (not is_integer(filter_multiplier, 1),
                  'filter_multiplier must be a positive integer, got '
                  f'{filter_multiplier!r}'),
                 (len(stem_channels) != 3,

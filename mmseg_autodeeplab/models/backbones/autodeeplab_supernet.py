@@ -20,6 +20,7 @@ from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
                              level_sizes, max_level, normalize_betas,
                              num_edges)
 from ...search_space.primitives import ReLUConvBN, build_norm
+from ...utils.checks import is_integer
 from ..utils import fused_edges, fused_form, relu_conv_bn
 
 #: the two implementations of the same supernet (see :class:`SearchCell`)
@@ -37,8 +38,7 @@ def check_supernet_args(num_layers=12, num_blocks=5, filter_multiplier=8,
                         (num_blocks, 'num_blocks'),
                         (filter_multiplier, 'filter_multiplier'),
                         (num_levels, 'num_levels')):
-        if not isinstance(value, int) or isinstance(value, bool) or \
-                value <= 0:
+        if not is_integer(value, 1):
             raise ValueError(f'AutoDeepLabSupernet: {name} must be a '
                              f'positive integer, got {value!r}')
     if num_layers < num_levels - 1:
