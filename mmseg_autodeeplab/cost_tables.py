@@ -27,6 +27,7 @@ from .arch_cost import (FORMAT, KINDS, PENALTIES, VERSION, CostTable,
 from .search_space import SearchSpace, build_op, level_sizes
 from .search_space.sampling import sample_genotype
 from .utils import atomic_write_json
+from .utils.work_dir_lock import table_lock
 
 DEFAULT_REPEATS = 20
 DEFAULT_WARMUP = 5
@@ -648,7 +649,12 @@ def _build_file(path, spec, kind):
     from mmengine.dist import barrier, is_main_process
     from mmengine.logging import print_log
     log = functools.partial(print_log, logger='current')
-    if is_main_process():
+    lock = table_lock(path).acquire(wait=True, on_wait=lambda holder: log(
+        f'arch_cost: waiting for {holder} to finish building {path}')) \
+        if is_main_process() else None
+    if lock is not None and os.path.isfile(path):
+        log(f'arch_cost: {path} was built by the run waited for; reusing it')
+    elif lock is not None:
         h, w = spec['size']
         log(f'arch_cost: {path} not found: building the {kind} cost table '
             f'of {spec["config"]} at {h}x{w} (once; later runs reuse it)')
@@ -657,6 +663,8 @@ def _build_file(path, spec, kind):
             spec['config'], spec['size'], spec['num_layers'],
             spec['num_blocks'], kind, log=log, **options))
         log(f'arch_cost: cost table written to {path}')
+    if lock is not None:
+        lock.release()
     barrier()
 
 

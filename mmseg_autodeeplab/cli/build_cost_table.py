@@ -8,6 +8,7 @@ from ..arch_cost import format_cost
 from ..cost_tables import (DEFAULT_REPEATS, DEFAULT_WARMUP, LATENCY_KEYS,
                            make_table)
 from ..utils import atomic_write_json, exit_with_error
+from ..utils.work_dir_lock import table_lock
 
 
 def parse_args(argv=None):
@@ -57,15 +58,19 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    owner = table_lock(args.out)  # held until the table is written
     try:
+        owner.acquire()
         data = make_table(args.config, args.size, args.num_layers,
                           args.num_blocks, args.kind, seed=args.seed,
                           num_verify=args.verify,
                           log=lambda msg: print(msg, flush=True),
                           **args.latency)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # WorkDirBusy too
+        owner.release()
         exit_with_error(' '.join(str(e).split()))
-    atomic_write_json(args.out, data)
+    with owner:
+        atomic_write_json(args.out, data)
     kind, v = args.kind, data.get('verification')
     where = (f'{data["num_layers"]} layers, {data["num_blocks"]} blocks, '
              f'{args.size[0]}x{args.size[1]}')
