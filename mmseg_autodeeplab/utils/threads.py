@@ -117,7 +117,8 @@ class ThreadGovernor:
     Each kind of step (the loop's ``'weights'``, ``'search'`` (weights +
     α/β) and ``'val'``) has its own count and timings: :meth:`begin` before
     a step sets its count, :meth:`step` after it records its time; a new
-    kind starts at the count in use. The first
+    kind starts at one thread and, if ``max_threads`` was in use, tries it
+    after its first one-thread steps. The first
     ``warmup`` steps of a kind at a count are not compared (oneDNN builds its
     primitives then), unless ``warmup_slack`` times slower than the
     one-thread reference (a competitor, not a warm-up).
@@ -162,11 +163,12 @@ class ThreadGovernor:
 
     def _track(self, kind):
         if kind not in self.tracks:
-            # a new kind starts at the count in use (judged after `check`)
             track = self.tracks[kind] = _Track(self.interval, self.check,
                                                f'{self.seed}:{kind}')
             if torch.get_num_threads() == self.max_threads:
-                track.threads = self.max_threads
+                # one thread first all the same: a try without a one-thread
+                # reference of its own kind could not see a competitor
+                track.wait = 1
         return self.tracks[kind]
 
     def _to_one(self, track, lost):

@@ -94,40 +94,55 @@ PAIR = {(1, 0): 0.66, (2, 0): 0.57, (1, 1): 1.05, (2, 1): 6.0,
         (1, 2): 1.5, (2, 2): 12.5}
 
 
-def _pair(steps, busy=lambda: 0, seeds=(0, 0), **kwargs):
+def _pair(steps, busy=lambda: 0, seeds=(0, 0), kinds=None):
     """Two governors stepping side by side; ``busy`` fooled (0) makes both
-    try two threads at the same step. Returns each one's thread counts."""
-    govs = []
-    for seed in seeds:
-        # same seed: the tries coincide
-        govs.append(threads.ThreadGovernor(2, interval=10, busy=busy,
-                                           seed=seed, **kwargs))
+    try two threads at the same step; ``kinds(t)``: (kind, time factor) of
+    step t. Returns each one's thread counts."""
+    # same seed: the tries coincide
+    govs = [threads.ThreadGovernor(2, interval=10, busy=busy, seed=seed)
+            for seed in seeds]
     used = [[], []]
-    for _ in range(steps):
+    for t in range(steps):
+        kind, factor = kinds(t) if kinds else ('train', 1.0)
+        for g in govs:
+            g.begin(kind)
         now = [g.threads for g in govs]
         for i, g in enumerate(govs):
             used[i].append(now[i])
-            g.step(PAIR[now[i], now[1 - i]])
+            g.step(factor * PAIR[now[i], now[1 - i]])
     return used
+
+
+def _longest_together(used):
+    longest = run = 0
+    for a, b in zip(*used):
+        run = run + 1 if a == b == 2 else 0
+        longest = max(longest, run)
+    return longest
 
 
 def test_simultaneous_tries_are_found_out_within_a_few_steps():
     used = _pair(200)
-    both = [a == b == 2 for a, b in zip(*used)]
-    assert any(both)  # they did escalate together ...
-    # ... and each such episode ended within the try (warm-up + 2 steps)
-    runs, run = [], 0
-    for b in both + [False]:
-        if b:
-            run += 1
-        elif run:
-            runs.append(run)
-            run = 0
-    assert max(runs) <= 3
+    # they did escalate together, and each time found out within the try
+    # (its first step is a warm-up, but 12.5 s is over 4x the reference)
+    assert _longest_together(used) == 1
     # in all, far closer to one thread each (1.05 s) than to 12.5 s
     total = [sum(PAIR[u[t], v[t]] for t in range(200))
              for u, v in (used, used[::-1])]
     assert max(total) < 1.5 * 1.05 * 200
+
+
+def test_a_new_kind_of_step_is_judged_against_its_own_reference():
+    """The weight steps (16) reach two threads with the other process at
+    one; then both begin the longer search steps: neither carries two
+    threads into them untested."""
+    def kinds(t):
+        return ('weights', 1.0) if t < 16 else ('search', 1.7)
+
+    for seeds in ((0, 1), (2, 3), (4, 4)):
+        used = _pair(64, seeds=seeds, kinds=kinds)
+        assert _longest_together(used) <= 1, seeds
+        assert [u[16] for u in used] == [1, 1]  # a reference first
 
 
 def test_stale_reference_is_replaced_by_a_fresh_one():
@@ -167,8 +182,9 @@ def test_kinds_are_judged_apart():
     for _ in range(16):
         val.append(with_val.threads)
         with_val.step(0.05)
-    # starts at the count in use; its own reference finds no gain
-    assert val[0] == 2 and val[-1] == 1
+    # one thread first (a reference of its own), then a try that finds no
+    # gain
+    assert val[:2] == [1, 1] and val[2] == 2 and val[-1] == 1
     with_val.begin('train')
     assert torch.get_num_threads() == 2
     assert _run(with_val, m, 100) == _run(plain, m, 100)
