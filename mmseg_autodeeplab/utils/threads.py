@@ -10,6 +10,7 @@ thread each; GOMP_SPINCOUNT=10000 still 8.4 s (and =1000 costs 2.4x alone).
 import os
 import random
 import statistics
+import tempfile
 import time
 
 import torch
@@ -78,6 +79,57 @@ def others_running(samples=5, pause=0.01):
     return max(0, int(statistics.median(counts)))
 
 
+class CoreTokens:
+    """One ``flock`` token per CPU, in a folder shared by every process on
+    the host: a governed process holds ``n`` tokens of its affinity mask
+    while it runs more than one thread.
+
+    Why: a step taken while two processes both oversubscribe the cores can
+    last minutes (seen: 175 s for a 1 s step), so finding it out after the
+    step is too late; two governed processes (two seeds started together)
+    can never both hold the cores. Tokens die with their process.
+    """
+
+    def __init__(self, folder=None):
+        self.folder = folder or os.path.join(
+            tempfile.gettempdir(), 'mmseg_autodeeplab-cpu-tokens')
+        self._fds = []
+
+    @property
+    def held(self):
+        return bool(self._fds)
+
+    def take(self, n):
+        """Hold ``n`` free tokens of this process's CPUs, or none (False)."""
+        import fcntl
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+            os.makedirs(self.folder, exist_ok=True)
+        except (AttributeError, OSError):
+            return True  # no affinity or no folder: the timing rules alone
+        for cpu in cpus:
+            if len(self._fds) == n:
+                break
+            try:
+                fd = os.open(os.path.join(self.folder, f'cpu{cpu}'),
+                             os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fds.append(fd)
+            except OSError:
+                os.close(fd)
+        if len(self._fds) < n:
+            self.release()
+            return False
+        return True
+
+    def release(self):
+        while self._fds:
+            os.close(self._fds.pop())
+
+
 class _Track:
     """One kind of step: its thread count, its recent step times by thread
     count and when to probe next (kinds are never compared)."""
@@ -112,7 +164,10 @@ class ThreadGovernor:
       thread: a fresh reference; if the ``max_threads`` steps just before it
       were not faster by ``margin``, one thread is kept;
     * a step ``slowdown`` times slower than the median of the last ones at
-      ``max_threads`` means a competitor appeared: one thread at once.
+      ``max_threads`` means a competitor appeared: one thread at once;
+    * more than one thread needs the CPUs' :class:`CoreTokens` (``tokens``;
+      None: none needed), so two governed processes never both
+      oversubscribe the cores, even when they try at the same moment.
 
     Each kind of step (the loop's ``'weights'``, ``'search'`` (weights +
     α/β) and ``'val'``) has its own count and timings: :meth:`begin` before
@@ -127,7 +182,7 @@ class ThreadGovernor:
     def __init__(self, max_threads=None, interval=20, max_interval=320,
                  check=4, max_check=64, probe=2, slowdown=2.0, margin=0.05,
                  warmup=1, warmup_slack=4.0, busy=others_running,
-                 seed=None):
+                 seed=None, tokens='auto'):
         self.max_threads = max_threads or default_num_threads()
         self.interval, self.max_interval = interval, max_interval
         self.check, self.max_check = check, max_check
@@ -135,6 +190,8 @@ class ThreadGovernor:
         self.slowdown, self.margin = slowdown, margin
         self.warmup, self.warmup_slack = warmup, warmup_slack
         self.busy = busy
+        # None: the timing rules alone (tests of the decisions)
+        self.tokens = CoreTokens() if tokens == 'auto' else tokens
         # per process (and kind): two copies do not try together
         self.seed = os.getpid() if seed is None else seed
         self.tracks = {}
@@ -154,8 +211,19 @@ class ThreadGovernor:
             torch.set_num_threads(self.threads)
 
     def _set(self, track, n):
-        torch.set_num_threads(n)
         track.threads = n
+        top, tracks = self.max_threads, self.tracks.values()
+        want = any(t.threads == top or t.reference for t in tracks)
+        if self.tokens is None:
+            pass
+        elif not want:
+            self.tokens.release()
+        elif not self.tokens.held and not self.tokens.take(top):
+            for t in tracks:  # another governed process holds the cores
+                if t.threads == top or t.reference:
+                    t.threads, t.reference, t.probe = 1, False, 0
+                    t.wait = self._gap(t, t.interval)
+        torch.set_num_threads(track.threads)
 
     @staticmethod
     def _gap(track, steps):

@@ -35,8 +35,9 @@ def _keep_torch_threads():
 
 
 def _gov(machine, seed=0):
+    # seed: the pid by default; tokens: the timing rules alone
     return threads.ThreadGovernor(2, interval=10, busy=machine.others,
-                                  seed=seed)  # (the pid by default)
+                                  seed=seed, tokens=None)
 
 
 def _until_two(gov, machine):
@@ -94,12 +95,13 @@ PAIR = {(1, 0): 0.66, (2, 0): 0.57, (1, 1): 1.05, (2, 1): 6.0,
         (1, 2): 1.5, (2, 2): 12.5}
 
 
-def _pair(steps, busy=lambda: 0, seeds=(0, 0), kinds=None):
+def _pair(steps, busy=lambda: 0, seeds=(0, 0), kinds=None, tokens=None):
     """Two governors stepping side by side; ``busy`` fooled (0) makes both
     try two threads at the same step; ``kinds(t)``: (kind, time factor) of
     step t. Returns each one's thread counts."""
     # same seed: the tries coincide
-    govs = [threads.ThreadGovernor(2, interval=10, busy=busy, seed=seed)
+    govs = [threads.ThreadGovernor(2, interval=10, busy=busy, seed=seed,
+                                   tokens=tokens and tokens())
             for seed in seeds]
     used = [[], []]
     for t in range(steps):
@@ -145,12 +147,29 @@ def test_a_new_kind_of_step_is_judged_against_its_own_reference():
         assert [u[16] for u in used] == [1, 1]  # a reference first
 
 
+def test_core_tokens_keep_two_governed_processes_from_both_escalating(
+        tmp_path, monkeypatch):
+    """Tries at the same step (busy() fooled): with the CPU tokens one of
+    the two gets the cores and the other stays at one thread, so no step
+    is ever taken with both at two threads."""
+    monkeypatch.setattr(threads.os, 'sched_getaffinity', lambda pid: {0, 1},
+                        raising=False)
+    used = _pair(200, tokens=lambda: threads.CoreTokens(str(tmp_path)))
+    assert _longest_together(used) == 0
+    assert 2 in used[0] + used[1]  # the cores are still used by one
+    # a process that ends (or drops to one thread) frees them
+    first = threads.CoreTokens(str(tmp_path))
+    assert first.take(2) and not threads.CoreTokens(str(tmp_path)).take(1)
+    first.release()
+    assert threads.CoreTokens(str(tmp_path)).take(2)
+
+
 def test_stale_reference_is_replaced_by_a_fresh_one():
     """Both reached two threads with a one-thread reference that was
     already slow (taken while the other was oversubscribing): the next
     one-thread reference step shows it, and one thread is kept."""
-    govs = [threads.ThreadGovernor(2, interval=10, busy=lambda: 0)
-            for _ in range(2)]
+    govs = [threads.ThreadGovernor(2, interval=10, busy=lambda: 0,
+                                   tokens=None) for _ in range(2)]
     for g in govs:
         g.tracks['search'] = t = threads._Track(10, 4, seed=0)
         t.times = {1: [20.0, 20.0], 2: []}
