@@ -12,7 +12,10 @@ and ``weight_step_s`` (medians of ``--repeat`` after ``--warmup``);
 a fraction of the dense fp32 matmul rate of the same process.
 ``--contention`` times the fused weight step alone and beside a competing
 copy of itself, with torch's default threads and with the search loop's
-``ThreadGovernor``.
+``ThreadGovernor``. ``--simultaneous`` times whole searches
+(``tools/search.py``, ``--search-options`` on ``--config``): one alone, then
+two identical ones started at the same moment (``--baseline DIR``: also one
+alone with that checkout, first).
 """
 import argparse
 import contextlib
@@ -24,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import torch
 
@@ -45,13 +49,20 @@ VARIANTS = {
 DEFAULT_CONFIG = osp.join(
     'configs', 'autodeeplab_search',
     'autodeeplab-search_f8-l12_1xb2-40e_cityscapes-321x321.py')
+DEMO_CONFIG = osp.join(
+    'configs', 'autodeeplab_search',
+    'autodeeplab-search_f4-l4_1xb2-30e_demo-cityscapes-64x64.py')
+#: --simultaneous: the demo search cut to 3 epochs (α/β from the 2nd)
+SEARCH_OPTIONS = ['train_cfg.max_epochs=3', 'train_cfg.arch_start_epoch=1']
 WORKER = 'mmseg_autodeeplab.cli.benchmark_search'
 
 
 def parse_args(argv=None):
     p = OneLineParser(description=__doc__.splitlines()[0])
-    p.add_argument('--config', default=DEFAULT_CONFIG,
-                   help='search config (model + optimizers are taken from it)')
+    p.add_argument('--config', default=None,
+                   help='search config (model + optimizers are taken from '
+                   f'it; default {DEFAULT_CONFIG}, with --simultaneous '
+                   f'{DEMO_CONFIG})')
     p.add_argument('--crop', type=hw_type(1), default=(321, 321),
                    help='HxW of the batch (default 321x321)')
     p.add_argument('--batch', type=int, default=2)
@@ -80,8 +91,20 @@ def parse_args(argv=None):
                    help='time the fused weight step alone and beside one '
                    'competing copy of itself, with torch\'s default threads '
                    'and with the search loop\'s thread governor (CPU)')
+    p.add_argument('--simultaneous', action='store_true',
+                   help='time a whole search (tools/search.py on --config) '
+                   'alone, then two identical ones started together (CPU, '
+                   'torch threads as the search chooses them)')
+    p.add_argument('--search-options', nargs='+', default=SEARCH_OPTIONS,
+                   metavar='KEY=VALUE', help='--simultaneous: cfg-options of '
+                   f'the searches (default: {" ".join(SEARCH_OPTIONS)})')
+    p.add_argument('--data-root', default='data/demo_cityscapes',
+                   help='--simultaneous: the searches\' data root')
     p.add_argument('--_worker', default=None, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.config is None:
+        args.config = DEMO_CONFIG if args.simultaneous else DEFAULT_CONFIG
+    return args
 
 
 # --------------------------------------------------------------------------
@@ -286,6 +309,86 @@ def _contention(args):
     return rows, table
 
 
+def _search_cmd(args, work_dir, tree=None):
+    """``tools/search.py`` of this package (or of the checkout ``tree``)."""
+    root = osp.abspath(tree) if tree else osp.dirname(osp.dirname(
+        osp.dirname(osp.abspath(__file__))))
+    data = osp.abspath(args.data_root)
+    # a relative config is the checkout's own
+    config = osp.join(root, args.config) if tree else args.config
+    return [sys.executable, osp.join(root, 'tools', 'search.py'),
+            osp.abspath(config), '--work-dir', work_dir,
+            '--cfg-options', *args.search_options,
+            f'train_dataloader.dataset.dataset.data_root={data}',
+            f'val_dataloader.dataset.data_root={data}',
+            f'test_dataloader.dataset.data_root={data}']
+
+
+def _searches(cmds, what, **kwargs):
+    """Run ``cmds`` at the same moment; their wall times (s) and thread
+    changes (the loop's 'CPU threads a -> b' lines)."""
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(tempfile.TemporaryFile('w+'))
+                for _ in cmds]
+        start = time.perf_counter()
+        procs = [subprocess.Popen(c, stdout=f, stderr=subprocess.STDOUT,
+                                  text=True, **kwargs)
+                 for c, f in zip(cmds, logs)]
+        ended = {}
+        while len(ended) < len(procs):  # each one's own exit time
+            for i, p in enumerate(procs):
+                if i not in ended and p.poll() is not None:
+                    ended[i] = time.perf_counter() - start
+            time.sleep(0.05)
+        runs = []
+        for i, (p, f) in enumerate(zip(procs, logs)):
+            seconds = ended[i]
+            f.seek(0)
+            text = f.read()
+            if p.returncode:
+                tail = text.strip().splitlines() or ['?']
+                exit_with_error(f'{what} failed: {tail[-1]}', 1)
+            runs.append(dict(seconds=round(seconds, 1),
+                             thread_changes=text.count('CPU threads ')))
+        return runs
+
+
+def _simultaneous(args, machine):
+    """One search alone (and the baseline's), then two at once."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS')}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = ([('alone (baseline)', [args.baseline])] if args.baseline
+                else []) + [('alone', [None]), ('two at once', [None, None])]
+        for i, (name, trees) in enumerate(jobs):
+            print(f'[{i + 1}/{len(jobs)}] {name} ...', flush=True)
+            cmds = [_search_cmd(args, osp.join(tmp, f'{i}_{k}'), tree)
+                    for k, tree in enumerate(trees)]
+            run_env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [
+                osp.abspath(trees[0]), env.get('PYTHONPATH')]))) \
+                if trees[0] else env
+            runs = _searches(cmds, name, env=run_env, cwd=tmp)
+            print('    ' + ', '.join(f'{r["seconds"]:.1f} s' for r in runs),
+                  flush=True)
+            rows.append(dict(name=name, runs=runs))
+    alone = next(r for r in rows if r['name'] == 'alone')['runs'][0][
+        'seconds']
+    cells = [[r['name'], ' / '.join(f'{x["seconds"]:.1f}' for x in r['runs']),
+              ' / '.join(f'{x["seconds"] / alone:.2f}x' for x in r['runs']),
+              ' / '.join(str(x['thread_changes']) for x in r['runs'])]
+             for r in rows]
+    table = markdown_table(['searches', 'wall time each (s)',
+                            'vs this checkout alone', 'thread changes'],
+                           cells)
+    table += ['', f'`tools/search.py {args.config} --cfg-options '
+              f'{" ".join(args.search_options)}` (data {args.data_root}), '
+              'each in a fresh process with torch\'s threads left to the '
+              'search; wall time from the start of all the processes of a '
+              f'row to each one\'s exit; {machine_line(machine)}.']
+    return rows, table
+
+
 def _table(args, results, machine):
     head = (f'Supernet benchmark: config {osp.basename(args.config)}, crop '
             f'{args.crop[0]}x{args.crop[1]}, batch {args.batch}'
@@ -382,7 +485,17 @@ def main(argv=None):
             else _count_macs(args) if kind == 'macs' else _worker(args, kind)
         print(json.dumps(out))
         return 0
-    if args.contention:
+    if args.simultaneous:
+        if args.baseline and not osp.isfile(osp.join(args.baseline, 'tools',
+                                                     'search.py')):
+            exit_with_error(f'--baseline {args.baseline!r}: no '
+                            'tools/search.py there')
+        machine = machine_info('cpu')
+        rows, table = _simultaneous(args, machine)
+        name, result = 'simultaneous', dict(
+            machine=machine, rows=rows, config=args.config,
+            search_options=args.search_options)
+    elif args.contention:
         machine = machine_info('cpu')
         rows, table = _contention(args)
         table += ['', f'Fused weight step, crop {args.crop[0]}x'

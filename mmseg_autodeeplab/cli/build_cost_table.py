@@ -9,6 +9,7 @@ from ..arch_cost import LATENCY_DEFAULTS, format_cost
 from ..cost_tables import make_table
 from ..utils import atomic_write_json, exit_with_error
 from ..utils.configs import resolve_config
+from ..utils.work_dir_lock import table_lock
 
 
 def parse_args(argv=None):
@@ -59,15 +60,19 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    owner = table_lock(args.out)  # held until the table is written
     try:
+        owner.acquire()
         data = make_table(resolve_config(args.config), args.size,
                           args.num_layers, args.num_blocks, args.kind,
                           seed=args.seed, num_verify=args.verify,
                           log=lambda msg: print(msg, flush=True),
                           name=args.config, **args.latency)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:  # WorkDirBusy too
+        owner.release()
         exit_with_error(' '.join(str(e).split()))
-    atomic_write_json(args.out, data)
+    with owner:
+        atomic_write_json(args.out, data)
     kind, v = args.kind, data.get('verification')
     where = (f'{data["num_layers"]} layers, {data["num_blocks"]} blocks, '
              f'{args.size[0]}x{args.size[1]}')

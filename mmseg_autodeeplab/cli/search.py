@@ -4,6 +4,7 @@ Like mmseg's ``tools/train.py`` (same flags and work_dir default), plus
 pre-flight checks that stop on bad input with one line before any work.
 """
 import argparse
+import contextlib
 import glob
 import os
 import os.path as osp
@@ -67,14 +68,21 @@ def clear_search_outputs(work_dir):
 
 
 def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
-                    launcher='none', overwrite=False):
+                    launcher='none', overwrite=False, owner=None):
     """Load a search config, apply overrides and run the pre-flight checks.
 
     A work_dir that already holds a search is refused unless ``resume`` or
     ``overwrite`` (:func:`main` deletes it after every other check passed).
 
+    Args:
+        owner (contextlib.ExitStack, optional): when given, the work_dir's
+            lock (:mod:`~..utils.work_dir_lock`) is taken on it after the
+            config checks and before the work_dir is looked at (the resume
+            pick, the ``--overwrite`` deletion), and held until it closes.
+
     Raises:
         ConfigError: with a one-line message on bad input.
+        WorkDirBusy: another live run owns the work_dir.
     """
     from mmengine.config import Config
 
@@ -93,6 +101,15 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(config))[0])
     cfg.resume = resume
+    sync_search_channels(cfg)
+    check_search_cfg(cfg)
+    from ..utils.checks import crop_warning
+    warning = crop_warning(cfg)
+    if warning:
+        print(f'warning: {warning}', file=sys.stderr)
+    if owner is not None:  # before anything in the work_dir is read
+        from ..utils.work_dir_lock import hold_if_main, work_dir_lock
+        owner.enter_context(hold_if_main(work_dir_lock(cfg.work_dir)))
     if not resume and not overwrite and osp.isdir(cfg.work_dir):
         found = existing_search(cfg.work_dir)
         if found:
@@ -111,12 +128,6 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
             f'work_dir {cfg.work_dir!r}: --resume found no checkpoint to '
             'continue from; pass --overwrite instead of --resume to start '
             'again')
-    sync_search_channels(cfg)
-    check_search_cfg(cfg)
-    from ..utils.checks import crop_warning
-    warning = crop_warning(cfg)
-    if warning:
-        print(f'warning: {warning}', file=sys.stderr)
     return cfg
 
 
@@ -187,25 +198,29 @@ def main(argv=None):
         print('error: --resume and --overwrite contradict each other: '
               'choose one', file=sys.stderr)
         return 2
-    try:
-        cfg = load_search_cfg(args.config, args.cfg_options, args.work_dir,
-                              args.resume, args.launcher, args.overwrite)
-        if args.overwrite and osp.isdir(cfg.work_dir):
-            clear_search_outputs(cfg.work_dir)
-        runner = Runner.from_cfg(cfg)
-    except (ValueError, FileNotFoundError, KeyError) as e:  # ConfigError
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else repr(e)
-        print(f'error: {msg}', file=sys.stderr)
-        return 2
-    try:
-        runner.train()
-    except (ValueError, FileNotFoundError) as e:
-        # a check of ours inside the loop, its hooks or the checkpoint
-        # loader (a refused resume / load_from file): one line, as above
-        if not raised_by_package(e):
-            raise
-        print(f'error: {error_line(e)}', file=sys.stderr)
-        return 2
+    # the work_dir's lock lives as long as this stack: the whole run
+    with contextlib.ExitStack() as owner:
+        try:
+            cfg = load_search_cfg(args.config, args.cfg_options,
+                                  args.work_dir, args.resume, args.launcher,
+                                  args.overwrite, owner=owner)
+            if args.overwrite and osp.isdir(cfg.work_dir):
+                clear_search_outputs(cfg.work_dir)
+            runner = Runner.from_cfg(cfg)
+        except (ValueError, FileNotFoundError, KeyError) as e:  # ConfigError
+            msg = str(e).strip().splitlines()[0] if str(e).strip() \
+                else repr(e)
+            print(f'error: {msg}', file=sys.stderr)
+            return 2
+        try:
+            runner.train()
+        except (ValueError, FileNotFoundError) as e:
+            # a check of ours inside the loop, its hooks or the checkpoint
+            # loader (a refused resume / load_from file): one line, as above
+            if not raised_by_package(e):
+                raise
+            print(f'error: {error_line(e)}', file=sys.stderr)
+            return 2
     print(f'Search finished. Genotype: '
           f'{osp.join(cfg.work_dir, "genotype.json")}')
     return 0

@@ -456,6 +456,16 @@ def parse_args(argv=None):
 def main(argv=None):
     """Run (or resume) the comparison(s); return 0."""
     args = parse_args(argv)
+    from ..utils.work_dir_lock import WorkDirBusy, work_dir_lock
+    try:  # one owner of --out, before results.json is read
+        owner = work_dir_lock(args.out, '--out').acquire()
+    except WorkDirBusy as e:
+        exit_with_error(e)
+    with owner:
+        return _compare(args)
+
+
+def _compare(args):
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)

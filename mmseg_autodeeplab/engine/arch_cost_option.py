@@ -99,8 +99,15 @@ def _build_file(path, spec, kind):
     from mmengine.logging import print_log
 
     from ..cost_tables import make_table
+    from ..utils.work_dir_lock import table_lock
     log = functools.partial(print_log, logger='current')
-    if is_main_process():
+    # two runs started together build the table once: the second waits
+    lock = table_lock(path).acquire(wait=True, on_wait=lambda holder: log(
+        f'arch_cost: waiting for {holder} to finish building {path}')) \
+        if is_main_process() else None
+    if lock is not None and os.path.isfile(path):
+        log(f'arch_cost: {path} was built by the run waited for; reusing it')
+    elif lock is not None:
         h, w = spec['size']
         log(f'arch_cost: {path} not found: building the {kind} cost table '
             f'of {spec["config"]} at {h}x{w} (once; later runs reuse it)')
@@ -110,6 +117,8 @@ def _build_file(path, spec, kind):
             spec['num_blocks'], kind, log=log, name=spec['config'],
             **options))
         log(f'arch_cost: cost table written to {path}')
+    if lock is not None:
+        lock.release()
     barrier()
 
 

@@ -115,6 +115,36 @@ class _LoopStateHook(Hook):
             runner.train_loop.load_state_dict(checkpoint[STATE_KEY])
 
 
+def govern(governor, seconds, kind):
+    """Give ``governor`` (or None) a step's time; log a change of threads."""
+    if governor is None:
+        return
+    before = governor.threads
+    governor.step(seconds)
+    if governor.threads != before:
+        print_log(f'CPU threads {before} -> {governor.threads} ({kind} step '
+                  f'{seconds:.2f}s; one thread is used while another '
+                  'process competes for the cores)', logger='current')
+
+
+class _GovernValHook(Hook):
+    """Validation steps are governed too (timed as their own kind)."""
+    priority = 'VERY_HIGH'
+
+    def __init__(self, governor):
+        self.governor, self._started = governor, None
+
+    def before_val_iter(self, runner, batch_idx, data_batch=None):
+        self.governor.begin('val')
+        self._started = time.perf_counter()
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None,
+                       outputs=None):
+        if self._started is not None:
+            govern(self.governor, time.perf_counter() - self._started, 'val')
+            self._started = None
+
+
 def _arch_loader_cfg(dataloader):
     """trainB loader config: the trainA one with ``split='B'``."""
     cfg = copy.deepcopy(dataloader)
@@ -222,6 +252,8 @@ class AutoDeepLabSearchLoop(BaseLoop):
         if self.arch_cost is not None:
             self.arch_cost.check_supernet(self.supernet)
         runner.register_hook(_LoopStateHook())
+        if self.governor is not None:
+            runner.register_hook(_GovernValHook(self.governor))
 
     @property
     def epoch(self):
@@ -317,6 +349,9 @@ class AutoDeepLabSearchLoop(BaseLoop):
         runner = self.runner
         runner.call_hook('before_train_iter', batch_idx=idx,
                          data_batch=data_batch)
+        kind = 'search' if self.arch_active_at(self._iter) else 'weights'
+        if self.governor is not None:
+            self.governor.begin(kind)
         started = time.perf_counter()
         if self.op_dropout is not None:
             self.op_dropout.update(self.supernet, self._iter / self.max_iters)
@@ -332,15 +367,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         if self.arch_active_at(self._iter):
             arch_log = self.arch_step(self._next_arch_batch())
             outputs.update({f'arch_{k}': v for k, v in arch_log.items()})
-        governor = self.governor
-        if governor is not None:
-            seconds, before = time.perf_counter() - started, governor.threads
-            governor.step(seconds)
-            if governor.threads != before:
-                print_log(f'CPU threads {before} -> {governor.threads} '
-                          f'(step {seconds:.2f}s; one thread is used while '
-                          'another process competes for the cores)',
-                          logger='current')
+        govern(self.governor, time.perf_counter() - started, kind)
         runner.call_hook('after_train_iter', batch_idx=idx,
                          data_batch=data_batch, outputs=outputs)
         signum = self._stop_signal or 0

@@ -94,3 +94,23 @@ def test_contention_mode_times_both_policies_alone_and_paired(tmp_path):
             assert len(run['times_s']) == 5 and run['weight_step_s'] > 0
     table = (out / 'contention.md').read_text()
     assert '| torch default |' in table and 'ThreadGovernor' in table
+
+
+@pytest.mark.slow
+def test_simultaneous_mode_times_searches_alone_and_started_together(
+        tmp_path, tiny_cityscapes):
+    out = tmp_path / 'bench'
+    rc = main(['--simultaneous', '--data-root', tiny_cityscapes,
+               '--search-options', 'train_cfg.max_epochs=1',
+               'train_cfg.arch_start_epoch=0', 'model.backbone.num_layers=3',
+               'model.backbone.filter_multiplier=2',
+               'train_cfg.val_at_start=False', '--out', str(out)])
+    assert rc == 0
+    data = json.loads((out / 'simultaneous.json').read_text())
+    rows = {r['name']: r['runs'] for r in data['rows']}
+    assert set(rows) == {'alone', 'two at once'}
+    assert len(rows['alone']) == 1 and len(rows['two at once']) == 2
+    for run in rows['alone'] + rows['two at once']:
+        assert run['seconds'] > 0 and run['thread_changes'] >= 0
+    table = (out / 'simultaneous.md').read_text()
+    assert '| two at once |' in table and 'train_cfg.max_epochs=1' in table
