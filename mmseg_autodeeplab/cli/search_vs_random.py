@@ -462,10 +462,11 @@ def main(argv=None):
     except WorkDirBusy as e:
         exit_with_error(e)
     with owner:
-        return _compare(args)
+        return _run_comparisons(args)
 
 
-def _compare(args):
+def _run_comparisons(args):
+    """The comparison of each --searched, and their verdicts if several."""
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
