@@ -104,6 +104,9 @@ def fused_edges(x, edges, weights, groups, repeats, update=True):
             y = fn(relu_x, mods, groups, repeats, alpha[:, j],
                    update).view(gn, n, c, h, w)
         else:  # parameter-free: the same output for every edge
-            y = mods[0](x).unsqueeze(1) * alpha[:, j].view(1, n, 1, 1, 1)
+            # in the activations' dtype (autocast): a float32 α column
+            # would promote the whole sum to float32
+            y = mods[0](x).unsqueeze(1) * alpha[:, j].to(x.dtype).view(
+                1, n, 1, 1, 1)
         out = y if out is None else out + y
     return out
