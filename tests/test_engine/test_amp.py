@@ -96,9 +96,10 @@ def test_constructor_builds_amp_wrappers_for_both_steps():
     assert scale_loss(plain['arch'], loss) is loss
 
 
-def test_float16_scales_the_arch_loss_and_skips_non_finite_steps():
-    """float16 (a GPU's default) scales the α/β loss; a non-finite gradient
-    skips the step and lowers the scale (the logic, on CPU's scaler)."""
+def test_loss_scaling_only_for_float16():
+    """bfloat16 runs unscaled; float16 (a GPU's default; refused on CPU)
+    scales the loss, and a non-finite gradient skips the step and lowers
+    the scale."""
     p = torch.nn.Parameter(torch.ones(3))
     w = SearchAmpOptimWrapper(
         optimizer=torch.optim.SGD([p], lr=0.1), dtype='bfloat16',
@@ -109,9 +110,18 @@ def test_float16_scales_the_arch_loss_and_skips_non_finite_steps():
             SearchAmpOptimWrapper(optimizer=torch.optim.SGD([p], lr=0.1),
                                   dtype='float16', device='cpu')
         return
+    p = torch.nn.Parameter(torch.ones(3, device='cuda'))
     w = SearchAmpOptimWrapper(optimizer=torch.optim.SGD([p], lr=0.1),
                               dtype='float16', device='cuda')
-    assert w.loss_scaler.is_enabled()
+    scale = w.loss_scaler.get_scale()
+    assert scale > 1
+    loss = (2 * p).sum()
+    assert scale_loss(w, loss).item() == pytest.approx(loss.item() * scale)
+    before = p.detach().clone()
+    p.grad = torch.full_like(p, float('inf'))
+    w.step()
+    assert torch.equal(p.detach(), before)  # skipped
+    assert w.loss_scaler.get_scale() < scale
 
 
 @pytest.mark.parametrize('dtype,device,message', [
