@@ -17,6 +17,11 @@ from mmseg_autodeeplab.models.backbones.autodeeplab_supernet import \
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
+DEMO_CONFIG = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+    'autodeeplab_search',
+    'autodeeplab-search_f4-l4_1xb2-30e_demo-cityscapes-64x64.py')
+
 AMP = {'optim_wrapper.weights.type': 'AmpOptimWrapper'}
 SGD = dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
 ADAM = dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=3e-3))
@@ -141,11 +146,11 @@ def test_arch_amp_without_weights_amp_is_refused():
         amp_cfgs(SGD, dict(ADAM, type='AmpOptimWrapper'), 'cpu')
 
 
-def test_cli_float16_on_cpu_is_one_line(capsys, tmp_path, tiny_cityscapes):
+def test_cli_float16_on_cpu_is_one_line(capsys, tmp_path, tiny_cityscapes,
+                                        tiny_search_opts):
     if torch.cuda.is_available():
         pytest.skip('float16 is valid on a GPU')
-    from conftest import DEMO_CONFIG, tiny_search_options
-    opts = tiny_search_options(tiny_cityscapes, str(tmp_path / 'w'))
+    opts = tiny_search_opts(tiny_cityscapes, str(tmp_path / 'w'))
     opts['optim_wrapper.weights.dtype'] = 'float16'
     rc = search_main([DEMO_CONFIG, '--amp', '--cfg-options'] +
                      [f'{k}={v}' for k, v in opts.items()])
@@ -164,11 +169,10 @@ class _Interrupt(Exception):
 
 
 def test_cli_amp_search_runs_and_dumps_amp(tiny_cityscapes, tmp_path,
-                                           capsys):
+                                           capsys, tiny_search_opts):
     """``tools/search.py --amp``: a bfloat16 CPU search runs through its
     α/β phase and AmpOptimWrapper lands in the dumped config."""
-    from conftest import DEMO_CONFIG, tiny_search_options
-    opts = tiny_search_options(tiny_cityscapes, str(tmp_path / 'cli'))
+    opts = tiny_search_opts(tiny_cityscapes, str(tmp_path / 'cli'))
     rc = search_main([DEMO_CONFIG, '--amp', '--cfg-options'] +
                      [f'{k}={v}' for k, v in opts.items()])
     assert rc == 0, capsys.readouterr().err[-2000:]
@@ -181,12 +185,11 @@ def test_cli_amp_search_runs_and_dumps_amp(tiny_cityscapes, tmp_path,
 
 
 @pytest.mark.slow
-def test_amp_search_resumes_exactly(tiny_cityscapes, tmp_path):
+def test_amp_search_resumes_exactly(tiny_cityscapes, tmp_path, tiny_cfg):
     """An interrupted + resumed bfloat16 search ends bitwise equal to an
     uninterrupted one (the scaler state, if any, is in the checkpoint)."""
     from mmengine.hooks import Hook
-
-    from conftest import build_tiny_cfg
+    build_tiny_cfg = tiny_cfg
     extra = dict(AMP, **{
         'train_cfg.max_epochs': 2, 'train_cfg.arch_start_epoch': 1,
         'train_cfg.val_interval': 2, 'train_cfg.val_begin': 100,

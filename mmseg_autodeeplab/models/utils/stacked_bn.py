@@ -52,8 +52,7 @@ class _GroupNormalize(torch.autograd.Function):
         groups, c = ctx.groups, xhat.shape[1]
         n = xhat.shape[0] // groups
         need_scale = ctx.needs_input_grad[1]
-        dy = dy.contiguous()
-        dy = dy.to(xhat.dtype)
+        dy = dy.to(xhat.dtype).contiguous()
         stat = rstd.dtype
         zero, one = rstd.new_zeros(c), rstd.new_ones(c)
         dx = torch.empty_like(xhat)
