@@ -85,6 +85,13 @@ def build_tiny_cfg(data_root, work_dir, resume=False, **extra):
 
 
 @pytest.fixture(scope='session')
+def tiny_search_opts():
+    """Factory: ``tiny_search_opts(data_root, work_dir, **extra)``, the
+    cfg-options of :func:`tiny_search_options` (for command-line runs)."""
+    return tiny_search_options
+
+
+@pytest.fixture(scope='session')
 def tiny_cfg():
     """Factory: ``tiny_cfg(data_root, work_dir, **cfg_options)``."""
     return build_tiny_cfg

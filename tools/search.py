@@ -1,6 +1,6 @@
 """Run an Auto-DeepLab architecture search.
 
-Usage: python tools/search.py CONFIG [--work-dir DIR] [--resume]
+Usage: python tools/search.py CONFIG [--work-dir DIR] [--resume] [--amp]
        [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
 """
 import sys

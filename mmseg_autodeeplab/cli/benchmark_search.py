@@ -16,6 +16,13 @@ copy of itself, with torch's default threads and with the search loop's
 (``tools/search.py``, ``--search-options`` on ``--config``): one alone, then
 two identical ones started at the same moment (``--baseline DIR``: also one
 alone with that checkout, first).
+
+Projection: each variant's measured times, scaled by the config's schedule
+(:func:`project_search`: trainA iterations per epoch x epochs, the
+weight-only epochs before ``arch_start_epoch`` at the weight-step time, the
+rest at the search-iteration time), answer "how long will this search take
+here": ``--variants fused fused+amp`` gives it with and without ``--amp``.
+Data loading and validation are not counted.
 """
 import argparse
 import contextlib
@@ -44,7 +51,9 @@ VARIANTS = {
     'fused': dict(impl='fused'),
     'fused+cp': dict(impl='fused', with_cp=True),
     'fused+channels_last': dict(impl='fused', channels_last=True),
+    # the search's --amp: bfloat16 on CPU, float16 + loss scaling on CUDA
     'fused+amp': dict(impl='fused', amp=True),
+    'fused+cp+amp': dict(impl='fused', with_cp=True, amp=True),
 }
 DEFAULT_CONFIG = osp.join(
     'configs', 'autodeeplab_search',
@@ -83,6 +92,10 @@ def parse_args(argv=None):
                    'interleaved, each in a fresh process; the table gives '
                    'the median of the per-round medians (a shared, noisy '
                    'machine)')
+    p.add_argument('--train-images', type=int_at_least(2), default=None,
+                   help='images in the training set (before its trainA/'
+                   'trainB split), for the projected search time; default: '
+                   'counted from the config\'s data_root')
     p.add_argument('--no-macs', action='store_true',
                    help='skip the multiply-add count (slow at large crops)')
     p.add_argument('--out', default='work_dirs/benchmark_search',
@@ -159,34 +172,39 @@ def _batch(args, device, num_classes, seed, channels_last=False):
 def _steps(args, variant, device):
     """``(weight_step, arch_step)`` of a fresh supernet of ``variant``."""
     from ..engine import AutoDeepLabOptimWrapperConstructor
+    from ..engine.amp import scale_loss
     from ..engine.utils import find_supernet
     opts = VARIANTS[variant]
     model, cfg = _build(args, variant)
-    wrappers = AutoDeepLabOptimWrapperConstructor(
-        dict(weights=cfg.optim_wrapper.weights,
-             arch=cfg.optim_wrapper.arch))(model)
+    weights = dict(cfg.optim_wrapper.weights)
+    if opts.get('amp'):  # what tools/search.py --amp sets
+        weights.update(type='AmpOptimWrapper', loss_scale='dynamic')
     model.to(device).train()
+    wrappers = AutoDeepLabOptimWrapperConstructor(
+        dict(weights=weights, arch=cfg.optim_wrapper.arch))(model)
     if opts.get('channels_last'):
         model.to(memory_format=torch.channels_last)
     params = find_supernet(model).arch_parameters()
     batch_a, batch_b = (
         _batch(args, device, cfg.model.decode_head.num_classes, seed,
                opts.get('channels_last')) for seed in (0, 1))
-    amp = torch.autocast('cuda', dtype=torch.bfloat16) if opts.get(
-        'amp') else contextlib.nullcontext()
 
-    def loss_of(batch):
-        with amp:
+    def loss_of(batch, wrapper):
+        # the search loop's steps: autocast (if any) in optim_context
+        with wrapper.optim_context(model):
             losses = model.loss(*batch)
         return model.parse_losses(losses)[0]
 
     def weight_step():
-        wrappers['weights'].update_params(loss_of(batch_a))
+        wrappers['weights'].update_params(loss_of(batch_a,
+                                                  wrappers['weights']))
         for p in params:
             p.grad = None
 
     def arch_step():
-        grads = torch.autograd.grad(loss_of(batch_b), params)
+        loss = scale_loss(wrappers['arch'], loss_of(batch_b,
+                                                    wrappers['arch']))
+        grads = torch.autograd.grad(loss, params)
         for p, g in zip(params, grads):
             p.grad = g
         wrappers['arch'].step()
@@ -198,12 +216,16 @@ def _steps(args, variant, device):
 def _worker(args, variant):
     device = 'cuda' if args.device == 'cuda' or (
         args.device == 'auto' and torch.cuda.is_available()) else 'cpu'
-    if VARIANTS[variant].get('amp') and device != 'cuda':
-        return dict(variant=variant, skipped='amp needs a GPU')
+    from ..engine.amp import resolve_amp_dtype
+    out = dict(variant=variant, device=device)
+    if VARIANTS[variant].get('amp'):
+        try:
+            out['amp_dtype'] = str(resolve_amp_dtype(None, device))[6:]
+        except ValueError as e:
+            return dict(variant=variant, skipped=str(e))
     weight_step, arch_step = _steps(args, variant, device)
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
-    out = dict(variant=variant, device=device)
     for key, step in (('weight_step', weight_step),
                       ('search_iter', lambda: (weight_step(), arch_step()))):
         times = timed(step, args.warmup, args.repeat, _sync(device))
@@ -241,6 +263,87 @@ def _count_macs(args):
     inputs, _ = _batch(args, 'cpu', cfg.model.decode_head.num_classes, 0)
     return dict(variant='macs',
                 macs_fwd=count_macs(SegmentorLogits(model).eval(), inputs))
+
+
+# --------------------------------------------------------------------------
+# projection of the whole search from the measured step times
+#: Cityscapes' train_fine images: the paper's search set, assumed when the
+#: config's data_root is not on this machine
+CITYSCAPES_TRAIN = 2975
+
+
+def search_schedule(train_images, batch, max_epochs, arch_start_epoch,
+                    drop_last=False):
+    """``(iters_per_epoch, weight_only_epochs, full_epochs)`` of a search
+    on ``train_images`` split into trainA / trainB halves (trainA gets the
+    odd one, as :class:`~..datasets.SearchSplitDataset`), one process."""
+    half = (train_images + 1) // 2
+    iters = half // batch if drop_last else -(-half // batch)
+    return iters, arch_start_epoch, max_epochs - arch_start_epoch
+
+
+def project_search(weight_step_s, search_iter_s, iters_per_epoch,
+                   weight_only_epochs, full_epochs):
+    """Projected seconds of a whole search: the weight-only epochs at the
+    weight-step time, the full (weight + α/β) epochs at the search-iteration
+    time; data loading and validation not counted."""
+    weight_only = iters_per_epoch * weight_only_epochs * weight_step_s
+    full = iters_per_epoch * full_epochs * search_iter_s
+    return dict(iters_per_epoch=iters_per_epoch,
+                weight_only_iters=iters_per_epoch * weight_only_epochs,
+                full_iters=iters_per_epoch * full_epochs,
+                weight_only_s=weight_only, full_s=full,
+                total_s=weight_only + full)
+
+
+def _train_images(args, cfg):
+    """``(count, how it was found)`` of the config's training images."""
+    if args.train_images:
+        return args.train_images, '--train-images'
+    dataset = cfg.train_dataloader.dataset
+    inner = dataset.get('dataset', dataset)  # inside SearchSplitDataset
+    try:
+        from mmseg.registry import DATASETS
+        return len(DATASETS.build(inner)), f'counted in {inner.data_root}'
+    except Exception:  # no data here: the paper's Cityscapes, or unknown
+        if 'Cityscapes' in str(inner.get('type')):
+            return CITYSCAPES_TRAIN, ('Cityscapes train_fine (data_root not '
+                                      'found here)')
+        return None, None
+
+
+def _projection(args, results):
+    """Markdown lines projecting the config's whole search per variant."""
+    cfg = load_config(args.config)
+    loop = cfg.train_cfg
+    images, source = _train_images(args, cfg)
+    if images is None:
+        return ['', 'Projected search time: the config\'s data_root was '
+                'not found; pass --train-images N to project it.']
+    iters, weight_only, full = search_schedule(
+        images, args.batch, loop.max_epochs, loop.get('arch_start_epoch', 20),
+        cfg.train_dataloader.get('drop_last', False))
+    cells = []
+    for r in results:
+        if 'skipped' in r:
+            continue
+        r['projection'] = p = project_search(
+            r['weight_step_s'], r['search_iter_s'], iters, weight_only, full)
+        amp = f' ({r["amp_dtype"]})' if 'amp_dtype' in r else ''
+        cells.append([
+            r['variant'] + amp, f'{p["weight_only_iters"]} x '
+            f'{r["weight_step_s"]:.3f} s', f'{p["full_iters"]} x '
+            f'{r["search_iter_s"]:.3f} s', f'{p["total_s"] / 3600:.1f}',
+            f'{r["peak_memory_bytes"] / 1e9:.2f}'])
+    return ['', f'Projected search ({osp.basename(args.config)}: '
+            f'{images} training images ({source}) -> trainA '
+            f'{(images + 1) // 2}, {iters} iterations/epoch at batch '
+            f'{args.batch}; {weight_only} weight-only + {full} full epochs; '
+            f'crop {args.crop[0]}x{args.crop[1]}):', ''] + markdown_table(
+        ['variant', 'weight-only iterations', 'full iterations (weight + '
+         'α/β)', 'projected search (h)', 'peak memory (GB)'], cells) + [
+        '', 'Measured step times x the schedule; data loading and '
+        'validation not counted.']
 
 
 # --------------------------------------------------------------------------
@@ -404,8 +507,9 @@ def _table(args, results, machine):
         ratio = base['search_iter_s'] / r['search_iter_s']
         macs = f"{r['macs_fwd'] / 1e9:.2f}" if r['macs_fwd'] else '-'
         rate = f'{100 * r["flop_rate"]:.1f}%' if 'flop_rate' in r else '-'
+        amp = f' ({r["amp_dtype"]})' if 'amp_dtype' in r else ''
         cells.append([
-            r['variant'], r['device'],
+            r['variant'] + amp, r['device'],
             f'{r["search_iter_s"]:.3f} (x{ratio:.2f})',
             f'{r["weight_step_s"]:.3f}', f'{r["peak_memory_bytes"] / 1e9:.2f}'
             f' ({r["peak_memory_kind"]})', macs, rate])
@@ -510,7 +614,7 @@ def main(argv=None):
         results = _variants(args)
         machine = machine_info(results[0].get('device', 'cpu')
                                if results else 'cpu')
-        table = _table(args, results, machine)
+        table = _table(args, results, machine) + _projection(args, results)
         name = 'benchmark_search'
         result = dict(args={k: v for k, v in vars(args).items()
                             if k != '_worker'},

@@ -27,6 +27,11 @@ def parse_args(argv=None):
         'deleting its genotypes, history and checkpoints (without this '
         'flag such a work_dir is refused)')
     parser.add_argument(
+        '--amp', action='store_true', help='mixed precision for both steps '
+        '(as mmseg\'s tools/train.py --amp: optim_wrapper.weights becomes an '
+        'AmpOptimWrapper; float16 with loss scaling on a GPU, bfloat16 on '
+        'CPU)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
         help='override settings in the config, xxx=yyy format')
     parser.add_argument(
@@ -67,8 +72,31 @@ def clear_search_outputs(work_dir):
             os.remove(path)
 
 
+def enable_amp(cfg):
+    """``--amp``: what mmseg's ``tools/train.py --amp`` does to its one
+    optimizer wrapper, done to the weights' (α/β follow it, see
+    :mod:`~mmseg_autodeeplab.engine.amp`)."""
+    from ..engine.amp import AMP_TYPES
+    from ..utils import ConfigError
+    weights = cfg.get('optim_wrapper', {}).get('weights')
+    if weights is None:
+        raise ConfigError('--amp: the config has no optim_wrapper.weights '
+                          '(expected a search config)')
+    kind = weights.get('type', 'OptimWrapper')
+    if kind in AMP_TYPES:
+        print('--amp: mixed precision is already enabled in the config',
+              file=sys.stderr)
+        return
+    if kind not in ('OptimWrapper', 'mmengine.OptimWrapper'):
+        raise ConfigError(f'--amp: optim_wrapper.weights.type={kind!r}; '
+                          'expected OptimWrapper')
+    weights.type = 'AmpOptimWrapper'
+    weights.loss_scale = 'dynamic'
+
+
 def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
-                    launcher='none', overwrite=False, owner=None):
+                    launcher='none', overwrite=False, owner=None,
+                    amp=False):
     """Load a search config, apply overrides and run the pre-flight checks.
 
     A work_dir that already holds a search is refused unless ``resume`` or
@@ -95,6 +123,8 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
         raise ConfigError(f'{config}: cannot load config '
                           f'({type(e).__name__}: {e})') from None
     cfg.merge_from_dict(cfg_options or {})
+    if amp:
+        enable_amp(cfg)
     cfg.launcher = launcher
     if launcher != 'none':
         _cpu_backend(cfg)
@@ -136,6 +166,7 @@ def check_search_cfg(cfg):
     (the Runner creates the work_dir before the model and the loop check
     themselves); raises :class:`ConfigError`."""
     from ..engine.arch_cost_option import ArchCost
+    from ..engine.amp import amp_cfgs, default_device
     from ..engine.search_loop import check_schedule
     from ..models.backbones.autodeeplab_supernet import check_supernet_args
     from ..utils import ConfigError, check_dataset_cfg
@@ -154,6 +185,9 @@ def check_search_cfg(cfg):
             check_schedule(train_cfg.get('max_epochs'),
                            train_cfg.get('arch_start_epoch', 20))
             ArchCost.check_cfg(train_cfg.get('arch_cost'))
+        optim = cfg.get('optim_wrapper') or {}
+        if 'weights' in optim and 'arch' in optim:
+            amp_cfgs(optim['weights'], optim['arch'], default_device())
     except ValueError as e:
         raise ConfigError(str(e)) from None
     for key in ('train_dataloader', 'val_dataloader'):
@@ -203,7 +237,8 @@ def main(argv=None):
         try:
             cfg = load_search_cfg(args.config, args.cfg_options,
                                   args.work_dir, args.resume, args.launcher,
-                                  args.overwrite, owner=owner)
+                                  args.overwrite, owner=owner,
+                                  amp=args.amp)
             if args.overwrite and osp.isdir(cfg.work_dir):
                 clear_search_outputs(cfg.work_dir)
             runner = Runner.from_cfg(cfg)

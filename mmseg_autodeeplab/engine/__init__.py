@@ -1,3 +1,4 @@
+from .amp import SearchAmpOptimWrapper
 from .atomic_checkpoint_hook import AtomicCheckpointHook
 from .checked_loops import (CheckedIterBasedTrainLoop, CheckedTestLoop,
                             CheckedValLoop)
@@ -11,5 +12,5 @@ __all__ = [
     'AtomicCheckpointHook', 'AutoDeepLabOptimWrapperConstructor',
     'AutoDeepLabSearchLoop', 'CheckedIterBasedTrainLoop', 'CheckedTestLoop',
     'CheckedValLoop', 'CheckpointMatchHook', 'DropPathScheduleHook',
-    'GenotypeHook'
+    'GenotypeHook', 'SearchAmpOptimWrapper'
 ]

@@ -3,6 +3,7 @@ from mmengine.optim import OptimWrapperDict
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
                                OPTIMIZERS)
 
+from .amp import amp_cfgs
 from .utils import find_supernet, unwrap_model
 
 
@@ -12,7 +13,8 @@ class AutoDeepLabOptimWrapperConstructor:
 
     α/β (the supernet's ``arch_parameters()``) go to the ``arch`` optimizer
     only and every other parameter to the ``weights`` optimizer only, so
-    neither can touch the other's parameters.
+    neither can touch the other's parameters. ``weights`` of type
+    ``AmpOptimWrapper`` puts both steps under autocast (:mod:`.amp`).
 
     Config::
 
@@ -43,9 +45,13 @@ class AutoDeepLabOptimWrapperConstructor:
         arch_ids = {id(p) for p in arch}
         weights = [p for p in model.parameters()
                    if id(p) not in arch_ids and p.requires_grad]
+        # the Runner has put the model on its device by now
+        device = arch[0].device.type
+        cfgs = dict(zip(('weights', 'arch'), amp_cfgs(
+            self.cfgs['weights'], self.cfgs['arch'], device)))
         wrappers = {}
         for name, params in (('weights', weights), ('arch', arch)):
-            cfg = {'type': 'OptimWrapper', **self.cfgs[name]}
+            cfg = {'type': 'OptimWrapper', **cfgs[name]}
             cfg['optimizer'] = OPTIMIZERS.build(
                 dict(cfg['optimizer'], params=params))
             wrappers[name] = OPTIM_WRAPPERS.build(cfg)

@@ -12,7 +12,8 @@ One iteration:
    optimizer (under DDP the weight gradients are all-reduced as usual);
 2. α/β step (from ``arch_start_epoch`` on): loss on a trainB batch,
    gradients w.r.t. α/β ONLY (``torch.autograd.grad``, so no weight gradient
-   is computed or leaked), averaged over ranks, one ``arch`` optimizer step.
+   is computed or leaked), averaged over ranks, one ``arch`` optimizer step
+   (with mixed precision under the weight step's autocast, :mod:`.amp`).
 
 The schedule is given in epochs over trainA (the paper: 40, α/β from 20) but
 the loop runs by iteration, so it resumes exactly at any iteration.
@@ -36,6 +37,7 @@ from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
 from ..utils.threads import set_cpu_threads
+from .amp import scale_loss
 from .arch_cost_option import ArchCost
 from .checked_loops import check_checkpoint_inputs
 from .search_remedies import ArchEarlyStop, ArchNoise, OpDropout
@@ -452,7 +454,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
             log_vars['cost_penalty'] = penalty.detach()
             if self.arch_cost.weight:
                 loss = loss + penalty.to(loss.dtype)
-        grads = torch.autograd.grad(loss, params)
+        grads = torch.autograd.grad(scale_loss(wrapper, loss), params)
         world = get_world_size()
         for p, g in zip(params, grads):
             if world > 1:

@@ -3,7 +3,10 @@ import json
 
 import pytest
 
-from mmseg_autodeeplab.cli.benchmark_search import main
+from mmseg_autodeeplab.cli.benchmark_search import (_projection, main,
+                                                     parse_args,
+                                                     project_search,
+                                                     search_schedule)
 
 
 @pytest.mark.slow
@@ -17,8 +20,8 @@ def test_tiny_benchmark_writes_table_and_json(tmp_path, capsys):
     data = json.loads((out / 'benchmark_search.json').read_text())
     results = {r['variant']: r for r in data['results']}
     assert set(results) == {'per-edge', 'fused', 'fused+amp'}
-    assert 'skipped' in results['fused+amp']  # amp needs a GPU
-    for name in ('per-edge', 'fused'):
+    assert results['fused+amp']['amp_dtype'] == 'bfloat16'  # CPU's
+    for name in ('per-edge', 'fused', 'fused+amp'):
         r = results[name]
         assert r['device'] == 'cpu'
         # positive times (no ordering: timings are noisy on a shared machine)
@@ -35,6 +38,10 @@ def test_tiny_benchmark_writes_table_and_json(tmp_path, capsys):
             6 * r['macs_fwd'] / r['weight_step_s'] / r['matmul_flops_per_s'])
     table = (out / 'benchmark_search.md').read_text()
     assert '| per-edge |' in table and '(x1.00)' in table
+    assert '| fused+amp (bfloat16) |' in table
+    # the paper's config without its data here: Cityscapes' 2975 images
+    assert 'Projected search' in table and '744 iterations/epoch' in table
+    assert results['fused']['projection']['full_iters'] == 14880
     assert 'Machine:' in table
     assert 'benchmark_search.json' in capsys.readouterr().out
 
@@ -114,3 +121,44 @@ def test_simultaneous_mode_times_searches_alone_and_started_together(
         assert run['seconds'] > 0 and run['thread_changes'] >= 0
     table = (out / 'simultaneous.md').read_text()
     assert '| two at once |' in table and 'train_cfg.max_epochs=1' in table
+
+
+def test_search_schedule_and_projection_arithmetic():
+    # 2975 images -> trainA 1488 -> 744 iterations of 2; 40 epochs, α/β
+    # from 20
+    assert search_schedule(2975, 2, 40, 20) == (744, 20, 20)
+    assert search_schedule(2975, 2, 40, 20, drop_last=True) == (744, 20, 20)
+    assert search_schedule(9, 2, 3, 1) == (3, 1, 2)  # trainA 5, ceil(5/2)
+    assert search_schedule(9, 2, 3, 1, drop_last=True) == (2, 1, 2)
+    p = project_search(1.0, 2.5, 744, 20, 20)
+    assert p['weight_only_iters'] == p['full_iters'] == 14880
+    assert p['weight_only_s'] == 14880.0 and p['full_s'] == 37200.0
+    assert p['total_s'] == 52080.0
+    assert project_search(1.0, 2.5, 744, 0, 40)['total_s'] == 744 * 40 * 2.5
+
+
+def test_projection_table_from_injected_timings():
+    """The paper's config and schedule with injected step times: one row
+    per measured variant, hours from the arithmetic above."""
+    args = parse_args(['--train-images', '2975'])
+    results = [
+        dict(variant='fused', weight_step_s=1.0, search_iter_s=2.5,
+             peak_memory_bytes=7.9e9),
+        dict(variant='fused+amp', weight_step_s=0.5, search_iter_s=1.0,
+             peak_memory_bytes=4.2e9),
+        dict(variant='fused+cp+amp', skipped='no GPU')]
+    lines = _projection(args, results)
+    text = '\n'.join(lines)
+    assert '2975 training images (--train-images) -> trainA 1488, 744 ' \
+        'iterations/epoch at batch 2; 20 weight-only + 20 full epochs' in text
+    assert '| fused | 14880 x 1.000 s | 14880 x 2.500 s | 14.5 | 7.90 |' \
+        in lines
+    # 14880 * 0.5 + 14880 * 1.0 = 22320 s
+    assert '| fused+amp | 14880 x 0.500 s | 14880 x 1.000 s | 6.2 | 4.20 |' \
+        in lines
+    assert 'fused+cp+amp' not in text
+    assert results[1]['projection']['total_s'] == 22320.0
+    # no data here and no --train-images: the paper's Cityscapes count
+    lines = _projection(parse_args([]), results[:1])
+    assert any('2975 training images (Cityscapes train_fine' in line
+               for line in lines)

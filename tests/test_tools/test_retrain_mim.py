@@ -338,3 +338,26 @@ def test_mim_train_then_test(family, datasets, tmp_path):
     assert re.search(r'^error: train_dataloader\.dataset \(CityscapesDataset'
                      r'\): data_root \S+missing\S* does not exist', out,
                      re.M), out[-3000:]
+
+
+@pytest.mark.slow
+def test_mim_train_under_mixed_precision(datasets, tmp_path):
+    """A retrain config trains under mmseg's own tools/train.py in mixed
+    precision: ``--amp`` on a GPU; on CPU, where mmengine's AmpOptimWrapper
+    refuses to start, bfloat16 through its CPU-capable subclass."""
+    _, config, _, _, _ = FAMILIES['cityscapes']
+    config = osp.join(CONFIG_DIR, config)
+    work_dir = str(tmp_path / 'work')
+    opts = tiny_options('cityscapes', datasets['cityscapes'])
+    amp = ['--amp']
+    if not torch.cuda.is_available():
+        amp, opts['optim_wrapper.type'] = [], 'SearchAmpOptimWrapper'
+    rc, out = _mim('train', 'mmsegmentation', config, '--work-dir',
+                   work_dir, *amp, '--cfg-options', *_as_cli(opts))
+    assert rc == 0, out[-4000:]
+    dumped = open(osp.join(work_dir, osp.basename(config))).read()
+    assert re.search(r"type='(Search)?AmpOptimWrapper'", dumped)
+    state = torch.load(osp.join(work_dir, 'iter_2.pth'), map_location='cpu',
+                       weights_only=True)
+    assert 'loss_scaler' in state['optimizer']  # the amp wrapper stepped
+    assert 0 <= parse_miou(out) <= 100

@@ -185,7 +185,7 @@ class SearchCell(nn.Module):
         # weighting each block before the concat keeps the autograd graph
         # from holding a (k, N, B*C, h, w) copy: each product saves a
         # block, which later edges save anyway
-        w = betas.view(-1, 1, 1, 1, 1)
+        w = betas.to(partial[0].dtype).view(-1, 1, 1, 1, 1)
         return torch.cat([(w * block).sum(0) for block in partial], dim=1)
 
 

@@ -109,6 +109,8 @@ def fused_edges(x, edges, weights, groups, repeats, update=True):
                 # an independent mask per edge, as edge by edge
                 y = F.dropout(y.expand(gn, n, c, h, w), first.drop_prob,
                               True)
-            y = y * alpha[:, j].view(1, n, 1, 1, 1)
+            # in the activations' dtype (autocast): a float32 α column
+            # would promote the whole sum to float32
+            y = y * alpha[:, j].to(x.dtype).view(1, n, 1, 1, 1)
         out = y if out is None else out + y
     return out

@@ -19,6 +19,10 @@ class _GroupNormalize(torch.autograd.Function):
     hands ``xhat`` to the kernel as an input with mean 0 and inverse std 1
     and folds the true inverse std into its weight, so the scale's (α's)
     gradient ``sum(dy * xhat)`` comes out of the same pass.
+
+    Under autocast ``x`` is half / bfloat16: ``xhat`` and ``y`` keep its
+    dtype (as cuDNN's BN does), the statistics and the scale's gradient
+    are float32 (the kernels' mixed-precision mode accumulates in float32).
     """
 
     @staticmethod
@@ -26,17 +30,20 @@ class _GroupNormalize(torch.autograd.Function):
         x = x.contiguous()
         n, c = x.shape[0] // groups, x.shape[1]
         xhat = torch.empty_like(x)
-        mean = x.new_empty(groups, c)
+        mean = x.new_empty(groups, c, dtype=_stat_dtype(x))
         rstd = torch.empty_like(mean)
+        # a float32 weight of ones selects the kernels' mixed mode
+        one = mean.new_ones(c) if mean.dtype != x.dtype else None
         for g in range(groups):
             rows = slice(g * n, (g + 1) * n)
             _aten.native_batch_norm.out(
-                x[rows], None, None, None, None, True, 0.0, eps,
+                x[rows], one, None, None, None, True, 0.0, eps,
                 out=xhat[rows], save_mean=mean[g], save_invstd=rstd[g])
         ctx.save_for_backward(xhat, rstd, scale)
         ctx.groups = groups
         ctx.mark_non_differentiable(mean, rstd)
-        y = xhat if scale is None else xhat * scale.view(1, -1, 1, 1)
+        y = xhat if scale is None else xhat * scale.to(x.dtype).view(
+            1, -1, 1, 1)
         return y, mean, rstd
 
     @staticmethod
@@ -45,25 +52,34 @@ class _GroupNormalize(torch.autograd.Function):
         groups, c = ctx.groups, xhat.shape[1]
         n = xhat.shape[0] // groups
         need_scale = ctx.needs_input_grad[1]
-        dy = dy.contiguous()
-        zero, one = xhat.new_zeros(c), xhat.new_ones(c)
+        dy = dy.to(xhat.dtype).contiguous()
+        stat = rstd.dtype
+        zero, one = rstd.new_zeros(c), rstd.new_ones(c)
         dx = torch.empty_like(xhat)
-        dscale = xhat.new_zeros(c) if need_scale else None
+        dscale = rstd.new_zeros(c) if need_scale else None
         # the .out variant needs all three outputs (computed anyway)
-        part, unused = xhat.new_empty(c), xhat.new_empty(c)
+        part, unused = rstd.new_empty(c), rstd.new_empty(c)
         for g in range(groups):
             rows = slice(g * n, (g + 1) * n)
             # the kernel: w * invstd * (dy - mean(dy) - xhat * mean(dy *
             # xhat)); input xhat, mean 0, invstd 1 and w = scale * rstd_g
             # give the true dx, and its weight gradient is sum(dy * xhat)
-            w = rstd[g] if scale is None else scale.detach() * rstd[g]
+            w = rstd[g] if scale is None else scale.detach().to(stat) * rstd[g]
             _aten.native_batch_norm_backward.out(
                 dy[rows], xhat[rows], w, None, None, zero, one, True, 0.0,
                 [True, True, True], out0=dx[rows], out1=part,
                 out2=unused)
             if need_scale:
                 dscale += part
+        if dscale is not None:
+            dscale = dscale.to(scale.dtype)
         return dx, dscale, None, None
+
+
+def _stat_dtype(x):
+    # the kernels' mixed mode: half/bfloat16 input, float32 statistics
+    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) \
+        else x.dtype
 
 
 def stacked_batch_norm(x, bns, groups, repeats=1, scale=None, update=True):
