@@ -18,7 +18,6 @@ import os.path as osp
 import sys
 import tempfile
 
-import numpy as np
 
 from ..utils import atomic_write_json, atomic_write_text, exit_with_error
 
