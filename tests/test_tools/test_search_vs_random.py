@@ -461,3 +461,60 @@ def test_several_searches_need_distinct_names(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith('error:') and 'distinct' in err and \
         err.count('\n') == 1
+
+
+def _history_with_cells(tmp_path, cells):
+    """A search_history.json whose entries decode to ``cells`` (lists of
+    10 op names), uniform α/β otherwise."""
+    import torch
+
+    from mmseg_autodeeplab.search_space import normalize_betas
+    rng = np.random.default_rng(0)
+    base = sampling.sample_genotype(rng, SearchSpace(num_layers=4,
+                                                     num_blocks=5)).to_dict()
+    history = []
+    for epoch, ops in enumerate(cells):
+        g = json.loads(json.dumps(base))
+        flat = [i for block in g['cell'] for i in block['inputs']]
+        for i, op in zip(flat, ops):
+            i['op'] = op
+        history.append(dict(
+            epoch=2 * epoch, mIoU=1.0, arch_start_epoch=2, genotype=g,
+            alpha=[[1 / 8] * 8] * 20,
+            beta=normalize_betas(torch.zeros(4, 4, 3)).tolist()))
+    work_dir = tmp_path / 'search'
+    work_dir.mkdir()
+    (work_dir / 'search_history.json').write_text(json.dumps(history))
+    return work_dir
+
+
+def test_op_counts_and_the_ops_trajectory(tmp_path, capsys):
+    from mmseg_autodeeplab.cli import search_summary
+    cells = [['sep_conv_3x3'] * 10,
+             ['skip_connect'] * 3 + ['max_pool_3x3'] * 2 +
+             ['sep_conv_5x5'] * 5]
+    work_dir = _history_with_cells(tmp_path, cells)
+    history = json.loads((work_dir / 'search_history.json').read_text())
+    assert search_summary.op_counts(history[0]) == (0, 0, 10)
+    assert search_summary.op_counts(history[1]) == (5, 3, 10)
+    assert search_summary.main(['--ops', str(work_dir)]) == 0
+    out = capsys.readouterr().out
+    assert 'per validation: e0: 0/0, e2: 5/3' in out
+
+
+def test_plot_op_share_writes_a_png_and_refuses_bad_runs(tmp_path, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'plot_op_share', osp.join(REPO, 'tools', 'analysis',
+                                  'plot_op_share.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    work_dir = _history_with_cells(tmp_path, [['skip_connect'] * 10] * 3)
+    out = tmp_path / 'share.png'
+    assert tool.main([str(out), f'a={work_dir}']) == 0
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    with pytest.raises(SystemExit):
+        tool.main([str(tmp_path / 'x.png'), f'a={tmp_path / "missing"}'])
+    err = capsys.readouterr().err
+    assert err.startswith('error:') and 'search_history.json' in err
+    assert not (tmp_path / 'x.png').exists()
