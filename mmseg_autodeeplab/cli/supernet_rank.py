@@ -61,19 +61,16 @@ def _work_dir_config(work_dir):
 
 
 def _checkpoint(work_dir, name):
+    """``name``, else the work_dir's intact checkpoint with the highest
+    recorded iteration (the choice ``--resume`` makes)."""
     if name:
         return name
-    last = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(last):
-        with open(last, encoding='utf-8') as f:
-            path = f.read().strip()
-        path = path if osp.isabs(path) else osp.join(work_dir, path)
-        if osp.isfile(path):
-            return path
-        path = osp.join(work_dir, osp.basename(path))
-        if osp.isfile(path):
-            return path
-    exit_with_error(f'{work_dir}: no last_checkpoint; pass --checkpoint')
+    from ..utils import find_resumable_checkpoint
+    found = find_resumable_checkpoint(work_dir, logger=lambda line: None)
+    if found is None:
+        exit_with_error(f'{work_dir}: no intact checkpoint; pass '
+                        '--checkpoint')
+    return found
 
 
 def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,

@@ -19,6 +19,7 @@ import contextlib
 import torch
 
 from ..search_space import check_op_names, decode_cell
+from ..utils.checks import is_integer
 
 
 def _check_keys(cfg, name, allowed):
@@ -113,8 +114,7 @@ class ArchEarlyStop:
     """
 
     def __init__(self, max_count=2, op='skip_connect'):
-        if not isinstance(max_count, int) or isinstance(max_count, bool) \
-                or max_count <= 0:
+        if not is_integer(max_count, 1):
             raise ValueError('train_cfg.arch_early_stop.max_count: expected '
                              f'a positive integer, got {max_count!r}')
         check_op_names([op], 'train_cfg.arch_early_stop.op')
