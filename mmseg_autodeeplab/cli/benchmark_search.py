@@ -50,6 +50,8 @@ VARIANTS = {
     'per-edge': dict(impl='per_edge'),
     'fused': dict(impl='fused'),
     'fused+cp': dict(impl='fused', with_cp=True),
+    # the coarsest level (1/8 of the activations) kept, not recomputed
+    'fused+cp012': dict(impl='fused', with_cp=(0, 1, 2)),
     'fused+channels_last': dict(impl='fused', channels_last=True),
     # the search's --amp: bfloat16 on CPU, float16 + loss scaling on CUDA
     'fused+amp': dict(impl='fused', amp=True),

@@ -34,8 +34,10 @@ def _pair(**fast):
 @pytest.mark.parametrize('fast', [
     dict(impl='fused'),
     dict(impl='fused', with_cp=True),
+    dict(impl='fused', with_cp=[0, 2]),
     dict(impl='fused', bn_convention='tf'),
-], ids=['fused', 'fused+checkpointing', 'fused+tf-bn'])
+], ids=['fused', 'fused+checkpointing', 'fused+checkpointing-levels-0-2',
+        'fused+tf-bn'])
 def test_fast_path_equals_reference(fast):
     ref, net = _pair(**fast)
     x = torch.rand(2, 3, 41, 35, dtype=torch.float64)
@@ -96,10 +98,24 @@ def test_bad_impl_options_are_one_line():
     for kwargs, match in (
             (dict(impl='stacked'), 'impl must be one of'),
             (dict(with_cp=True, impl='per_edge'), 'with_cp needs'),
+            (dict(with_cp=[0, 4]), r'with_cp must be .* 0\.\.3, got \[0, 4\]'),
+            (dict(with_cp='all'), 'with_cp must be a bool or a list'),
             (dict(op_norm_cfg=dict(type='BN')), "needs op_norm_cfg"),
             (dict(bn_convention='caffe'), 'bn_convention')):
         with pytest.raises(ValueError, match=match):
             AutoDeepLabSupernet(num_layers=3, filter_multiplier=2, **kwargs)
+
+
+def test_with_cp_levels_pick_the_checkpointed_nodes():
+    net = AutoDeepLabSupernet(num_layers=3, filter_multiplier=2,
+                              with_cp=[2, 0, 2])
+    assert net.with_cp == (0, 2)
+    assert [net._checkpointed(j) for j in range(4)] == [
+        True, False, True, False]
+    assert AutoDeepLabSupernet(num_layers=3, filter_multiplier=2,
+                               with_cp=[]).with_cp is False
+    net.eval()  # no checkpointing outside training
+    assert not net._checkpointed(0)
 
 
 def test_tf_bn_convention_sets_every_bn():

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
+from torch.nn.modules.batchnorm import _BatchNorm
 from mmseg.registry import MODELS
 
 from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
@@ -215,8 +216,11 @@ class AutoDeepLabSupernet(BaseModule):
         arch_init_std (float): α and β start as ``std * N(0, 1)``.
         impl (str): ``'fused'`` (default, fast) or ``'per_edge'`` (the
             readable reference); see :class:`SearchCell`.
-        with_cp (bool): exact gradient checkpointing per node
-            (``impl='fused'``); trades compute for memory.
+        with_cp (bool | Sequence[int]): exact gradient checkpointing per
+            node (``impl='fused'``): every node (True) or the nodes of the
+            listed levels, e.g. ``(0, 1, 2)``; trades compute for memory.
+            A checkpointed node keeps only its raw inputs, and its
+            resampling edges and cell run again in backward.
 
     Returns (forward):
         tuple[Tensor]: last-layer states ``(N, B*F*2**j, h_j, w_j)``.
@@ -243,6 +247,7 @@ class AutoDeepLabSupernet(BaseModule):
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         primitives = tuple(primitives)
+        with_cp = _cp_levels(with_cp, num_levels)
         check_supernet_args(num_layers, num_blocks, filter_multiplier,
                             primitives, num_levels)
         plain_bn = op_norm_cfg.get('type') == 'BN' and not op_norm_cfg.get(
@@ -343,21 +348,54 @@ class AutoDeepLabSupernet(BaseModule):
         """β as outgoing-edge probabilities, ``(L, levels, 3)``."""
         return normalize_betas(self.betas)
 
-    def _run_cell(self, key, prev_prev, prevs, weights, betas):
-        cell = self.cells[key]
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            from torch.utils.checkpoint import checkpoint
-            calls = [0]
+    def _node(self, key, level, size, prev_prev, sources, alpha_w, beta_w,
+              update_stats=True):
+        """Node ``key``'s state: its inputs resampled to ``size`` on their
+        edges (``sources``: ``{src_level: state}``), then its cell."""
+        if prev_prev.shape[2:] != size:
+            prev_prev = F.interpolate(prev_prev, size=size, mode='bilinear',
+                                      align_corners=False)
+        inputs = []
+        for src, h in sources.items():
+            if src < level:
+                h = self.down_edges[key](h)
+            elif src > level:
+                h = self.up_edges[key](F.interpolate(
+                    h, size=size, mode='bilinear', align_corners=False))
+            inputs.append(h)
+        return self.cells[key](prev_prev, inputs, alpha_w, beta_w,
+                               update_stats=update_stats)
 
-            def run(*args):
-                # the recomputation in backward must not update BN running
-                # statistics a second time
-                calls[0] += 1
-                return cell(*args, update_stats=calls[0] == 1)
+    def _checkpointed(self, level):
+        return self.training and torch.is_grad_enabled() and (
+            self.with_cp is True or
+            (self.with_cp is not False and level in self.with_cp))
 
-            return checkpoint(run, prev_prev, prevs, weights, betas,
-                              use_reentrant=False)
-        return cell(prev_prev, prevs, weights, betas)
+    def _run_node(self, key, level, size, prev_prev, sources, alpha_w,
+                  beta_w):
+        if not self._checkpointed(level):
+            return self._node(key, level, size, prev_prev, sources, alpha_w,
+                              beta_w)
+        from torch.utils.checkpoint import checkpoint
+        resamplers = [m for edges in (self.down_edges, self.up_edges)
+                      if key in edges for m in edges[key].modules()
+                      if isinstance(m, _BatchNorm)]
+        calls = [0]
+
+        def run(prev_prev, states, alpha_w, beta_w):
+            # the recomputation in backward must not update BN running
+            # statistics a second time
+            calls[0] += 1
+            first = calls[0] == 1
+            with _running_stats_kept(resamplers, not first):
+                return self._node(key, level, size, prev_prev,
+                                  dict(zip(sources, states)), alpha_w,
+                                  beta_w, update_stats=first)
+
+        # only the node's raw inputs are kept (outputs of earlier nodes,
+        # held anyway); the resampling edges are recomputed with the cell
+        return checkpoint(run, prev_prev, list(sources.values()), alpha_w,
+                          beta_w, use_reentrant=False)
 
     def forward(self, x):
         """x: ``(N, 3, H, W)`` -> tuple of last-layer level states."""
@@ -372,27 +410,43 @@ class AutoDeepLabSupernet(BaseModule):
         for layer in range(self.num_layers):
             current = []
             for level in range(max_level(layer, self.num_levels) + 1):
-                key = f'{layer}_{level}'
-                size = sizes[level]
-                pp = prev_prev[min(level, len(prev_prev) - 1)]
-                if pp.shape[2:] != size:
-                    pp = F.interpolate(pp, size=size, mode='bilinear',
-                                       align_corners=False)
-                inputs, weights = [], []
-                for src in (level - 1, level, level + 1):
-                    if not 0 <= src < len(prev):
-                        continue
-                    h = prev[src]
-                    if src < level:
-                        h = self.down_edges[key](h)
-                    elif src > level:
-                        h = self.up_edges[key](F.interpolate(
-                            h, size=size, mode='bilinear',
-                            align_corners=False))
-                    inputs.append(h)
-                    weights.append(beta_w[layer, src, level - src + 1])
-                current.append(self._run_cell(key, pp, inputs, alpha_w,
-                                              torch.stack(weights)))
+                sources = {src: prev[src]
+                           for src in (level - 1, level, level + 1)
+                           if 0 <= src < len(prev)}
+                betas = torch.stack([beta_w[layer, src, level - src + 1]
+                                     for src in sources])
+                current.append(self._run_node(
+                    f'{layer}_{level}', level, sizes[level],
+                    prev_prev[min(level, len(prev_prev) - 1)], sources,
+                    alpha_w, betas))
             prev_prev, prev = prev, current
         return tuple(prev)
 
+
+def _cp_levels(with_cp, num_levels):
+    """``with_cp`` as a bool or a tuple of level indices."""
+    if isinstance(with_cp, bool):
+        return with_cp
+    levels = tuple(with_cp) if isinstance(with_cp, (list, tuple)) else None
+    if levels is None or not all(
+            is_integer(j, 0) and j < num_levels for j in levels):
+        raise ValueError(
+            f'AutoDeepLabSupernet: with_cp must be a bool or a list of '
+            f'levels in 0..{num_levels - 1}, got {with_cp!r}')
+    return tuple(sorted(set(levels))) or False
+
+
+@contextlib.contextmanager
+def _running_stats_kept(bns, active=True):
+    """Within the body, updates of the ``bns``' running statistics are
+    undone on exit (the module runs exactly as in the first forward, so
+    the recomputation saves the same tensors)."""
+    saved = [[b.clone() for b in bn.buffers()] for bn in bns] \
+        if active else []
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for bn, buffers in zip(bns, saved):
+                for b, old in zip(bn.buffers(), buffers):
+                    b.copy_(old)
