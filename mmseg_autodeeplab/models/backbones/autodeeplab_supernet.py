@@ -14,7 +14,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from torch.nn.modules.batchnorm import _BatchNorm
 from mmseg.registry import MODELS
 
 from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
@@ -22,7 +21,8 @@ from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
                              num_edges)
 from ...search_space.primitives import ReLUConvBN, build_norm
 from ...utils.checks import is_integer
-from ..utils import fused_edges, fused_form, relu_conv_bn
+from ..utils import fused_edges, fused_form, relu_conv_norm
+from ..utils.fused_edges import preprocess
 
 #: the two implementations of the same supernet (see :class:`SearchCell`)
 IMPLS = ('per_edge', 'fused')
@@ -159,10 +159,9 @@ class SearchCell(nn.Module):
         # every other state k stacked groups.
         k, n = len(prevs), prev_prev.shape[0]
         states = [
-            relu_conv_bn(F.relu(prev_prev), [self.preprocess0], 1, k,
-                         update=update),
-            relu_conv_bn(F.relu(torch.cat(prevs, dim=0)), [self.preprocess1],
-                         k, 1, update=update)]
+            preprocess(prev_prev, self.preprocess0, 1, k, update),
+            preprocess(torch.cat(prevs, dim=0), self.preprocess1, k, 1,
+                       update)]
         offsets = [num_edges(b) for b in range(self.num_blocks)]
         partial = [None] * self.num_blocks
 
@@ -218,9 +217,9 @@ class AutoDeepLabSupernet(BaseModule):
             readable reference); see :class:`SearchCell`.
         with_cp (bool | Sequence[int]): exact gradient checkpointing per
             node (``impl='fused'``): every node (True) or the nodes of the
-            listed levels, e.g. ``(0, 1, 2)``; trades compute for memory.
-            A checkpointed node keeps only its raw inputs, and its
-            resampling edges and cell run again in backward.
+            listed levels, e.g. ``(0, 1, 2)``: the node's cell keeps only
+            its inputs and runs again in backward; trades compute for
+            memory.
 
     Returns (forward):
         tuple[Tensor]: last-layer states ``(N, B*F*2**j, h_j, w_j)``.
@@ -348,24 +347,6 @@ class AutoDeepLabSupernet(BaseModule):
         """β as outgoing-edge probabilities, ``(L, levels, 3)``."""
         return normalize_betas(self.betas)
 
-    def _node(self, key, level, size, prev_prev, sources, alpha_w, beta_w,
-              update_stats=True):
-        """Node ``key``'s state: its inputs resampled to ``size`` on their
-        edges (``sources``: ``{src_level: state}``), then its cell."""
-        if prev_prev.shape[2:] != size:
-            prev_prev = F.interpolate(prev_prev, size=size, mode='bilinear',
-                                      align_corners=False)
-        inputs = []
-        for src, h in sources.items():
-            if src < level:
-                h = self.down_edges[key](h)
-            elif src > level:
-                h = self.up_edges[key](F.interpolate(
-                    h, size=size, mode='bilinear', align_corners=False))
-            inputs.append(h)
-        return self.cells[key](prev_prev, inputs, alpha_w, beta_w,
-                               update_stats=update_stats)
-
     def _checkpointed(self, level):
         return self.training and torch.is_grad_enabled() and (
             self.with_cp is True or
@@ -373,29 +354,36 @@ class AutoDeepLabSupernet(BaseModule):
 
     def _run_node(self, key, level, size, prev_prev, sources, alpha_w,
                   beta_w):
+        """Node ``key``'s state: its inputs resampled to ``size`` on their
+        edges (``sources``: ``{src_level: state}``), then its cell."""
+        if prev_prev.shape[2:] != size:
+            prev_prev = F.interpolate(prev_prev, size=size, mode='bilinear',
+                                      align_corners=False)
+        inputs = []
+        for src, h in sources.items():
+            # relu_conv_norm keeps the source state, held anyway, instead
+            # of its ReLU
+            if src < level:
+                h = relu_conv_norm(h, self.down_edges[key])
+            elif src > level:
+                h = relu_conv_norm(F.interpolate(
+                    h, size=size, mode='bilinear', align_corners=False),
+                    self.up_edges[key])
+            inputs.append(h)
+        cell = self.cells[key]
         if not self._checkpointed(level):
-            return self._node(key, level, size, prev_prev, sources, alpha_w,
-                              beta_w)
+            return cell(prev_prev, inputs, alpha_w, beta_w)
         from torch.utils.checkpoint import checkpoint
-        resamplers = [m for edges in (self.down_edges, self.up_edges)
-                      if key in edges for m in edges[key].modules()
-                      if isinstance(m, _BatchNorm)]
         calls = [0]
 
-        def run(prev_prev, states, alpha_w, beta_w):
+        def run(*args):
             # the recomputation in backward must not update BN running
             # statistics a second time
             calls[0] += 1
-            first = calls[0] == 1
-            with _running_stats_kept(resamplers, not first):
-                return self._node(key, level, size, prev_prev,
-                                  dict(zip(sources, states)), alpha_w,
-                                  beta_w, update_stats=first)
+            return cell(*args, update_stats=calls[0] == 1)
 
-        # only the node's raw inputs are kept (outputs of earlier nodes,
-        # held anyway); the resampling edges are recomputed with the cell
-        return checkpoint(run, prev_prev, list(sources.values()), alpha_w,
-                          beta_w, use_reentrant=False)
+        return checkpoint(run, prev_prev, inputs, alpha_w, beta_w,
+                          use_reentrant=False)
 
     def forward(self, x):
         """x: ``(N, 3, H, W)`` -> tuple of last-layer level states."""
@@ -434,19 +422,3 @@ def _cp_levels(with_cp, num_levels):
             f'AutoDeepLabSupernet: with_cp must be a bool or a list of '
             f'levels in 0..{num_levels - 1}, got {with_cp!r}')
     return tuple(sorted(set(levels))) or False
-
-
-@contextlib.contextmanager
-def _running_stats_kept(bns, active=True):
-    """Within the body, updates of the ``bns``' running statistics are
-    undone on exit (the module runs exactly as in the first forward, so
-    the recomputation saves the same tensors)."""
-    saved = [[b.clone() for b in bn.buffers()] for bn in bns] \
-        if active else []
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for bn, buffers in zip(bns, saved):
-                for b, old in zip(bn.buffers(), buffers):
-                    b.copy_(old)

@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...search_space.primitives import ReLUConvBN, SepConv
+from .relu_conv import relu_conv
 from .stacked_bn import shared_running_stats, stacked_batch_norm
 
 
@@ -47,6 +48,14 @@ def relu_conv_bn(relu_x, mods, groups, repeats, scale=None, update=True):
     y = F.conv2d(relu_x, _cat_weight(convs), None, 1, convs[0].padding,
                  convs[0].dilation)
     return _fused_bn(y, [m[2] for m in mods], groups, repeats, scale, update)
+
+
+def preprocess(x, module, groups, repeats, update=True):
+    """A cell's input projection (a 1×1 :class:`ReLUConvBN`) of ``x``
+    ``(groups * N, C, h, w)``, keeping ``x``, not its ReLU, for backward
+    (:func:`.relu_conv`)."""
+    return _fused_bn(relu_conv(x, module[1]), [module[2]], groups, repeats,
+                     None, update)
 
 
 def _separable(relu_x, mods, groups, repeats, scale, update):
