@@ -256,9 +256,10 @@ def _count(args, result, ours_model, port_model, inputs):
         try:
             result['port']['macs_fwd'] = count_macs(port_model, inputs)
         except Exception as e:  # third-party code under a tracer: say so
-            result['macs_note'] = (
-                'mmengine\'s counter could not count the port (its jit '
-                f'trace raised {type(e).__name__}: {str(e)[:80]})')
+            raised = type(e).__name__ + (f': {str(e)[:80]}' if str(e)
+                                         else '')
+            result['macs_note'] = ('mmengine\'s counter could not count '
+                                   f'the port (its jit trace raised {raised})')
     port_model.train()
 
 
