@@ -176,6 +176,17 @@ def count_macs(module, x):
         return int(analyzer.total())
 
 
+def count_dense_macs(module, x):
+    """Multiply-adds of the convolutions and matrix products of
+    ``module(x)``, as ``torch.utils.flop_counter`` counts them (half its
+    FLOPs). It counts at dispatch, so it also counts code that
+    :func:`count_macs`'s tracer cannot trace (Python ints from shapes)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops() // 2
+
+
 @contextlib.contextmanager
 def forward_hooks(module, hooks):
     """Within the block, ``hooks`` (``{module type(s): forward hook}``) are
