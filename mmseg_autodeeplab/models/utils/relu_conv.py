@@ -41,18 +41,16 @@ class _ReLUConv(torch.autograd.Function):
         return dx, dw, None, None, None, None
 
 
-def _pair(v):
-    return list(v) if isinstance(v, (tuple, list)) else [v, v]
-
-
 def relu_conv(x, conv):
     """``conv(relu(x))`` for a bias-free ``nn.Conv2d`` with zero padding
     mode, ``x`` ``(N, C_in, H, W)`` -> ``(N, C_out, H', W')``."""
     if conv.bias is not None or conv.padding_mode != 'zeros' or \
             isinstance(conv.padding, str) or not torch.is_grad_enabled():
         return conv(F.relu(x))
-    return _ReLUConv.apply(x, conv.weight, _pair(conv.stride),
-                           _pair(conv.padding), _pair(conv.dilation),
+    # nn.Conv2d keeps stride, padding (unless a string) and dilation as
+    # pairs
+    return _ReLUConv.apply(x, conv.weight, list(conv.stride),
+                           list(conv.padding), list(conv.dilation),
                            conv.groups)
 
 
