@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ...search_space.primitives import ReLUConvBN, SepConv
 from .relu_conv import relu_conv
+from .sep_stage import sep_stage
 from .stacked_bn import shared_running_stats, stacked_batch_norm
 
 
@@ -59,22 +60,20 @@ def preprocess(x, module, groups, repeats, update=True):
 
 
 def _separable(relu_x, mods, groups, repeats, scale, update):
-    n, c = len(mods), relu_x.shape[1]
-    # edge-major channel layout: [edge 0 channels, edge 1 channels, ...]
-    x = relu_x.repeat(1, n, 1, 1) if n > 1 else relu_x
+    n = len(mods)
     # oneDNN's depthwise conv on CPU is several times faster (backward
     # above all) in channels_last; the BN converts back
-    layout = torch.channels_last if x.device.type == 'cpu' and n > 1 else \
-        torch.contiguous_format
+    layout = torch.channels_last if relu_x.device.type == 'cpu' and n > 1 \
+        else torch.contiguous_format
+    x = relu_x
     for first in (0, 4):
         dw = [m[first + 1] for m in mods]
         pw = [m[first + 2] for m in mods]
-        # convert before the ReLU, so the copy is the tensor both save
-        x = x.contiguous(memory_format=layout)
-        if first:
-            x = F.relu(x)
-        x = F.conv2d(x, _cat_weight(dw), None, 1, dw[0].padding, 1, n * c)
-        x = F.conv2d(x, _cat_weight(pw), None, 1, 0, 1, n)
+        # each stage keeps only its input: the shared ReLU of the state,
+        # then the first BN's output (which that BN keeps anyway)
+        x = sep_stage(x, _cat_weight(dw), _cat_weight(pw),
+                      1 if first else n, bool(first), dw[0].padding,
+                      dw[0].dilation, n, layout)
         x = _fused_bn(x, [m[first + 3] for m in mods], groups, repeats,
                       scale if first else None, update)
     return x
