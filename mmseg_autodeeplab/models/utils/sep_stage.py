@@ -16,7 +16,8 @@ import torch.nn.functional as F
 _aten = torch.ops.aten
 
 
-def _depthwise_input(x, repeat, relu, layout, dtype):
+def _depthwise(x, dw, repeat, relu, padding, dilation, layout, dtype):
+    """The depthwise conv's input and output, in ``dtype``."""
     if repeat > 1:  # edge-major: [edge 0's channels, edge 1's, ...]
         x = x.repeat(1, repeat, 1, 1)
     # oneDNN's depthwise conv on CPU is several times faster (backward
@@ -24,7 +25,9 @@ def _depthwise_input(x, repeat, relu, layout, dtype):
     x = x.contiguous(memory_format=layout)
     if relu:
         x = F.relu(x)
-    return x.to(dtype)
+    a = x.to(dtype)
+    return a, F.conv2d(a, dw.to(dtype), None, 1, padding, dilation,
+                       a.shape[1])
 
 
 class _SepStage(torch.autograd.Function):
@@ -34,9 +37,9 @@ class _SepStage(torch.autograd.Function):
                 layout):
         ctx.save_for_backward(x, dw, pw)
         ctx.conf = (repeat, relu, padding, dilation, groups, layout)
-        # under autocast the convs below cast their inputs themselves
-        a = _depthwise_input(x, repeat, relu, layout, x.dtype)
-        d = F.conv2d(a, dw, None, 1, padding, dilation, a.shape[1])
+        # under autocast the convs cast their inputs themselves
+        _, d = _depthwise(x, dw, repeat, relu, padding, dilation, layout,
+                          x.dtype)
         return F.conv2d(d, pw, None, 1, 0, 1, groups)
 
     @staticmethod
@@ -47,16 +50,15 @@ class _SepStage(torch.autograd.Function):
         # the forward's convs ran in dp's dtype (autocast) on cast inputs;
         # the gradients are cast back as autograd's cast nodes would
         dtype = dp.dtype
-        a = _depthwise_input(x, repeat, relu, layout, dtype)
-        dw_c = dw.to(dtype)
+        a, d = _depthwise(x, dw, repeat, relu, padding, dilation, layout,
+                          dtype)
         channels = a.shape[1]
-        d = F.conv2d(a, dw_c, None, 1, padding, dilation, channels)
         dd, dpw, _ = _aten.convolution_backward(
             dp, d, pw.to(dtype), None, [1, 1], [0, 0], [1, 1], False,
             [0, 0], groups, [True, need_pw, False])
         del d
         da, ddw, _ = _aten.convolution_backward(
-            dd, a, dw_c, None, [1, 1], padding, dilation, False, [0, 0],
+            dd, a, dw.to(dtype), None, [1, 1], padding, dilation, False, [0, 0],
             channels, [need_x, need_dw, False])
         dx = None
         if need_x:
@@ -90,10 +92,5 @@ def sep_stage(x, dw, pw, repeat=1, relu=False, padding=(1, 1),
     Returns:
         Tensor: ``(N, repeat * C, H', W')``.
     """
-    padding, dilation = list(padding), list(dilation)
-    if not torch.is_grad_enabled():
-        a = _depthwise_input(x, repeat, relu, layout, x.dtype)
-        d = F.conv2d(a, dw, None, 1, padding, dilation, a.shape[1])
-        return F.conv2d(d, pw, None, 1, 0, 1, groups)
-    return _SepStage.apply(x, dw, pw, repeat, relu, padding, dilation,
-                           groups, layout)
+    return _SepStage.apply(x, dw, pw, repeat, relu, list(padding),
+                           list(dilation), groups, layout)
