@@ -27,17 +27,10 @@ def test_values_and_gradients_equal_autograd(kwargs):
     assert (gx[x <= 0] == 0).all()
 
 
-def test_keeps_the_input_not_its_relu():
+def test_keeps_the_input_not_its_relu(saved_tensors):
     conv = nn.Conv2d(3, 5, 3, padding=1, bias=False)
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
-    kept = []
-
-    def pack(t):
-        kept.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        relu_conv(x, conv)
+    kept = saved_tensors(lambda: relu_conv(x, conv))
     activations = [t for t in kept if t.shape == x.shape]
     assert len(activations) == 1 and activations[0] is x
 

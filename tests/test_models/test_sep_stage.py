@@ -47,18 +47,12 @@ def test_values_and_gradients_equal_autograd(repeat, relu, k, dilation,
         assert (grads[0][x <= 0] == 0).all()
 
 
-def test_keeps_only_the_input_of_activation_size():
+def test_keeps_only_the_input_of_activation_size(saved_tensors):
     torch.manual_seed(0)
     dw, pw = _weights(3, 2, 2, 3, torch.float32)
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
-    kept = []
-
-    def pack(t):
-        kept.append(t)
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        sep_stage(x, dw, pw, 2, True, (1, 1), (1, 1), 2, torch.channels_last)
+    kept = saved_tensors(lambda: sep_stage(
+        x, dw, pw, 2, True, (1, 1), (1, 1), 2, torch.channels_last))
     activations = [t for t in kept if t.dim() == 4 and t.shape[-1] == 8]
     assert len(activations) == 1 and activations[0] is x
 
