@@ -17,9 +17,6 @@ from ...search_space.primitives import ReLUConvBN, SepConv
 from .relu_conv import relu_conv
 from .sep_stage import sep_stage
 from .stacked_bn import shared_running_stats, stacked_batch_norm
-from .weighted_pool import weighted_pool
-
-_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
 
 def _fused_bn(x, bns, groups, repeats, scale=None, update=True):
@@ -86,7 +83,7 @@ def fused_form(module):
     """The fused form of a stride-1 cell operator: None for the
     parameter-free ones (run once per state), else the function that runs
     the edges' convs concatenated."""
-    if isinstance(module, (*_POOLS, nn.Identity)):
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.Identity)):
         return None
     if isinstance(module, ReLUConvBN):
         return relu_conv_bn
@@ -115,18 +112,13 @@ def fused_edges(x, edges, weights, groups, repeats, update=True):
             y = fn(relu_x, mods, groups, repeats, alpha[:, j],
                    update).view(gn, n, c, h, w)
         else:  # parameter-free: the same output for every edge
+            y = mods[0](x).unsqueeze(1)
+            if first.dropped[j] and first.drop_prob > 0 and first.training:
+                # an independent mask per edge, as edge by edge
+                y = F.dropout(y.expand(gn, n, c, h, w), first.drop_prob,
+                              True)
             # in the activations' dtype (autocast): a float32 α column
             # would promote the whole sum to float32
-            a = alpha[:, j].to(x.dtype)
-            dropped = first.dropped[j] and first.drop_prob > 0 and \
-                first.training
-            if isinstance(mods[0], _POOLS) and not dropped:
-                y = weighted_pool(x, mods[0], a)  # keeps only x
-            else:
-                y = mods[0](x).unsqueeze(1)
-                if dropped:  # an independent mask per edge, as edge by edge
-                    y = F.dropout(y.expand(gn, n, c, h, w), first.drop_prob,
-                                  True)
-                y = y * a.view(1, n, 1, 1, 1)
+            y = y * alpha[:, j].to(x.dtype).view(1, n, 1, 1, 1)
         out = y if out is None else out + y
     return out
