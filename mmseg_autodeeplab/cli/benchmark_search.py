@@ -175,7 +175,7 @@ def _steps(args, variant, device):
     """``(weight_step, arch_step)`` of a fresh supernet of ``variant``."""
     from ..engine import AutoDeepLabOptimWrapperConstructor
     from ..engine.amp import scale_loss
-    from ..engine.utils import find_supernet
+    from ..engine.utils import find_supernet, only_grad_for
     opts = VARIANTS[variant]
     model, cfg = _build(args, variant)
     weights = dict(cfg.optim_wrapper.weights)
@@ -204,9 +204,10 @@ def _steps(args, variant, device):
             p.grad = None
 
     def arch_step():
-        loss = scale_loss(wrappers['arch'], loss_of(batch_b,
-                                                    wrappers['arch']))
-        grads = torch.autograd.grad(loss, params)
+        with only_grad_for(model, params):  # as the search loop
+            loss = scale_loss(wrappers['arch'],
+                              loss_of(batch_b, wrappers['arch']))
+            grads = torch.autograd.grad(loss, params)
         for p, g in zip(params, grads):
             p.grad = g
         wrappers['arch'].step()
@@ -260,8 +261,11 @@ def _contention_worker(args, policy):
 
 
 def _count_macs(args):
-    """Forward multiply-adds of the network (``fused``, eval mode)."""
-    model, cfg = _build(args)
+    """Forward multiply-adds of the network (eval mode), counted on the
+    ``per_edge`` reference: mmengine's tracer does not see inside the fused
+    path's autograd Functions (``relu_conv``, ``sep_stage``) and would miss
+    their convs."""
+    model, cfg = _build(args, 'per-edge')
     inputs, _ = _batch(args, 'cpu', cfg.model.decode_head.num_classes, 0)
     return dict(variant='macs',
                 macs_fwd=count_macs(SegmentorLogits(model).eval(), inputs))
@@ -521,8 +525,9 @@ def _table(args, results, machine):
     return [head, '', f'Machine: {machine_line(machine)}', ''] + table + [
         '', 'Speed-ups (xN) are relative to the first row, measured in the '
         f'same run ({args.rounds} interleaved round(s); times: median of the '
-        'rounds\' medians). Forward MACs: mmengine\'s counter on the `fused` '
-        'implementation (every variant computes the same network); FLOP '
+        'rounds\' medians). Forward MACs: mmengine\'s counter on the '
+        '`per-edge` implementation (every variant computes the same '
+        'network; the tracer cannot see inside the fused kernels); FLOP '
         'rate = 6 x MACs / weight step / dense matmul FLOP/s.'
         + (f' Rows marked (baseline): the package in {args.baseline}.'
            if args.baseline else '')]

@@ -11,9 +11,10 @@ One iteration:
 1. weight step: ``model.train_step`` on a trainA batch with the ``weights``
    optimizer (under DDP the weight gradients are all-reduced as usual);
 2. α/β step (from ``arch_start_epoch`` on): loss on a trainB batch,
-   gradients w.r.t. α/β ONLY (``torch.autograd.grad``, so no weight gradient
-   is computed or leaked), averaged over ranks, one ``arch`` optimizer step
-   (with mixed precision under the weight step's autocast, :mod:`.amp`).
+   gradients w.r.t. α/β ONLY (``torch.autograd.grad`` with the weights
+   frozen: no weight gradient is computed or leaked),
+   averaged over ranks, one ``arch`` optimizer step (with mixed precision
+   under the weight step's autocast, :mod:`.amp`).
 
 The schedule is given in epochs over trainA (the paper: 40, α/β from 20) but
 the loop runs by iteration, so it resumes exactly at any iteration.
@@ -41,7 +42,7 @@ from .amp import scale_loss
 from .arch_cost_option import ArchCost
 from .checked_loops import check_checkpoint_inputs
 from .search_remedies import ArchEarlyStop, ArchNoise, OpDropout
-from .utils import find_supernet, unwrap_model
+from .utils import find_supernet, only_grad_for, unwrap_model
 
 #: checkpoint key of the loop's own state
 STATE_KEY = 'autodeeplab_search_loop'
@@ -443,18 +444,21 @@ class AutoDeepLabSearchLoop(BaseLoop):
         model = unwrap_model(self.runner.model)
         wrapper = self.runner.optim_wrapper[self.arch_key]
         params = self.supernet.arch_parameters()
-        with wrapper.optim_context(model):
-            data = model.data_preprocessor(data_batch, True)
-            losses = model._run_forward(data, mode='loss')
-        loss, log_vars = model.parse_losses(losses)
-        if self.arch_cost is not None:
-            cost = self.arch_cost.expected(self.supernet)
-            penalty = self.arch_cost.penalty(cost)
-            log_vars['cost'] = cost.detach()
-            log_vars['cost_penalty'] = penalty.detach()
-            if self.arch_cost.weight:
-                loss = loss + penalty.to(loss.dtype)
-        grads = torch.autograd.grad(scale_loss(wrapper, loss), params)
+        # the weights frozen for forward and backward: nothing computes
+        # their gradients
+        with only_grad_for(model, params):
+            with wrapper.optim_context(model):
+                data = model.data_preprocessor(data_batch, True)
+                losses = model._run_forward(data, mode='loss')
+            loss, log_vars = model.parse_losses(losses)
+            if self.arch_cost is not None:
+                cost = self.arch_cost.expected(self.supernet)
+                penalty = self.arch_cost.penalty(cost)
+                log_vars['cost'] = cost.detach()
+                log_vars['cost_penalty'] = penalty.detach()
+                if self.arch_cost.weight:
+                    loss = loss + penalty.to(loss.dtype)
+            grads = torch.autograd.grad(scale_loss(wrapper, loss), params)
         world = get_world_size()
         for p, g in zip(params, grads):
             if world > 1:

@@ -162,3 +162,24 @@ def test_projection_table_from_injected_timings():
     lines = _projection(parse_args([]), results[:1])
     assert any('2975 training images (Cityscapes train_fine' in line
                for line in lines)
+
+
+def test_macs_count_every_conv_of_the_supernet():
+    """The count sees the convs inside the fused path's autograd Functions
+    (mmengine's tracer cannot): at least the dispatch-level conv + matmul
+    count of the fused network."""
+    import torch
+
+    from mmseg_autodeeplab.analysis import SegmentorLogits, count_dense_macs
+    from mmseg_autodeeplab.cli.benchmark_search import (_batch, _build,
+                                                         _count_macs)
+    args = parse_args(['--crop', '33x33', '--filter-multiplier', '2',
+                       '--num-layers', '3'])
+    torch.manual_seed(0)
+    model, cfg = _build(args, 'fused')
+    inputs, _ = _batch(args, 'cpu', cfg.model.decode_head.num_classes, 0)
+    dense = count_dense_macs(SegmentorLogits(model).eval(), inputs)
+    macs = _count_macs(args)['macs_fwd']
+    # mmengine also counts BN, pooling and resizing: above, never below
+    # (1.17x at this tiny width, 1.01x at the paper's)
+    assert dense <= macs <= 1.25 * dense
