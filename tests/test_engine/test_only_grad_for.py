@@ -1,4 +1,5 @@
-"""only_grad_for: the α/β step's forward with the weights frozen."""
+"""only_grad_for: the α/β step (forward and backward) with the weights
+frozen."""
 from contextlib import nullcontext
 
 import pytest

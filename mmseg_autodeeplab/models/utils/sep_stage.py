@@ -50,7 +50,8 @@ class _SepStage(torch.autograd.Function):
         # the forward's convs ran in dp's dtype (autocast) on cast inputs;
         # the gradients are cast back as autograd's cast nodes would
         dtype = dp.dtype
-        a, d = _depthwise(x, dw, repeat, relu, padding, dilation, layout,
+        dw_c = dw.to(dtype)  # cast once: _depthwise's cast is then a no-op
+        a, d = _depthwise(x, dw_c, repeat, relu, padding, dilation, layout,
                           dtype)
         channels = a.shape[1]
         dd, dpw, _ = _aten.convolution_backward(
@@ -58,7 +59,7 @@ class _SepStage(torch.autograd.Function):
             [0, 0], groups, [True, need_pw, False])
         del d
         da, ddw, _ = _aten.convolution_backward(
-            dd, a, dw.to(dtype), None, [1, 1], padding, dilation, False, [0, 0],
+            dd, a, dw_c, None, [1, 1], padding, dilation, False, [0, 0],
             channels, [need_x, need_dw, False])
         dx = None
         if need_x:
