@@ -83,6 +83,33 @@ def model_macs(cfg):
     return count_macs(model, torch.rand(1, 3, *size))
 
 
+def free_scores(cfg):
+    """Training-free baselines of the retrain model of ``cfg``: parameter
+    count and SynFlow (Tanaka et al. 2020: ``sum |θ ⊙ ∂R/∂θ|`` with
+    ``R`` the sum of the network's output on an all-ones input, every
+    weight replaced by its absolute value, BN in eval mode; float64, log10
+    of the score). A supernet's ranking has to beat these to be worth its
+    training."""
+    import math
+
+    import torch
+
+    from ..analysis import SegmentorLogits, build_segmentor
+    torch.manual_seed(0)
+    model = SegmentorLogits(build_segmentor(cfg)).double().eval()
+    params = sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        for p in model.parameters():
+            p.abs_()
+    size = tuple(cfg.model.data_preprocessor.size)
+    model.zero_grad()
+    model(torch.ones(1, 3, *size, dtype=torch.float64)).sum().backward()
+    synflow = sum(float((p * p.grad).abs().sum())
+                  for p in model.parameters() if p.grad is not None)
+    return dict(params=int(params),
+                synflow=math.log10(synflow) if synflow > 0 else -math.inf)
+
+
 def run_retrain(cfg):
     """Train ``cfg`` with the Runner; return the last validation mIoU."""
     from mmengine.hooks import Hook
@@ -206,12 +233,45 @@ def summarize(results):
             v['p_value'] = float((1 + (rand >= v['mean']).sum()) /
                                  (len(rand) + 1))
     within = [v['std'] for v in per.values() if v['n'] > 1]
+    seeds = sorted({int(k.split('@')[1]) for k in results['runs']})
+    random_names = [n for n, v in per.items() if v['kind'] == 'random']
     spread = dict(
+        split_half_tau=split_half_tau(results['runs'], random_names, seeds),
+        baseline_tau={key: _tau([results['genotypes'][n].get(key)
+                                 for n in random_names],
+                                [per[n]['mean'] for n in random_names])
+                      for key in ('params', 'synflow', 'macs')},
         between_random_std=float(np.std(rand, ddof=1))
         if len(rand) > 1 else None,
         within_genotype_std=float(np.mean(within)) if within else None,
         num_random=int(len(rand)))
     return dict(genotypes=per, spread=spread)
+
+
+def _tau(x, y):
+    """Kendall's τ-b of ``x`` and ``y`` (None if fewer than 3 pairs or a
+    value is missing)."""
+    if len(x) < 3 or any(v is None for v in list(x) + list(y)):
+        return None
+    from scipy.stats import kendalltau
+    tau = float(kendalltau(x, y).statistic)
+    return None if tau != tau else tau  # NaN: a constant sequence
+
+
+def split_half_tau(runs, names, seeds):
+    """Mean over seed pairs of Kendall's τ between two retrain seeds'
+    mIoU of the genotypes ``names``: how well one retrain ranks what
+    another does, the ceiling of any cheaper ranking (a supernet's)."""
+    taus = []
+    for i, a in enumerate(seeds):
+        for b in seeds[i + 1:]:
+            both = [n for n in names
+                    if f'{n}@{a}' in runs and f'{n}@{b}' in runs]
+            tau = _tau([runs[f'{n}@{a}']['mIoU'] for n in both],
+                       [runs[f'{n}@{b}']['mIoU'] for n in both])
+            if tau is not None:
+                taus.append(tau)
+    return float(np.mean(taus)) if taus else None
 
 
 def render_markdown(summary, settings):
@@ -234,9 +294,15 @@ def render_markdown(summary, settings):
                     f"{v['mean']:.2f} ± {v['std']:.2f} | {rank} |")
     between, within = (('n/a' if x is None else f'{x:.2f}') for x in (
         spread['between_random_std'], spread['within_genotype_std']))
+    fmt = lambda x: 'n/a' if x is None else f'{x:.3f}'  # noqa: E731
+    base = spread.get('baseline_tau', {})
     return '\n'.join(rows + [
         '', f'Spread of mean mIoU across random genotypes (std): {between}; '
-        f'mean spread of one genotype across seeds (std): {within}.', ''])
+        f'mean spread of one genotype across seeds (std): {within}.',
+        f"Kendall τ between retrain seeds (split-half, random genotypes): "
+        f"{fmt(spread.get('split_half_tau'))}; training-free baselines vs "
+        f"mean mIoU: parameters {fmt(base.get('params'))}, SynFlow "
+        f"{fmt(base.get('synflow'))}, MACs {fmt(base.get('macs'))}.", ''])
 
 
 def plot(summary, path):
@@ -292,17 +358,22 @@ def _load_genotype(path):
 
 def _searched(path, decodes):
     """``{name: genotype}`` for a search work_dir (decoded from its last
-    search_history.json entry, with each path prior) or a genotype file."""
+    search_history.json entry, with each path prior, and ``prior``: the
+    default decode of the α/β the search started from, when its history
+    holds the validation before training) or a genotype file."""
     hist = osp.join(path, 'search_history.json')
     if not osp.isfile(hist):
         return {'searched': _load_genotype(path)}
     with open(hist, encoding='utf-8') as f:
-        last = json.load(f)[-1]
+        history = json.load(f)
     out = {}
     for prior in decodes:
-        g = decode_history(last, prior)
+        g = decode_history(history[-1], prior)
         if g not in out.values():
             out['searched' + ('' if prior == 'none' else '_unbiased')] = g
+    if history[0].get('iter') == 0:
+        # the control: what the decode gives before α/β learned anything
+        out['prior'] = decode_history(history[0], 'none')
     return out
 
 
@@ -311,17 +382,16 @@ def _record(name, kind, genotype, out, config, options, **extra):
     ``out/genotypes``."""
     file = osp.join('genotypes', f'{name}.json')
     genotype.save(osp.join(out, file))
-    macs = model_macs(retrain_cfg(config, osp.join(out, file), genotype, 0,
-                                  out, options))
-    return dict(kind=kind, genotype=genotype.to_dict(), **extra, macs=macs,
-                file=file)
+    cfg = retrain_cfg(config, osp.join(out, file), genotype, 0, out, options)
+    return dict(kind=kind, genotype=genotype.to_dict(), **extra,
+                macs=model_macs(cfg), **free_scores(cfg), file=file)
 
 
 def _plan(args, out, config):
     """``(records, tries)``: the searched genotype(s), the paper's and
     ``--num-random`` uniformly sampled ones (with ``--match-macs``, drawn
     until that many are within ``--macs-tolerance`` of the first's MACs)."""
-    named = [(n, 'searched', g)
+    named = [(n, 'prior' if n == 'prior' else 'searched', g)
              for n, g in _searched(args.searched, args.decode).items()]
     if args.paper:
         named.append(('paper', 'paper', _load_genotype(args.paper)))
@@ -490,33 +560,60 @@ def _run_comparisons(args):
 
 def verdict(name, path, summary):
     """One search's verdict: its default-decode genotype (``searched``)
-    against the random genotypes of its comparison."""
+    against its untrained-α/β decode (``prior``, when recorded) and the
+    random genotypes of its comparison; margins in units of one retrain's
+    standard deviation (the comparison's mean within-genotype std)."""
     per = summary['genotypes']
     me = per['searched']
     rand = [v['mean'] for v in per.values() if v['kind'] == 'random']
+    std = summary['spread'].get('within_genotype_std') or None
+    prior = per.get('prior')
+
+    def margin(other):
+        return None if other is None or not std else \
+            (me['mean'] - other) / std
+
     return dict(name=name, source=path, mean=me['mean'], std=me['std'],
                 macs=me['macs'], beats=int(sum(r < me['mean'] for r in rand)),
                 num_random=len(rand), p_value=me.get('p_value'),
-                random_median=float(np.median(rand)) if rand else None)
+                random_median=float(np.median(rand)) if rand else None,
+                best_random=float(max(rand)) if rand else None,
+                margin_best_random=margin(max(rand) if rand else None),
+                prior_mean=prior and prior['mean'],
+                prior_macs=prior and prior['macs'],
+                margin_prior=margin(prior and prior['mean']),
+                retrain_std=std,
+                split_half_tau=summary['spread'].get('split_half_tau'))
 
 
 def render_verdicts(verdicts):
-    """Markdown: one line per search, then how many searches beat at
-    least all but one of their random genotypes."""
+    """Markdown: one line per search, then how many searches beat their
+    prior and their best random genotype by more than one retrain std."""
+    def num(x, f='.2f'):
+        return '' if x is None else format(x, f)
+
     rows = ['| search | MACs (M) | searched mIoU (mean ± std) | beats | '
-            'random median | p-value |', '|---|---:|---:|---:|---:|---:|']
+            'random median | best random (margin/std) | prior: mIoU, MACs '
+            '(margin/std) | split-half τ | p-value |',
+            '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
     for v in verdicts:
         macs = '' if v['macs'] is None else f"{v['macs'] / 1e6:.1f}"
-        p = '' if v['p_value'] is None else f"{v['p_value']:.3f}"
-        med = '' if v['random_median'] is None else \
-            f"{v['random_median']:.2f}"
-        rows.append(f"| {v['name']} | {macs} | {v['mean']:.2f} ± "
-                    f"{v['std']:.2f} | {v['beats']} of {v['num_random']} | "
-                    f'{med} | {p} |')
-    good = sum(v['beats'] >= v['num_random'] - 1 for v in verdicts)
+        prior = '' if v.get('prior_mean') is None else (
+            f"{v['prior_mean']:.2f}, {v['prior_macs'] / 1e6:.1f} "
+            f"({num(v['margin_prior'], '+.1f')})")
+        rows.append(
+            f"| {v['name']} | {macs} | {v['mean']:.2f} ± {v['std']:.2f} | "
+            f"{v['beats']} of {v['num_random']} | {num(v['random_median'])} "
+            f"| {num(v.get('best_random'))} "
+            f"({num(v.get('margin_best_random'), '+.1f')}) | {prior} | "
+            f"{num(v.get('split_half_tau'), '.3f')} | "
+            f"{num(v['p_value'], '.3f')} |")
+    good = sum((v.get('margin_best_random') or 0) > 1 and
+               (v.get('margin_prior') is None or v['margin_prior'] > 1)
+               for v in verdicts)
     return '\n'.join(rows + [
-        '', f'{good} of {len(verdicts)} searches beat at least all but one '
-        'of their random genotypes.', ''])
+        '', f'{good} of {len(verdicts)} searches beat their prior and their '
+        'best random genotype by more than one retrain std.', ''])
 
 
 def compare(args, config, out):
@@ -547,6 +644,12 @@ def compare(args, config, out):
                 name, 'searched', _load_genotype(path), out, config,
                 args.cfg_options, source=path)
             results['settings'].setdefault('extra', {})[name] = path
+    for name, info in results['genotypes'].items():
+        if 'synflow' not in info:  # a comparison made before the baselines
+            info.update(free_scores(retrain_cfg(
+                config, osp.abspath(osp.join(out, info['file'])),
+                Genotype.from_dict(info['genotype']), 0, out,
+                args.cfg_options)))
     atomic_write_json(res_path, results)
 
     jobs = args.jobs

@@ -9,9 +9,13 @@ on ``--calib-batches`` trainA batches (the running statistics were gathered
 under the mixed α), then mmseg's IoUMetric scores it on the search's val
 set. Kendall's τ between these scores and the retrained mIoU says how much
 the supernet's preferences are worth: near 0, the α/β the search follows
-carry no signal about what retrains well. Writes ``OUT/supernet_rank.json``
-and ``.md``; nothing is written into the search work_dir.
+carry no signal about what retrains well. The supernet's own mixed form
+(softmax α, normalised β; BN re-estimated the same way) is scored too: the
+discretization gap is how far the discrete sub-networks fall below it.
+Writes ``OUT/supernet_rank.json`` and ``.md``; nothing is written into the
+search work_dir.
 """
+import contextlib
 import glob
 import json
 import os.path as osp
@@ -20,6 +24,10 @@ import tempfile
 
 
 from ..utils import atomic_write_json, atomic_write_text, exit_with_error
+
+
+#: the name of the mixed-α/β score among a comparison's genotypes
+MIXED = '(mixed supernet)'
 
 
 def kendall_tau(x, y):
@@ -79,7 +87,8 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
 
     Args:
         work_dir (str): a finished search's work_dir.
-        genotypes (dict[str, Genotype]): the architectures to score.
+        genotypes (dict[str, Genotype | None]): the architectures to
+            score; ``None``: the supernet's mixed α/β.
         checkpoint (str, optional): default: the work_dir's last one.
         calib_batches (int): trainA batches for the BN statistics.
         cfg_options (dict, optional): merged into the dumped config.
@@ -115,8 +124,9 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
             batches.append(batch)
         scores = {}
         for name, genotype in genotypes.items():
-            with supernet.fixed_arch(*genotype_weights(
-                    genotype, supernet.num_levels)):
+            with contextlib.nullcontext() if genotype is None else \
+                    supernet.fixed_arch(*genotype_weights(
+                        genotype, supernet.num_levels)):
                 recalibrate_bn(model, batches)
                 metrics = runner.val_loop.run()
             scores[name] = float(metrics['mIoU'])
@@ -153,8 +163,9 @@ def main(argv=None):
     register_all_modules(init_default_scope=True)
     genotypes = {n: Genotype.from_dict(g['genotype'])
                  for n, g in results['genotypes'].items() if n in summary}
-    scores = score_genotypes(args.work_dir, genotypes, args.checkpoint,
-                             args.calib_batches)
+    scores = score_genotypes(args.work_dir, {**genotypes, MIXED: None},
+                             args.checkpoint, args.calib_batches)
+    mixed = scores.pop(MIXED)
     names = sorted(scores, key=lambda n: -summary[n]['mean'])
     retrained = [summary[n]['mean'] for n in names]
     supernet = [scores[n] for n in names]
@@ -164,18 +175,36 @@ def main(argv=None):
                              [summary[n]['mean'] for n in rand]) \
         if len(rand) > 2 else (float('nan'), float('nan'))
     out = args.out or args.comparison
+    # the cheap baselines on the same genotypes: a supernet must beat them
+    baselines = {key: kendall_tau([results['genotypes'][n][key]
+                                   for n in names], retrained)[0]
+                 for key in ('params', 'synflow')
+                 if all(key in results['genotypes'][n] for n in names)}
+    gap = dict(mixed=mixed, discrete_mean=sum(supernet) / len(supernet),
+               discrete_best=max(supernet))
+    gap['ratio_mean'], gap['ratio_best'] = (
+        (x / mixed if mixed > 0 else None)
+        for x in (gap['discrete_mean'], gap['discrete_best']))
     report = dict(work_dir=args.work_dir, comparison=args.comparison,
                   scores=scores, retrained={n: summary[n]['mean']
                                             for n in names},
                   kendall_tau=tau, p_value=p_value,
-                  kendall_tau_random=tau_r, p_value_random=p_r)
+                  kendall_tau_random=tau_r, p_value_random=p_r, gap=gap,
+                  baseline_tau=baselines)
     rows = ['| genotype | kind | retrained mIoU | supernet mIoU |',
             '|---|---|---:|---:|'] + [
         f"| {n} | {summary[n]['kind']} | {summary[n]['mean']:.2f} | "
         f'{scores[n]:.2f} |' for n in names]
     line = (f'Kendall τ (supernet vs retrained, {len(names)} genotypes): '
             f'{tau:.3f} (p = {p_value:.3f}); random genotypes only: '
-            f'{tau_r:.3f} (p = {p_r:.3f})')
+            f'{tau_r:.3f} (p = {p_r:.3f}); '
+            + ''.join(f'{k} τ {v:.3f}; ' for k, v in baselines.items())
+            + f'mixed supernet mIoU '
+            f"{mixed:.2f}, discrete mean {gap['discrete_mean']:.2f} / best "
+            f"{gap['discrete_best']:.2f}" + (
+                '' if gap['ratio_mean'] is None else
+                f" ({gap['ratio_mean']:.0%} / {gap['ratio_best']:.0%} of "
+                'the mixed)'))
     atomic_write_json(osp.join(out, 'supernet_rank.json'), report)
     atomic_write_text(osp.join(out, 'supernet_rank.md'),
                       '\n'.join(rows + ['', line, '']))

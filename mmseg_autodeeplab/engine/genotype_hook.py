@@ -9,7 +9,7 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from ..arch_cost import format_cost
-from ..search_space import SearchSpace, decode_genotype
+from ..search_space import decode_genotype
 from ..search_space.decode import arch_entropies
 from ..utils import atomic_write_json
 from .atomic_checkpoint_hook import exit_on_write_failure, remove_stale_files
@@ -88,12 +88,7 @@ class GenotypeHook(Hook):
                   logger='current')
 
     def _genotype(self, net):
-        space = SearchSpace(num_layers=net.num_layers,
-                            num_blocks=net.num_blocks,
-                            primitives=net.primitives,
-                            strides=tuple(4 * 2**j
-                                          for j in range(net.num_levels)))
-        return decode_genotype(net.alphas, net.betas, space,
+        return decode_genotype(net.alphas, net.betas, net.search_space(),
                                end_level=self.end_level)
 
     def _record(self, runner, metrics):

@@ -41,7 +41,7 @@ from ..utils.threads import set_cpu_threads
 from .amp import scale_loss
 from .arch_cost_option import ArchCost
 from .checked_loops import check_checkpoint_inputs
-from .search_remedies import ArchEarlyStop, ArchNoise, OpDropout
+from .search_remedies import ArchEarlyStop, ArchNoise, ArchSampling, OpDropout
 from .utils import find_supernet, only_grad_for, unwrap_model
 
 #: checkpoint key of the loop's own state
@@ -200,7 +200,11 @@ class AutoDeepLabSearchLoop(BaseLoop):
             op='skip_connect')``: DARTS+ stop of α/β updates
             (:class:`~.search_remedies.ArchEarlyStop`), checked at the end
             of every epoch of the α/β phase.
-        All three default to None: the paper's search.
+        arch_sampling (dict, optional): ``dict(uniform_until=0.5,
+            temperature=(T0, T1), arch_step='sampled')``: single-path
+            training, one discrete architecture per weight step and per
+            α/β step (:class:`~.search_remedies.ArchSampling`).
+        All four default to None: the paper's search.
     """
     # the optimizers of AutoDeepLabOptimWrapperConstructor
     weights_key, arch_key = 'weights', 'arch'
@@ -208,7 +212,8 @@ class AutoDeepLabSearchLoop(BaseLoop):
     def __init__(self, runner, dataloader, max_epochs, arch_start_epoch=20,
                  val_begin=1, val_interval=1, arch_dataloader=None,
                  val_at_start=False, arch_cost=None, cpu_threads='auto',
-                 arch_noise=None, op_dropout=None, arch_early_stop=None):
+                 arch_noise=None, op_dropout=None, arch_early_stop=None,
+                 arch_sampling=None):
         check_schedule(max_epochs, arch_start_epoch)
         check_checkpoint_inputs(runner)
         if arch_dataloader is None:
@@ -251,6 +256,7 @@ class AutoDeepLabSearchLoop(BaseLoop):
         self.arch_noise = ArchNoise.build(arch_noise)
         self.op_dropout = OpDropout.build(op_dropout)
         self.arch_early_stop = ArchEarlyStop.build(arch_early_stop)
+        self.arch_sampling = ArchSampling.build(arch_sampling)
         self._arch_stop_iter = None  # iteration α/β updates stopped at
         if self.arch_cost is not None:
             self.arch_cost.check_supernet(self.supernet)
@@ -358,9 +364,13 @@ class AutoDeepLabSearchLoop(BaseLoop):
         started = time.perf_counter()
         if self.op_dropout is not None:
             self.op_dropout.update(self.supernet, self._iter / self.max_iters)
-        # 1. weight step on trainA (SDARTS-RS: at a random α nearby)
+        # 1. weight step on trainA (SDARTS-RS: at a random α nearby; single
+        # path: at one drawn architecture)
         with self.arch_noise.applied(self.supernet.alphas) \
-                if self.arch_noise else contextlib.nullcontext():
+                if self.arch_noise else contextlib.nullcontext(), \
+                self.arch_sampling.weight_step(
+                    self.supernet, self._iter / self.max_iters) \
+                if self.arch_sampling else contextlib.nullcontext():
             outputs = runner.model.train_step(
                 data_batch,
                 optim_wrapper=runner.optim_wrapper[self.weights_key])
@@ -446,7 +456,10 @@ class AutoDeepLabSearchLoop(BaseLoop):
         params = self.supernet.arch_parameters()
         # the weights frozen for forward and backward: nothing computes
         # their gradients
-        with only_grad_for(model, params):
+        sampled = self.arch_sampling.arch_step_context(
+            self.supernet, self._iter / self.max_iters) \
+            if self.arch_sampling else contextlib.nullcontext()
+        with only_grad_for(model, params), sampled:
             with wrapper.optim_context(model):
                 data = model.data_preprocessor(data_batch, True)
                 losses = model._run_forward(data, mode='loss')

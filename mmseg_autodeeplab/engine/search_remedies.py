@@ -10,15 +10,24 @@ stays the default one setting away:
   parameter-free operators (``skip_connect`` by default), decayed linearly
   over the search, so the weights cannot lean on the shortcut that makes
   skips win early;
+* ``arch_sampling`` (SPOS, then GDAS-style): every weight step trains ONE
+  discrete architecture, drawn uniformly for the first part of the search
+  and from α/β afterwards, and the α/β step scores a discrete architecture
+  drawn from α/β with straight-through weights; the supernet's weights are
+  then trained for the discrete networks the decode hands out, instead of a
+  soft mixture no decoded network ever computes;
 * ``arch_early_stop`` (DARTS+, Liang et al. 2019): α/β updates stop at the
   end of the first epoch whose decoded cell holds ``max_count`` or more
   ``op`` operators; the weights keep training, the genotype is frozen.
 """
 import contextlib
 
+import numpy as np
 import torch
 
-from ..search_space import check_op_names, decode_cell
+from ..search_space import check_op_names, decode_cell, normalize_betas
+from ..search_space.decode import genotype_weights
+from ..search_space.sampling import sample_genotype, sample_genotype_from
 from ..utils.checks import is_integer
 
 
@@ -135,3 +144,105 @@ class ArchEarlyStop:
 
     def triggered(self, alphas, primitives):
         return self.count(alphas, primitives) >= self.max_count
+
+
+class ArchSampling:
+    """Single-path supernet training: one discrete architecture per step.
+
+    Weight step: the supernet computes one genotype, drawn uniformly over
+    the space (SPOS) while ``progress < uniform_until``, afterwards from α/β
+    (:func:`~..search_space.sampling.sample_genotype_from`) at a temperature
+    annealed linearly from ``temperature[0]`` to ``temperature[1]``.
+    α/β step: a genotype drawn from α/β at the same temperature, computed
+    with straight-through weights (forward: exactly the one-hot genotype;
+    backward: the gradient of softmax(α) / normalised β on the drawn
+    operators and moves), so α/β learn from the discrete network's loss.
+    Draws use a generator seeded from torch's RNG, which the loop's
+    checkpoints carry: resume stays exact.
+
+    Args:
+        uniform_until (float): fraction of the search in [0, 1] trained on
+            uniform draws (1: SPOS throughout).
+        temperature (tuple[float, float]): start and end temperature (> 0)
+            of the draws from α/β.
+        arch_step (str): ``'sampled'`` (straight-through, above) or
+            ``'mixed'`` (the paper's soft α/β step on the mixture).
+    """
+
+    def __init__(self, uniform_until=0.5, temperature=(1.0, 1.0),
+                 arch_step='sampled'):
+        if not isinstance(uniform_until, (int, float)) or \
+                isinstance(uniform_until, bool) or \
+                not 0 <= uniform_until <= 1:
+            raise ValueError('train_cfg.arch_sampling.uniform_until: '
+                             f'expected a number in [0, 1], got '
+                             f'{uniform_until!r}')
+        if not (isinstance(temperature, (list, tuple)) and
+                len(temperature) == 2 and all(
+                    isinstance(t, (int, float)) and not isinstance(t, bool)
+                    and t > 0 for t in temperature)):
+            raise ValueError('train_cfg.arch_sampling.temperature: expected '
+                             f'two positive numbers, got {temperature!r}')
+        if arch_step not in ('sampled', 'mixed'):
+            raise ValueError("train_cfg.arch_sampling.arch_step: expected "
+                             f"'sampled' or 'mixed', got {arch_step!r}")
+        self.uniform_until = float(uniform_until)
+        self.temperature = tuple(float(t) for t in temperature)
+        self.arch_step = arch_step
+
+    @classmethod
+    def build(cls, cfg):
+        if cfg is None:
+            return None
+        _check_keys(cfg, 'arch_sampling',
+                    ('uniform_until', 'temperature', 'arch_step'))
+        return cls(**cfg)
+
+    def temperature_at(self, progress):
+        """Temperature of the draws from α/β at ``progress`` in [0, 1]."""
+        t0, t1 = self.temperature
+        if self.uniform_until >= 1:
+            return t1
+        frac = (progress - self.uniform_until) / (1 - self.uniform_until)
+        return t0 + (t1 - t0) * min(1.0, max(0.0, frac))
+
+    @staticmethod
+    def _rng():
+        # seeded from torch's global RNG (saved in the loop's checkpoints)
+        return np.random.default_rng(int(torch.randint(2**62, ()).item()))
+
+    def draw(self, supernet, progress):
+        """The genotype the weight step at ``progress`` trains."""
+        space = supernet.search_space()
+        if progress < self.uniform_until:
+            return sample_genotype(self._rng(), space)
+        return sample_genotype_from(self._rng(), supernet.alphas,
+                                    supernet.betas, space,
+                                    self.temperature_at(progress))
+
+    def weight_step(self, supernet, progress):
+        """Context: the weight step computes one drawn genotype."""
+        genotype = self.draw(supernet, progress)
+        return supernet.fixed_arch(*genotype_weights(
+            genotype, supernet.num_levels, supernet.alphas.dtype))
+
+    def arch_step_context(self, supernet, progress):
+        """Context for the α/β step: a drawn genotype with straight-through
+        weights (``'sampled'``), or nothing (``'mixed'``)."""
+        if self.arch_step == 'mixed':
+            return contextlib.nullcontext()
+        genotype = sample_genotype_from(
+            self._rng(), supernet.alphas, supernet.betas,
+            supernet.search_space(), self.temperature_at(progress))
+        hard_a, hard_b = genotype_weights(genotype, supernet.num_levels,
+                                          supernet.alphas.dtype)
+        return supernet.fixed_arch(
+            straight_through(hard_a, torch.softmax(supernet.alphas, -1)),
+            straight_through(hard_b, normalize_betas(supernet.betas)))
+
+
+def straight_through(hard, soft):
+    """``hard`` in the forward pass; in backward, the gradient reaches
+    ``soft`` on the entries ``hard`` selects (non-zero)."""
+    mask = (hard != 0).to(soft.dtype)
+    return hard.to(soft.dtype) + mask * (soft - soft.detach())

@@ -6,7 +6,7 @@ non-zero operator) and every valid path equally likely.
 """
 import numpy as np
 
-from .decode import max_level
+from .decode import max_level, normalize_betas, num_edges
 from .genotype import CellGenotype, Genotype
 from .primitives import ZERO_OP
 
@@ -57,6 +57,66 @@ def sample_genotype(rng, space):
                                                   space.primitives)),
                     path=tuple(sample_path(rng, space.num_layers,
                                            space.num_levels)),
+                    search_space=space)
+
+
+def _gumbel_top(rng, log_w, k):
+    """Indices of ``k`` draws without replacement, ``P(i) ∝ exp(log_w[i])``
+    (Gumbel top-k)."""
+    keys = np.asarray(log_w, float) + rng.gumbel(size=len(log_w))
+    return sorted(np.argsort(-keys, kind='stable')[:k].tolist())
+
+
+def _log_softmax(x):
+    x = np.asarray(x, float)
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def sample_genotype_from(rng, alphas, betas, space, temperature=1.0):
+    """A genotype drawn from α/β (GDAS-style sampling of one architecture).
+
+    Per block, two distinct inputs are drawn without replacement with
+    probability ∝ the edge's non-zero mass ``1 - p(none)``, then one
+    non-zero operator per drawn edge ∝ its probability; the path is drawn
+    move by move from normalised β. All probabilities are softmaxes of the
+    logits divided by ``temperature`` (large: near uniform; small: near the
+    greedy/Viterbi decode).
+
+    Args:
+        rng (np.random.Generator): the source of randomness.
+        alphas (Tensor | ndarray): raw α ``(E, P)``.
+        betas (Tensor | ndarray): raw β ``(L, levels, 3)``.
+        space (SearchSpace): the space (primitives name α's columns).
+        temperature (float): > 0.
+
+    Returns:
+        Genotype
+    """
+    import torch
+    alphas = np.asarray(torch.as_tensor(alphas).detach().double().cpu())
+    betas = torch.as_tensor(betas).detach().double().cpu()
+    primitives = tuple(space.primitives)
+    nonzero = [k for k, p in enumerate(primitives) if p != ZERO_OP]
+    logp = _log_softmax(alphas / temperature)
+    blocks = []
+    for b in range(space.num_blocks):
+        rows = logp[num_edges(b):num_edges(b + 1)]
+        # log of each edge's non-zero mass
+        edge_w = np.log(np.exp(rows[:, nonzero]).sum(-1))
+        block = []
+        for i in _gumbel_top(rng, edge_w, 2):
+            op = _gumbel_top(rng, rows[i, nonzero], 1)[0]
+            block.append((int(i), primitives[nonzero[op]]))
+        blocks.append(tuple(block))
+    probs = normalize_betas(betas / temperature).numpy()
+    path, level = [], 0
+    for layer in range(space.num_layers):
+        p = probs[layer, level]
+        move = _gumbel_top(rng, np.log(np.where(p > 0, p, 1e-300)), 1)[0]
+        level = level + move - 1
+        path.append(int(level))
+    return Genotype(cell=CellGenotype(tuple(blocks)), path=tuple(path),
                     search_space=space)
 
 

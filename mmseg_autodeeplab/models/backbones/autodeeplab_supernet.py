@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
-from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
-                             level_sizes, max_level, normalize_betas,
-                             num_edges)
+from ...search_space import (PRIMITIVES, ZERO_OP, SearchSpace, build_op,
+                             check_op_names, level_sizes, max_level,
+                             normalize_betas, num_edges)
 from ...search_space.primitives import ReLUConvBN, build_norm
 from ...utils.checks import is_integer
 from ..utils import fused_edges, fused_form, relu_conv_norm
@@ -342,6 +342,14 @@ class AutoDeepLabSupernet(BaseModule):
     def arch_parameters(self):
         """α and β, the parameters the architecture optimizer owns."""
         return [self.alphas, self.betas]
+
+    def search_space(self):
+        """The :class:`SearchSpace` this supernet spans."""
+        return SearchSpace(num_layers=self.num_layers,
+                           num_blocks=self.num_blocks,
+                           primitives=self.primitives,
+                           strides=tuple(4 * 2**j
+                                         for j in range(self.num_levels)))
 
     def normalized_betas(self):
         """β as outgoing-edge probabilities, ``(L, levels, 3)``."""
