@@ -77,11 +77,12 @@ def sample_genotype_from(rng, alphas, betas, space, temperature=1.0):
     """A genotype drawn from α/β (GDAS-style sampling of one architecture).
 
     Per block, two distinct inputs are drawn without replacement with
-    probability ∝ the edge's non-zero mass ``1 - p(none)``, then one
-    non-zero operator per drawn edge ∝ its probability; the path is drawn
-    move by move from normalised β. All probabilities are softmaxes of the
-    logits divided by ``temperature`` (large: near uniform; small: near the
-    greedy/Viterbi decode).
+    probability ∝ ``w ** (1 / temperature)``, ``w`` the edge's strongest
+    non-zero operator weight in softmax(α) (the greedy decode's edge
+    score), then one non-zero operator per drawn edge ∝ softmax(α /
+    temperature) over the non-zero operators; the path is drawn move by move
+    from normalised β / temperature. Large temperatures draw near-uniformly;
+    small ones give the greedy cell decode and the greedy path.
 
     Args:
         rng (np.random.Generator): the source of randomness.
@@ -98,15 +99,13 @@ def sample_genotype_from(rng, alphas, betas, space, temperature=1.0):
     betas = torch.as_tensor(betas).detach().double().cpu()
     primitives = tuple(space.primitives)
     nonzero = [k for k, p in enumerate(primitives) if p != ZERO_OP]
-    logp = _log_softmax(alphas / temperature)
+    logp = _log_softmax(alphas)[:, nonzero]
     blocks = []
     for b in range(space.num_blocks):
         rows = logp[num_edges(b):num_edges(b + 1)]
-        # log of each edge's non-zero mass
-        edge_w = np.log(np.exp(rows[:, nonzero]).sum(-1))
         block = []
-        for i in _gumbel_top(rng, edge_w, 2):
-            op = _gumbel_top(rng, rows[i, nonzero], 1)[0]
+        for i in _gumbel_top(rng, rows.max(-1) / temperature, 2):
+            op = _gumbel_top(rng, rows[i] / temperature, 1)[0]
             block.append((int(i), primitives[nonzero[op]]))
         blocks.append(tuple(block))
     probs = normalize_betas(betas / temperature).numpy()

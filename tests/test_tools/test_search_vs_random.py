@@ -19,6 +19,11 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OPS = [p for p in PRIMITIVES if p != 'none']
 
 
+def _free(cfg):
+    """Stand-in for the training-free scores (no model is built)."""
+    return dict(params=1, synflow=0.0)
+
+
 def _valid_paths(num_layers):
     for path in itertools.product(range(4), repeat=num_layers):
         prev, ok = 0, True
@@ -151,6 +156,7 @@ def _comparison(tmp_path, monkeypatch, fake_retrain, name, num_random=3,
     the folder and argv of a comparison over seeds 0 and 1."""
     monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
     monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
+    monkeypatch.setattr(svr, 'free_scores', _free)
     out = tmp_path / name
     argv = ['--searched', _searched_file(tmp_path), '--num-random',
             str(num_random), '--seeds', '0', '1', '--out', str(out),
@@ -210,6 +216,7 @@ def test_comparison_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
 def test_macs_matching_rejects_out_of_range(tmp_path, monkeypatch):
     sizes = iter([1000, 5000, 1000] + [2000, 1050, 900, 1099] * 10)
     monkeypatch.setattr(svr, 'model_macs', lambda cfg: next(sizes))
+    monkeypatch.setattr(svr, 'free_scores', _free)
     monkeypatch.setattr(svr, 'run_retrain', lambda cfg: 1.0)
     out = tmp_path / 'm'
     svr.main(['--searched', _searched_file(tmp_path), '--num-random', '3',
@@ -429,6 +436,7 @@ def test_several_searches_get_one_comparison_and_verdict_each(
 
     monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
     monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
+    monkeypatch.setattr(svr, 'free_scores', _free)
     out = tmp_path / 'multi'
     argv = ['--searched', *paths, '--num-random', '3', '--seeds', '0', '1',
             '--paper', '', '--out', str(out), '--jobs', '1']
@@ -444,7 +452,14 @@ def test_several_searches_get_one_comparison_and_verdict_each(
     assert b['random_median'] == pytest.approx(11.5)
     md = (out / 'verdict.md').read_text()
     assert '| seed_a |' in md and '3 of 3' in md and '0 of 3' in md
-    assert '1 of 2 searches beat at least all but one' in md
+    assert '1 of 2 searches beat their prior and their best random' in md
+    # margins in units of the mean within-genotype std (0 for the searched
+    # genotypes, 1/sqrt(2) for each random one: seeds differ by 1)
+    std = 3 * 2**-0.5 / 4
+    assert a['retrain_std'] == pytest.approx(std)
+    assert a['margin_best_random'] == pytest.approx((60 - 12.5) / std)
+    assert a['best_random'] == pytest.approx(12.5)
+    assert a['prior_mean'] is None and a['margin_prior'] is None
     assert md in capsys.readouterr().out
     for name in ('seed_a', 'seed_b'):
         assert (out / name / 'results.json').is_file()

@@ -1,0 +1,174 @@
+"""Single-path supernet training (engine/search_remedies.py: ArchSampling)
+and the draws it uses (search_space/sampling.py: sample_genotype_from)."""
+import collections
+
+import numpy as np
+import pytest
+import torch
+
+from mmseg_autodeeplab.engine.search_remedies import (ArchSampling,
+                                                      straight_through)
+from mmseg_autodeeplab.models.backbones.autodeeplab_supernet import \
+    AutoDeepLabSupernet
+from mmseg_autodeeplab.search_space import (PRIMITIVES, SearchSpace,
+                                            decode_cell, num_edges)
+from mmseg_autodeeplab.search_space.decode import genotype_weights
+from mmseg_autodeeplab.search_space.sampling import sample_genotype_from
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+SPACE = SearchSpace(num_layers=4, num_blocks=3)
+OPS = [p for p in PRIMITIVES if p != 'none']
+
+
+def _planted():
+    """α that prefer inputs (0, 1) of every block with sep_conv_3x3 and a
+    β that prefers the path 0 1 2 2."""
+    alphas = torch.zeros(num_edges(3), len(PRIMITIVES))
+    for b in range(3):
+        for i in (0, 1):
+            alphas[num_edges(b) + i, PRIMITIVES.index('sep_conv_3x3')] = 4.0
+    betas = torch.zeros(4, 4, 3)
+    prev = 0
+    for layer, level in enumerate((0, 1, 2, 2)):
+        betas[layer, prev, level - prev + 1] = 4.0
+        prev = level
+    return alphas, betas
+
+
+def test_cold_draws_are_the_planted_genotype():
+    alphas, betas = _planted()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        g = sample_genotype_from(rng, alphas, betas, SPACE, temperature=0.05)
+        assert g.cell == decode_cell(alphas)
+        assert g.path == (0, 1, 2, 2)
+
+
+def test_hot_draws_are_near_uniform_and_valid():
+    alphas, betas = _planted()
+    rng = np.random.default_rng(1)
+    ops, first_inputs, n = collections.Counter(), collections.Counter(), 4000
+    for _ in range(n):
+        g = sample_genotype_from(rng, alphas, betas, SPACE,
+                                 temperature=1e4)
+        for b, block in enumerate(g.cell.blocks):
+            (i, op_i), (j, op_j) = block
+            assert i < j <= b + 1 and 'none' not in (op_i, op_j)
+        ops.update(op for block in g.cell.blocks for _, op in block)
+        first_inputs[tuple(i for i, _ in g.cell.blocks[2])] += 1
+        prev = 0
+        for layer, level in enumerate(g.path):
+            assert abs(level - prev) <= 1 and 0 <= level <= min(layer + 1, 3)
+            prev = level
+    share = np.array([ops[o] for o in OPS]) / (n * 6)
+    assert np.allclose(share, 1 / len(OPS), atol=0.01)
+    pairs = [first_inputs[p] / n for p in ((0, 1), (0, 2), (0, 3), (1, 2),
+                                           (1, 3), (2, 3))]
+    assert np.allclose(pairs, 1 / 6, atol=0.03)
+
+
+def test_draws_follow_alpha_at_temperature_one():
+    """One block's edge choice: P(input pair) from Gumbel top-2 of the
+    edges' non-zero masses; the op from the softmax over non-zero ops."""
+    alphas = torch.zeros(num_edges(1), len(PRIMITIVES))
+    alphas[0, PRIMITIVES.index('none')] = 3.0  # input 0 is mostly 'none'
+    alphas[1, PRIMITIVES.index('skip_connect')] = np.log(8.0)
+    space = SearchSpace(num_layers=1, num_blocks=1)
+    rng = np.random.default_rng(2)
+    skip, n = 0, 3000
+    for _ in range(n):
+        g = sample_genotype_from(rng, alphas, torch.zeros(1, 4, 3), space)
+        skip += dict(g.cell.blocks[0])[1] == 'skip_connect'
+    # input 1: skip has weight 8 against 6 other ops of weight 1
+    assert skip / n == pytest.approx(8 / 14, abs=0.03)
+
+
+def test_schedule_and_bad_values():
+    s = ArchSampling(uniform_until=0.5, temperature=(4.0, 1.0))
+    assert s.temperature_at(0.0) == 4.0 and s.temperature_at(0.5) == 4.0
+    assert s.temperature_at(0.75) == pytest.approx(2.5)
+    assert s.temperature_at(1.0) == 1.0
+    assert ArchSampling(uniform_until=1.0).temperature_at(0.3) == 1.0
+    for bad in (dict(uniform_until=1.5), dict(temperature=(0, 1)),
+                dict(temperature=2.0), dict(arch_step='soft'),
+                dict(uniform_until=True)):
+        with pytest.raises(ValueError, match='train_cfg.arch_sampling'):
+            ArchSampling(**bad)
+    with pytest.raises(ValueError, match='unknown key'):
+        ArchSampling.build(dict(tau=1))
+
+
+def test_uniform_phase_then_draws_from_alpha():
+    net = AutoDeepLabSupernet(num_layers=4, num_blocks=3,
+                              filter_multiplier=2)
+    with torch.no_grad():
+        net.alphas.copy_(_planted()[0])
+        net.betas.copy_(_planted()[1])
+    s = ArchSampling(uniform_until=0.5, temperature=(0.05, 0.05))
+    torch.manual_seed(0)
+    early = {s.draw(net, 0.1) for _ in range(10)}
+    late = {s.draw(net, 0.9) for _ in range(10)}
+    assert len(early) == 10  # uniform: all different
+    assert len(late) == 1 and next(iter(late)).path == (0, 1, 2, 2)
+    torch.manual_seed(3)  # the draws follow torch's RNG (resume is exact)
+    a = s.draw(net, 0.1)
+    torch.manual_seed(3)
+    assert s.draw(net, 0.1) == a
+
+
+def test_weight_step_computes_the_drawn_network_only():
+    torch.manual_seed(0)
+    net = AutoDeepLabSupernet(num_layers=3, num_blocks=3,
+                              filter_multiplier=2).eval()
+    s = ArchSampling(uniform_until=1.0)
+    x = torch.rand(1, 3, 33, 33)
+    torch.manual_seed(5)
+    g = s.draw(net, 0.0)
+    torch.manual_seed(5)
+    with s.weight_step(net, 0.0):
+        out = net(x)
+    with net.fixed_arch(*genotype_weights(g)):
+        ref = net(x)
+    assert all(torch.equal(a, b) for a, b in zip(out, ref))
+    assert net._fixed_weights is None  # restored
+
+
+def test_straight_through_forward_is_hard_gradient_on_drawn_entries():
+    soft = torch.softmax(torch.randn(3, 4, requires_grad=True), -1)
+    hard = torch.zeros(3, 4)
+    hard[0, 2] = 1.0
+    w = straight_through(hard, soft)
+    assert torch.equal(w.detach(), hard)
+    (grad, ) = torch.autograd.grad((w * torch.arange(12.).view(3, 4)).sum(),
+                                   soft)
+    assert grad[0, 2] == 2.0 and grad.count_nonzero() == 1
+
+
+def test_sampled_arch_step_grads_reach_only_drawn_edges_and_moves():
+    torch.manual_seed(0)
+    net = AutoDeepLabSupernet(num_layers=3, num_blocks=3,
+                              filter_multiplier=2)
+    s = ArchSampling(uniform_until=0.0, temperature=(1.0, 1.0))
+    torch.manual_seed(7)
+    g = sample_genotype_from(np.random.default_rng(int(torch.randint(
+        2**62, ()).item())), net.alphas, net.betas, net.search_space())
+    torch.manual_seed(7)
+    ctx = s.arch_step_context(net, 0.5)
+    x = torch.rand(2, 3, 33, 33)
+    with ctx:
+        out = net(x)
+        loss = sum(o.square().mean() for o in out)
+    with torch.no_grad(), net.fixed_arch(*genotype_weights(g)):
+        ref = net(x)
+    # the forward is exactly the drawn discrete network
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(out, ref))
+    ga, gb = torch.autograd.grad(loss, [net.alphas, net.betas])
+    hard_a, hard_b = genotype_weights(g)
+    drawn_edges = hard_a.sum(-1) > 0
+    assert ga[drawn_edges].abs().sum(-1).gt(0).all()
+    assert ga[~drawn_edges].count_nonzero() == 0
+    drawn_moves = hard_b.sum(-1) > 0  # (L, levels): the nodes left
+    assert gb[~drawn_moves].count_nonzero() == 0
+    assert gb[drawn_moves].abs().sum() > 0
+    assert ArchSampling(arch_step='mixed').arch_step_context(
+        net, 0.5).__enter__() is None  # the paper's soft step
