@@ -533,3 +533,71 @@ def test_plot_op_share_writes_a_png_and_refuses_bad_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith('error:') and 'search_history.json' in err
     assert not (tmp_path / 'x.png').exists()
+
+
+def test_split_half_tau_and_baseline_taus():
+    """τ between two retrain seeds' rankings (planted: seed 1 swaps the
+    two best of five), and the baselines' τ against the mean mIoU."""
+    names = [f'random_{i:02d}' for i in range(5)]
+    runs = {}
+    for i, n in enumerate(names):
+        runs[f'{n}@0'] = dict(mIoU=float(i))
+        runs[f'{n}@1'] = dict(mIoU=float({3: 4, 4: 3}.get(i, i)))
+    assert svr.split_half_tau(runs, names, [0, 1]) == pytest.approx(0.8)
+    assert svr.split_half_tau(runs, names, [0]) is None
+    results = dict(runs=runs, genotypes={
+        n: dict(kind='random', macs=1000, params=10 * i, synflow=-i)
+        for i, n in enumerate(names)})
+    spread = svr.summarize(results)['spread']
+    assert spread['split_half_tau'] == pytest.approx(0.8)
+    # means 0, 1, 2, 3.5, 3.5: params rank them (ties aside) exactly
+    assert spread['baseline_tau']['params'] == pytest.approx(
+        svr._tau([0, 1, 2, 3, 4], [0, 1, 2, 3.5, 3.5]))
+    assert spread['baseline_tau']['synflow'] == pytest.approx(
+        -spread['baseline_tau']['params'])
+    assert spread['baseline_tau']['macs'] is None  # constant
+    md = svr.render_markdown(svr.summarize(results), dict(
+        config='c.py', seeds=[0, 1], match_macs=False))
+    assert 'split-half, random genotypes): 0.800' in md
+    assert 'MACs n/a' in md
+
+
+def test_free_scores_of_a_real_retrain_model(tmp_path, tiny_retrain_cfg):
+    g = sampling.sample_genotype(np.random.default_rng(3),
+                                 SearchSpace(num_layers=3, num_blocks=5))
+    g.save(tmp_path / 'g.json')
+    cfg = svr.retrain_cfg(tiny_retrain_cfg(), str(tmp_path / 'g.json'), g,
+                          0, str(tmp_path / 'w'))
+    a, b = svr.free_scores(cfg), svr.free_scores(cfg)
+    assert a == b  # deterministic
+    from mmseg_autodeeplab.analysis import build_segmentor
+    model = build_segmentor(cfg)
+    head_aux = sum(p.numel() for n, p in model.named_parameters()
+                   if n.startswith('auxiliary_head'))
+    assert a['params'] == sum(p.numel() for p in model.parameters()) - \
+        head_aux
+    assert math.isfinite(a['synflow']) and a['synflow'] > 0
+
+
+def test_the_untrained_prior_is_a_row_of_its_own(tmp_path):
+    space = SearchSpace(num_layers=4, num_blocks=5)
+    import torch
+    from mmseg_autodeeplab.search_space.decode import normalize_betas
+
+    def entry(it, seed):
+        gen = torch.Generator().manual_seed(seed)
+        alpha = torch.softmax(torch.randn(20, 8, generator=gen), -1)
+        beta = normalize_betas(torch.randn(4, 4, 3, generator=gen))
+        g = sampling.sample_genotype(np.random.default_rng(seed), space)
+        return dict(iter=it, alpha=alpha.tolist(), beta=beta.tolist(),
+                    genotype=g.to_dict())
+
+    hist = [entry(0, 1), entry(96, 2)]
+    (tmp_path / 'search_history.json').write_text(json.dumps(hist))
+    out = svr._searched(str(tmp_path), ['none'])
+    assert sorted(out) == ['prior', 'searched']
+    assert out['prior'] == svr.decode_history(hist[0])
+    assert out['searched'] == svr.decode_history(hist[1])
+    hist[0]['iter'] = 16  # no validation before training: no prior row
+    (tmp_path / 'search_history.json').write_text(json.dumps(hist))
+    assert sorted(svr._searched(str(tmp_path), ['none'])) == ['searched']
