@@ -5,7 +5,9 @@ the last validation: the mean α entropy and the mean β entropy over the
 nodes the supernet builds, as fractions of their uniform values (1.0 =
 nothing learned), the validations since the decoded genotype last changed,
 and the path of the paper's Viterbi decode and of the boundary-unbiased
-one. ``make demo`` ends with it. Given several work_dirs (e.g. search
+one, and how much the decoded genotype still agrees with the decode of the
+untrained α/β (the search's prior; when the history starts with the
+validation before training). ``make demo`` ends with it. Given several work_dirs (e.g. search
 seeds), it also prints how much their final genotypes agree. ``--ops``
 adds, per validation, how many of the decoded cell's operators are
 parameter-free (skip, pooling) and how many are ``skip_connect``: the
@@ -59,7 +61,15 @@ def summarize(history):
             history[-1 - stable]['genotype'] == last['genotype']:
         stable += 1
     beta = torch.tensor(last['beta'], dtype=torch.float64)
+    prior = None
+    if len(history) > 1 and history[0].get('iter') == 0:
+        from ..search_space import Genotype
+        from ..search_space.sampling import genotype_agreement
+        prior = genotype_agreement(Genotype.from_dict(last['genotype']),
+                                   Genotype.from_dict(
+                                       history[0]['genotype']))
     return dict(
+        prior_agreement=prior,
         epoch=last['epoch'], mIoU=last.get('mIoU'),
         alpha_entropy_ratio=alpha_ratio, beta_entropy_ratio=beta_ratio,
         same_genotype_validations=stable, validations=len(history),
@@ -102,7 +112,10 @@ def main(argv=None):
               f"genotype unchanged over the last "
               f"{s['same_genotype_validations']} of {s['validations']} "
               f"validations; path (levels) {s['path']}, unbiased decode "
-              f"{s['path_unbiased']}")
+              f"{s['path_unbiased']}" + (
+                  '' if s['prior_agreement'] is None else
+                  '; vs the untrained-α/β decode: ' +
+                  _agreement_line(s['prior_agreement'])))
         if show_ops:
             print('  parameter-free / skip_connect ops of the decoded cell '
                   'per validation: ' + ', '.join(

@@ -379,6 +379,14 @@ def test_search_summary_entropy_ratios_and_stability():
     s = summarize(history)
     assert (s['same_genotype_validations'], s['validations']) == (3, 4)
     assert s['path'] == [0, 0, 0, 0]
+    assert s['prior_agreement'] is None  # no validation before training
+    space = SearchSpace(num_layers=4, num_blocks=5)
+    first, last = (sampling.sample_genotype(np.random.default_rng(k), space)
+                   for k in (1, 2))
+    history = [dict(entry, genotype=first.to_dict(), epoch=0, iter=0),
+               dict(entry, genotype=last.to_dict(), epoch=2, iter=32)]
+    assert summarize(history)['prior_agreement'] == \
+        sampling.genotype_agreement(last, first)
 
 
 def test_search_summary_agreement_of_several_searches(tmp_path, capsys):
