@@ -135,19 +135,78 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
     return scores
 
 
+def select(work_dir, num, out, checkpoint=None, calib_batches=8, seed=0):
+    """Selection by the supernet: the default decode of the search's final
+    α/β and ``num`` genotypes drawn from them (temperature 1) are scored
+    inside the supernet; the best is written to
+    ``out/selected_genotype.json`` (``out/selection.json``: every score).
+
+    Returns:
+        tuple[str, dict[str, float]]: the chosen name and all scores.
+    """
+    import numpy as np
+    from mmseg.utils import register_all_modules
+
+    from ..search_space import Genotype
+    from ..search_space.decode import decode_genotype
+    from ..search_space.sampling import sample_genotype_from
+    register_all_modules(init_default_scope=True)
+    from ..utils.checkpoint import safe_load_checkpoint
+    ckpt = safe_load_checkpoint(_checkpoint(work_dir, checkpoint))[
+        'state_dict']
+    alphas, betas = (next(v for k, v in ckpt.items() if k.endswith(name))
+                     for name in ('backbone.alphas', 'backbone.betas'))
+    with open(osp.join(work_dir, 'genotype.json'), encoding='utf-8') as f:
+        space = Genotype.from_dict(json.load(f)).search_space
+    candidates = {'decoded': decode_genotype(alphas, betas, space)}
+    rng = np.random.default_rng(seed)
+    for _ in range(50 * num):  # peaked α/β hold few distinct genotypes
+        if len(candidates) > num:
+            break
+        g = sample_genotype_from(rng, alphas, betas, space)
+        if g not in candidates.values():
+            candidates[f'drawn_{len(candidates) - 1:02d}'] = g
+    scores = score_genotypes(work_dir, candidates, checkpoint, calib_batches)
+    best = max(scores, key=lambda n: (scores[n], n == 'decoded'))
+    candidates[best].save(osp.join(out, 'selected_genotype.json'))
+    atomic_write_json(osp.join(out, 'selection.json'), dict(
+        work_dir=work_dir, chosen=best, scores=scores,
+        genotypes={n: g.to_dict() for n, g in candidates.items()}))
+    print(f'supernet_rank: selected {best} (supernet mIoU '
+          f"{scores[best]:.2f}; the default decode {scores['decoded']:.2f})"
+          f", written to {osp.join(out, 'selected_genotype.json')}")
+    return best, scores
+
+
 def main(argv=None):
     """``supernet_rank WORK_DIR COMPARISON_DIR [--out DIR]``."""
     from ..analysis import OneLineParser, int_at_least
     p = OneLineParser(prog='supernet_rank', description=__doc__.split(
         '\n\n')[0])
     p.add_argument('work_dir', help='a finished search work_dir')
-    p.add_argument('comparison',
+    p.add_argument('comparison', nargs='?',
                    help='the search_vs_random --out folder of this search '
                    '(its results.json)')
     p.add_argument('--checkpoint', help="default: the work_dir's last")
     p.add_argument('--calib-batches', type=int_at_least(1), default=8)
     p.add_argument('--out', help='default: the comparison folder')
+    p.add_argument('--select', type=int_at_least(1), metavar='N',
+                   help='also draw N genotypes from the final α/β, score '
+                   'them and the default decode with the supernet and '
+                   'write the best as OUT/selected_genotype.json (needs '
+                   '--out without a comparison)')
     args = p.parse_args(argv)
+    if args.comparison is None and not args.select:
+        p.error('give a comparison folder, --select N, or both')
+    if args.comparison is None and not args.out:
+        p.error('--select without a comparison needs --out')
+    if not osp.isdir(args.work_dir):
+        exit_with_error(f'{args.work_dir}: no such search work_dir')
+    if args.select:
+        select(args.work_dir, args.select, args.out or args.comparison,
+               args.checkpoint, args.calib_batches)
+    if args.comparison is None:
+        return 0
     res_path = osp.join(args.comparison, 'results.json')
     try:
         with open(res_path, encoding='utf-8') as f:
@@ -155,8 +214,6 @@ def main(argv=None):
         summary = results['summary']['genotypes']
     except (OSError, ValueError, KeyError) as e:
         exit_with_error(f'{res_path}: not a finished comparison ({e})')
-    if not osp.isdir(args.work_dir):
-        exit_with_error(f'{args.work_dir}: no such search work_dir')
     from mmseg.utils import register_all_modules
 
     from ..search_space import Genotype
