@@ -456,14 +456,20 @@ class AutoDeepLabSearchLoop(BaseLoop):
         params = self.supernet.arch_parameters()
         # the weights frozen for forward and backward: nothing computes
         # their gradients
-        sampled = self.arch_sampling.arch_step_context(
-            self.supernet, self._iter / self.max_iters) \
-            if self.arch_sampling else contextlib.nullcontext()
+        sampling, progress = self.arch_sampling, self._iter / self.max_iters
+        sampled = sampling.arch_step_context(self.supernet, progress) \
+            if sampling else contextlib.nullcontext()
         with only_grad_for(model, params), sampled:
             with wrapper.optim_context(model):
                 data = model.data_preprocessor(data_batch, True)
-                losses = model._run_forward(data, mode='loss')
-            loss, log_vars = model.parse_losses(losses)
+                if sampling and sampling.arch_step == 'reinforce':
+                    loss, log_vars = sampling.reinforce_loss(
+                        lambda: model.parse_losses(model._run_forward(
+                            data, mode='loss')), self.supernet, progress)
+                else:
+                    losses = model._run_forward(data, mode='loss')
+            if not (sampling and sampling.arch_step == 'reinforce'):
+                loss, log_vars = model.parse_losses(losses)
             if self.arch_cost is not None:
                 cost = self.arch_cost.expected(self.supernet)
                 penalty = self.arch_cost.penalty(cost)

@@ -27,7 +27,8 @@ import torch
 
 from ..search_space import check_op_names, decode_cell, normalize_betas
 from ..search_space.decode import genotype_weights
-from ..search_space.sampling import sample_genotype, sample_genotype_from
+from ..search_space.sampling import (genotype_log_prob, sample_genotype,
+                                     sample_genotype_from)
 from ..utils.checks import is_integer
 
 
@@ -165,8 +166,12 @@ class ArchSampling:
             uniform draws (1: SPOS throughout).
         temperature (tuple[float, float]): start and end temperature (> 0)
             of the draws from α/β.
-        arch_step (str): ``'sampled'`` (straight-through, above) or
-            ``'mixed'`` (the paper's soft α/β step on the mixture).
+        arch_step (str): ``'sampled'`` (straight-through, above),
+            ``'reinforce'`` (two genotypes drawn from α/β, each computed
+            without gradients; α/β follow the score-function gradient of
+            the expected loss, each draw's loss against the pair's mean as
+            baseline) or ``'mixed'`` (the paper's soft α/β step on the
+            mixture).
     """
 
     def __init__(self, uniform_until=0.5, temperature=(1.0, 1.0),
@@ -183,9 +188,10 @@ class ArchSampling:
                     and t > 0 for t in temperature)):
             raise ValueError('train_cfg.arch_sampling.temperature: expected '
                              f'two positive numbers, got {temperature!r}')
-        if arch_step not in ('sampled', 'mixed'):
+        if arch_step not in ('sampled', 'reinforce', 'mixed'):
             raise ValueError("train_cfg.arch_sampling.arch_step: expected "
-                             f"'sampled' or 'mixed', got {arch_step!r}")
+                             "'sampled', 'reinforce' or 'mixed', got "
+                             f'{arch_step!r}')
         self.uniform_until = float(uniform_until)
         self.temperature = tuple(float(t) for t in temperature)
         self.arch_step = arch_step
@@ -228,8 +234,8 @@ class ArchSampling:
 
     def arch_step_context(self, supernet, progress):
         """Context for the α/β step: a drawn genotype with straight-through
-        weights (``'sampled'``), or nothing (``'mixed'``)."""
-        if self.arch_step == 'mixed':
+        weights (``'sampled'``), or nothing (the other modes)."""
+        if self.arch_step != 'sampled':
             return contextlib.nullcontext()
         genotype = sample_genotype_from(
             self._rng(), supernet.alphas, supernet.betas,
@@ -239,6 +245,39 @@ class ArchSampling:
         return supernet.fixed_arch(
             straight_through(hard_a, torch.softmax(supernet.alphas, -1)),
             straight_through(hard_b, normalize_betas(supernet.betas)))
+
+    def reinforce_loss(self, forward_loss, supernet, progress):
+        """REINFORCE with a two-draw baseline.
+
+        Args:
+            forward_loss (callable): ``() -> (loss, log_vars)`` of the
+                supernet on the α/β batch (mmseg's ``parse_losses``).
+            supernet (AutoDeepLabSupernet): its α/β are the policy.
+            progress (float): position in the search, for the temperature.
+
+        Returns:
+            tuple[Tensor, dict]: a surrogate whose gradient w.r.t. α/β is
+            the estimate of the expected loss's gradient, and the mean
+            draw's log variables.
+        """
+        temperature = self.temperature_at(progress)
+        space, rng = supernet.search_space(), self._rng()
+        draws = [sample_genotype_from(rng, supernet.alphas, supernet.betas,
+                                      space, temperature) for _ in range(2)]
+        losses, log_vars = [], {}
+        with torch.no_grad():
+            for g in draws:
+                with supernet.fixed_arch(*genotype_weights(
+                        g, supernet.num_levels, supernet.alphas.dtype)):
+                    loss, logs = forward_loss()
+                losses.append(float(loss))
+                for k, v in logs.items():
+                    log_vars[k] = log_vars.get(k, 0) + v / len(draws)
+        mean = sum(losses) / len(losses)
+        surrogate = sum((loss - mean) * genotype_log_prob(
+            g, supernet.alphas, supernet.betas, temperature)
+            for g, loss in zip(draws, losses))
+        return surrogate, log_vars
 
 
 def straight_through(hard, soft):

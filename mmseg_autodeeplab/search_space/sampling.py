@@ -119,6 +119,38 @@ def sample_genotype_from(rng, alphas, betas, space, temperature=1.0):
                     search_space=space)
 
 
+def genotype_log_prob(genotype, alphas, betas, temperature=1.0):
+    """Log-probability that :func:`sample_genotype_from` draws ``genotype``
+    from raw ``alphas`` ``(E, P)`` / ``betas`` ``(L, levels, 3)``:
+    differentiable in both (the score function of REINFORCE).
+
+    Returns:
+        Tensor: a scalar.
+    """
+    import torch
+    space = genotype.search_space
+    nonzero = [k for k, p in enumerate(space.primitives) if p != ZERO_OP]
+    logp = torch.log_softmax(alphas, -1)[:, nonzero]
+    total = alphas.new_zeros(())
+    for b, block in enumerate(genotype.cell.blocks):
+        rows = logp[num_edges(b):num_edges(b + 1)]
+        # the unordered pair under Plackett-Luce (Gumbel top-2):
+        # p_i p_j / (1 - p_i) + p_j p_i / (1 - p_j)
+        edge = torch.softmax(rows.max(-1).values / temperature, -1)
+        (i, op_i), (j, op_j) = block
+        p_i, p_j = edge[i], edge[j]
+        total = total + torch.log(p_i * p_j * (1 / (1 - p_i) + 1 / (1 - p_j)))
+        for k, op in ((i, op_i), (j, op_j)):
+            col = nonzero.index(space.primitives.index(op))
+            total = total + torch.log_softmax(rows[k] / temperature, -1)[col]
+    probs = normalize_betas(betas / temperature)
+    level = 0
+    for layer, nxt in enumerate(genotype.path):
+        total = total + torch.log(probs[layer, level, nxt - level + 1])
+        level = nxt
+    return total
+
+
 def genotype_agreement(a, b):
     """Share of cell branches (input, op) and of path levels two genotypes
     agree on: ``dict(edges=, ops=, path=)`` in [0, 1]."""

@@ -172,3 +172,89 @@ def test_sampled_arch_step_grads_reach_only_drawn_edges_and_moves():
     assert gb[drawn_moves].abs().sum() > 0
     assert ArchSampling(arch_step='mixed').arch_step_context(
         net, 0.5).__enter__() is None  # the paper's soft step
+
+
+def _tiny_space_genotypes(space):
+    """Every genotype of a space with 2 blocks (all cells x all paths)."""
+    import itertools
+
+    from mmseg_autodeeplab.search_space import CellGenotype, Genotype
+    ops = [p for p in space.primitives if p != 'none']
+    paths = [p for p in itertools.product(range(4), repeat=space.num_layers)
+             if all(abs(b - a) <= 1 and b <= min(k + 1, 3) for k, (a, b) in
+                    enumerate(zip((0, ) + p, p)))]
+    blocks = [[((i, o1), (j, o2)) for i, j in itertools.combinations(
+        range(b + 2), 2) for o1 in ops for o2 in ops]
+        for b in range(space.num_blocks)]
+    for cell in itertools.product(*blocks):
+        for path in paths:
+            yield Genotype(cell=CellGenotype(cell), path=path,
+                           search_space=space)
+
+
+def test_log_prob_is_a_distribution_matching_the_draws():
+    prims = ('none', 'skip_connect', 'sep_conv_3x3')
+    space = SearchSpace(num_layers=2, num_blocks=2, primitives=prims)
+    gen = torch.Generator().manual_seed(0)
+    alphas = torch.randn(num_edges(2), 3, generator=gen)
+    betas = torch.randn(2, 4, 3, generator=gen)
+    from mmseg_autodeeplab.search_space.sampling import genotype_log_prob
+    for temperature in (1.0, 2.5):
+        probs = {g: genotype_log_prob(g, alphas.double(), betas.double(),
+                                      temperature).exp().item()
+                 for g in _tiny_space_genotypes(space)}
+        assert sum(probs.values()) == pytest.approx(1.0, abs=1e-9)
+    rng = np.random.default_rng(0)
+    counts = collections.Counter(
+        sample_genotype_from(rng, alphas, betas, space, 2.5)
+        for _ in range(6000))
+    top = max(probs, key=probs.get)
+    assert counts[top] / 6000 == pytest.approx(probs[top], abs=0.015)
+
+
+def test_reinforce_moves_alpha_toward_the_draw_with_the_lower_loss():
+    """The planted loss is lower whenever block 0 uses sep_conv_3x3 on
+    both inputs; after REINFORCE steps, the decode holds it."""
+    prims = ('none', 'skip_connect', 'sep_conv_3x3')
+    net = AutoDeepLabSupernet(num_layers=3, num_blocks=2,
+                              filter_multiplier=2, primitives=prims)
+    s = ArchSampling(uniform_until=0.0, arch_step='reinforce')
+    opt = torch.optim.Adam(net.arch_parameters(), lr=0.1)
+    sep = prims.index('sep_conv_3x3')
+    torch.manual_seed(0)
+
+    def forward_loss():
+        w = net._fixed_weights[0]
+        return (1.0 - w[0, sep] - w[1, sep]), dict(loss=torch.tensor(0.))
+
+    for _ in range(60):
+        surrogate, logs = s.reinforce_loss(forward_loss, net, 0.5)
+        opt.zero_grad()
+        surrogate.backward()
+        opt.step()
+    assert decode_cell(net.alphas.detach(), prims).blocks[0] == (
+        (0, 'sep_conv_3x3'), (1, 'sep_conv_3x3'))
+    assert 'loss' in logs and net._fixed_weights is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('mode', ['sampled', 'reinforce'])
+def test_a_tiny_search_with_each_arch_step(tiny_cityscapes, tiny_cfg,
+                                           tmp_path, mode):
+    from mmengine.runner import Runner
+
+    from mmseg_autodeeplab.engine.utils import find_supernet
+    cfg = tiny_cfg(tiny_cityscapes, str(tmp_path / mode), **{
+        'train_cfg.cpu_threads': 1, 'train_cfg.arch_start_epoch': 0,
+        'train_cfg.arch_sampling': dict(uniform_until=0.5,
+                                        temperature=(2.0, 1.0),
+                                        arch_step=mode)})
+    runner = Runner.from_cfg(cfg)
+    net = find_supernet(runner.model)
+    before = [p.detach().clone() for p in net.arch_parameters()]
+    stem = net.stem[0].weight.detach().clone()
+    runner.train()
+    assert not torch.equal(net.alphas, before[0])
+    assert not torch.equal(net.betas, before[1])
+    assert not torch.equal(net.stem[0].weight, stem)  # weights trained
+    assert net._fixed_weights is None
