@@ -104,7 +104,7 @@ def free_scores(cfg):
     size = tuple(cfg.model.data_preprocessor.size)
     model.zero_grad()
     model(torch.ones(1, 3, *size, dtype=torch.float64)).sum().backward()
-    synflow = sum(float((p * p.grad).abs().sum())
+    synflow = sum(float((p.detach() * p.grad).abs().sum())
                   for p in model.parameters() if p.grad is not None)
     return dict(params=int(params),
                 synflow=math.log10(synflow) if synflow > 0 else -math.inf)
