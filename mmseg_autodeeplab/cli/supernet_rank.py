@@ -26,6 +26,9 @@ import tempfile
 from ..utils import atomic_write_json, atomic_write_text, exit_with_error
 
 
+#: the IoUMetric keys a genotype is scored by (mIoU ranks by default; at
+#: a short supernet training the accuracies are less quantised)
+METRICS = ('mIoU', 'aAcc', 'mAcc')
 #: the name of the mixed-α/β score among a comparison's genotypes
 MIXED = '(mixed supernet)'
 
@@ -82,7 +85,7 @@ def _checkpoint(work_dir, name):
 
 
 def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
-                    cfg_options=None):
+                    cfg_options=None, metric='mIoU'):
     """Val mIoU of each genotype computed by the search's supernet.
 
     Args:
@@ -92,6 +95,8 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
         checkpoint (str, optional): default: the work_dir's last one.
         calib_batches (int): trainA batches for the BN statistics.
         cfg_options (dict, optional): merged into the dumped config.
+        metric (str | None): the IoUMetric key returned (``'mIoU'``,
+            ``'aAcc'``, ``'mAcc'``); None: all three, as a dict.
 
     Returns:
         dict[str, float]: mIoU per genotype name.
@@ -129,13 +134,16 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
                         genotype, supernet.num_levels)):
                 recalibrate_bn(model, batches)
                 metrics = runner.val_loop.run()
-            scores[name] = float(metrics['mIoU'])
-            print(f'supernet_rank: {name}: supernet mIoU {scores[name]:.2f}',
+            scores[name] = {k: float(metrics[k]) for k in METRICS}
+            print(f'supernet_rank: {name}: supernet ' + ', '.join(
+                f'{k} {v:.2f}' for k, v in scores[name].items()),
                   flush=True)
-    return scores
+    return scores if metric is None else {
+        n: v[metric] for n, v in scores.items()}
 
 
-def select(work_dir, num, out, checkpoint=None, calib_batches=8, seed=0):
+def select(work_dir, num, out, checkpoint=None, calib_batches=8, seed=0,
+           metric='mIoU'):
     """Selection by the supernet: the default decode of the search's final
     α/β and ``num`` genotypes drawn from them (temperature 1) are scored
     inside the supernet; the best is written to
@@ -166,13 +174,14 @@ def select(work_dir, num, out, checkpoint=None, calib_batches=8, seed=0):
         g = sample_genotype_from(rng, alphas, betas, space)
         if g not in candidates.values():
             candidates[f'drawn_{len(candidates) - 1:02d}'] = g
-    scores = score_genotypes(work_dir, candidates, checkpoint, calib_batches)
+    scores = score_genotypes(work_dir, candidates, checkpoint, calib_batches,
+                             metric=metric)
     best = max(scores, key=lambda n: (scores[n], n == 'decoded'))
     candidates[best].save(osp.join(out, 'selected_genotype.json'))
     atomic_write_json(osp.join(out, 'selection.json'), dict(
         work_dir=work_dir, chosen=best, scores=scores,
         genotypes={n: g.to_dict() for n, g in candidates.items()}))
-    print(f'supernet_rank: selected {best} (supernet mIoU '
+    print(f'supernet_rank: selected {best} (supernet {metric} '
           f"{scores[best]:.2f}; the default decode {scores['decoded']:.2f})"
           f", written to {osp.join(out, 'selected_genotype.json')}")
     return best, scores
@@ -190,6 +199,8 @@ def main(argv=None):
     p.add_argument('--checkpoint', help="default: the work_dir's last")
     p.add_argument('--calib-batches', type=int_at_least(1), default=8)
     p.add_argument('--out', help='default: the comparison folder')
+    p.add_argument('--metric', choices=METRICS, default='mIoU',
+                   help='the supernet score the τ and the selection use')
     p.add_argument('--select', type=int_at_least(1), metavar='N',
                    help='also draw N genotypes from the final α/β, score '
                    'them and the default decode with the supernet and '
@@ -204,7 +215,7 @@ def main(argv=None):
         exit_with_error(f'{args.work_dir}: no such search work_dir')
     if args.select:
         select(args.work_dir, args.select, args.out or args.comparison,
-               args.checkpoint, args.calib_batches)
+               args.checkpoint, args.calib_batches, metric=args.metric)
     if args.comparison is None:
         return 0
     res_path = osp.join(args.comparison, 'results.json')
@@ -220,8 +231,10 @@ def main(argv=None):
     register_all_modules(init_default_scope=True)
     genotypes = {n: Genotype.from_dict(g['genotype'])
                  for n, g in results['genotypes'].items() if n in summary}
-    scores = score_genotypes(args.work_dir, {**genotypes, MIXED: None},
-                             args.checkpoint, args.calib_batches)
+    all_scores = score_genotypes(args.work_dir, {**genotypes, MIXED: None},
+                                 args.checkpoint, args.calib_batches,
+                                 metric=None)
+    scores = {n: v[args.metric] for n, v in all_scores.items()}
     mixed = scores.pop(MIXED)
     names = sorted(scores, key=lambda n: -summary[n]['mean'])
     retrained = [summary[n]['mean'] for n in names]
@@ -247,21 +260,28 @@ def main(argv=None):
                                             for n in names},
                   kendall_tau=tau, p_value=p_value,
                   kendall_tau_random=tau_r, p_value_random=p_r, gap=gap,
-                  baseline_tau=baselines)
-    rows = ['| genotype | kind | retrained mIoU | supernet mIoU |',
+                  baseline_tau=baselines, metric=args.metric,
+                  all_scores=all_scores,
+                  kendall_tau_by_metric={
+                      k: kendall_tau([all_scores[n][k] for n in names],
+                                     retrained)[0] for k in METRICS})
+    rows = [f'| genotype | kind | retrained mIoU | supernet {args.metric} |',
             '|---|---|---:|---:|'] + [
         f"| {n} | {summary[n]['kind']} | {summary[n]['mean']:.2f} | "
         f'{scores[n]:.2f} |' for n in names]
-    line = (f'Kendall τ (supernet vs retrained, {len(names)} genotypes): '
+    line = (f'Kendall τ (supernet {args.metric} vs retrained mIoU, '
+            f'{len(names)} genotypes): '
             f'{tau:.3f} (p = {p_value:.3f}); random genotypes only: '
             f'{tau_r:.3f} (p = {p_r:.3f}); '
             + ''.join(f'{k} τ {v:.3f}; ' for k, v in baselines.items())
-            + f'mixed supernet mIoU '
+            + f'mixed supernet {args.metric} '
             f"{mixed:.2f}, discrete mean {gap['discrete_mean']:.2f} / best "
             f"{gap['discrete_best']:.2f}" + (
                 '' if gap['ratio_mean'] is None else
                 f" ({gap['ratio_mean']:.0%} / {gap['ratio_best']:.0%} of "
-                'the mixed)'))
+                'the mixed)') + '; τ by supernet metric: ' + ', '.join(
+                f'{k} {v:.3f}'
+                for k, v in report['kendall_tau_by_metric'].items()))
     atomic_write_json(osp.join(out, 'supernet_rank.json'), report)
     atomic_write_text(osp.join(out, 'supernet_rank.md'),
                       '\n'.join(rows + ['', line, '']))

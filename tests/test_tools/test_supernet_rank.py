@@ -148,3 +148,8 @@ def test_gap_and_selection_by_the_supernet(tiny_cityscapes, tiny_cfg,
     chosen = Genotype.load(out / 'selected_genotype.json')
     assert chosen == Genotype.from_dict(sel['genotypes'][best])
     assert 'selected ' + best in capsys.readouterr().out
+    # every metric kept; the τ per metric from the kept scores
+    assert rep['metric'] == 'mIoU' and set(rep['kendall_tau_by_metric']) \
+        == {'mIoU', 'aAcc', 'mAcc'}
+    assert all(rep['all_scores'][n]['mIoU'] == rep['scores'][n]
+               for n in gens)
