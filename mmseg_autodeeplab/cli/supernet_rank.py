@@ -32,24 +32,23 @@ def kendall_tau(x, y):
 
 def recalibrate_bn(model, batches):
     """Re-estimate every BN's running statistics as the cumulative average
-    over ``batches`` (train mode, no gradient); returns the model in eval
-    mode."""
+    over ``batches`` (torch's ``update_bn``: train mode, no gradient);
+    returns the model in eval mode."""
     import torch
-    from torch.nn.modules.batchnorm import _BatchNorm
-    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for batch in batches:
-            data = model.data_preprocessor(batch, True)
-            model._run_forward(data, mode='tensor')
-    for m, momentum in zip(bns, saved):
-        m.momentum = momentum
-    model.eval()
-    return model
+    from torch.optim.swa_utils import update_bn
+
+    class Forward(torch.nn.Module):  # update_bn calls module(batch)
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, batch):
+            data = self.model.data_preprocessor(batch, True)
+            return self.model._run_forward(data, mode='tensor')
+
+    update_bn(batches, Forward())
+    return model.eval()
 
 
 def _work_dir_config(work_dir):
@@ -138,6 +137,14 @@ def main(argv=None):
     p.add_argument('--calib-batches', type=int_at_least(1), default=8)
     p.add_argument('--out', help='default: the comparison folder')
     args = p.parse_args(argv)
+    out = args.out or args.comparison
+    from ..utils.work_dir_lock import WorkDirBusy, work_dir_lock
+    try:  # one writer of the folder; a comparison still running refuses
+        owner = work_dir_lock(out, '--out').acquire()
+    except WorkDirBusy as e:
+        exit_with_error(e)
+    # held until this function returns (OutputLock.__del__ releases it on
+    # an early exit too)
     res_path = osp.join(args.comparison, 'results.json')
     try:
         with open(res_path, encoding='utf-8') as f:
@@ -163,7 +170,6 @@ def main(argv=None):
     tau_r, p_r = kendall_tau([scores[n] for n in rand],
                              [summary[n]['mean'] for n in rand]) \
         if len(rand) > 2 else (float('nan'), float('nan'))
-    out = args.out or args.comparison
     report = dict(work_dir=args.work_dir, comparison=args.comparison,
                   scores=scores, retrained={n: summary[n]['mean']
                                             for n in names},
@@ -179,6 +185,7 @@ def main(argv=None):
     atomic_write_json(osp.join(out, 'supernet_rank.json'), report)
     atomic_write_text(osp.join(out, 'supernet_rank.md'),
                       '\n'.join(rows + ['', line, '']))
+    owner.release()
     print(line)
     return 0
 
