@@ -188,3 +188,54 @@ def test_rank_is_read_from_the_launcher_given(launcher, rank, monkeypatch):
     assert global_rank(launcher) == rank
     if launcher != 'none':
         assert launcher_env(launcher, env)['master_addr'] == '127.0.0.1'
+
+
+@pytest.mark.slow
+def test_a_live_search_keeps_every_checkpoint_against_every_launcher(
+        tiny_cityscapes, tmp_path):
+    """A real search paused after its first checkpoint; a 2-task
+    ``--overwrite`` run under torchrun's, srun's and mpirun's variables and
+    a run with a stray ``RANK`` are all refused; nothing the owner wrote
+    changes, and the owner ends rc 0 with its solo result."""
+    import signal
+    import time
+
+    from test_work_dir_lock import _outputs
+    solo = subprocess.run(_search(tiny_cityscapes, tmp_path / 'solo'),
+                          env=ENV, cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert solo.returncode == 0, solo.stderr[-2000:]
+    work = tmp_path / 'w'
+    owner = subprocess.Popen(_search(tiny_cityscapes, work), env=ENV,
+                             cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while not (work / 'epoch_1.pth').is_file():
+            assert owner.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        owner.send_signal(signal.SIGSTOP)
+        before = _snapshot(work)
+        assert 'epoch_1.pth' in before
+        for launcher in ('pytorch', 'slurm', 'mpi'):
+            port = _free_port()
+            cmd = _search(tiny_cityscapes, work, '--overwrite',
+                          '--launcher', launcher)
+            tasks = [_start(cmd, _task_env(launcher, rank, port))
+                     for rank in (1, 0)]
+            for task in tasks:
+                _, err = task.communicate(timeout=300)
+                lines = _errors(err)
+                assert task.returncode == 2 and len(lines) == 1, err[-2000:]
+                assert f'(pid {owner.pid} on host' in lines[0]
+            assert _snapshot(work) == before, launcher
+        stray = subprocess.run(
+            _search(tiny_cityscapes, work, '--overwrite'),
+            env=dict(_task_env('none', 0, 0), RANK='1'), cwd=REPO,
+            capture_output=True, text=True, timeout=300)
+        assert stray.returncode == 2, stray.stderr[-2000:]
+        assert _snapshot(work) == before
+    finally:
+        owner.send_signal(signal.SIGCONT)
+    assert owner.wait(timeout=600) == 0, owner.stderr.read()[-2000:]
+    assert _outputs(work) == _outputs(tmp_path / 'solo')
