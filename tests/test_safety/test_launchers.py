@@ -239,3 +239,17 @@ def test_a_live_search_keeps_every_checkpoint_against_every_launcher(
         owner.send_signal(signal.SIGCONT)
     assert owner.wait(timeout=600) == 0, owner.stderr.read()[-2000:]
     assert _outputs(work) == _outputs(tmp_path / 'solo')
+
+
+def test_overwrite_skips_a_file_removed_meanwhile(tmp_path, monkeypatch):
+    """A checkpoint that disappears between the listing and its removal
+    (another process cleaning up) is not an error (before: exit 2)."""
+    import glob
+
+    from mmseg_autodeeplab.cli.search import clear_search_outputs
+    _previous_run(tmp_path)
+    real_glob = glob.glob
+    monkeypatch.setattr(glob, 'glob', lambda pattern: real_glob(pattern) + [
+        str(tmp_path / 'gone.pth')])
+    clear_search_outputs(str(tmp_path))
+    assert os.listdir(tmp_path) == []
