@@ -128,7 +128,7 @@ def own_work_dir(cfg, owner, resume=False, overwrite=False):
             check_work_dir(cfg, resume, overwrite)
             if overwrite and osp.isdir(cfg.work_dir):
                 clear_search_outputs(cfg.work_dir, cfg.launcher)
-        except Exception as e:  # noqa: B902  (the others must hear of it)
+        except Exception as e:  # any failure: the others must hear of it
             refused = e
     verdict = [None if refused is None else error_line(refused)]
     if cfg.launcher != 'none':

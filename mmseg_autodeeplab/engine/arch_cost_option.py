@@ -141,7 +141,7 @@ def ensure_table(path, spec, kind):
         try:
             _build_if_missing(path, spec, kind, functools.partial(
                 print_log, logger='current'))
-        except Exception as e:  # noqa: B902  (the others must hear of it)
+        except Exception as e:  # any failure: the others must hear of it
             failure = e
     outcome = [None if failure is None else error_line(failure)]
     broadcast_object_list(outcome, src=0)  # no-op without a process group
