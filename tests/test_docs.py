@@ -322,10 +322,14 @@ def check_command(tokens, full, written=()):
     elif kind == 'module':
         if importlib.util.find_spec(name) is None:
             problems.append(f'{name}: no such module')
-        elif hasattr(importlib.import_module(name), 'parse_args'):
-            parser = _capture(importlib.import_module(name).parse_args)
-            problems += [f'{name}: unknown flag {f}' for f in _flags(args)
-                         if f not in parser._option_string_actions]
+        else:  # its parse_args, else the parser its main builds
+            parser = _capture(_module_entry(importlib.import_module(name)))
+            if parser is None:
+                problems.append(f'{name}: no argparse parser found')
+            else:
+                problems += [f'{name}: unknown flag {f}'
+                             for f in _flags(args)
+                             if f not in parser._option_string_actions]
     else:
         if not osp.isfile(osp.join(REPO, name)):
             mmseg_tool = _mmseg_tool(name)
@@ -401,6 +405,12 @@ def test_a_renamed_flag_is_caught():
     assert check_command(['mim', 'test', 'mmsegmentation', 'X.py',
                           '--checkpoints', 'C'], False) == [
         'mim test: unknown flag --checkpoints']
+    # a module's flags come from the parser its main builds
+    summary = 'mmseg_autodeeplab.cli.search_summary'
+    assert check_command(['python', '-m', summary, 'W', '--ops'],
+                         False) == []
+    assert check_command(['python', '-m', summary, 'W', '--op'], False) == [
+        f'{summary}: unknown flag --op']
     # a value the parser refuses (full parse of a fenced command)
     assert check_command(['python', 'tools/decode_genotype.py', 'g.json',
                           '--dataset', 'kitti', '--out', 'x.py'], True)

@@ -1,7 +1,7 @@
 """Run an Auto-DeepLab architecture search.
 
 Usage: python tools/search.py CONFIG [--work-dir DIR] [--resume] [--amp]
-       [--cfg-options k=v ...] [--launcher none|pytorch|slurm]
+       [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import sys
 from pathlib import Path

@@ -57,19 +57,87 @@ def existing_search(work_dir):
     return found
 
 
-def clear_search_outputs(work_dir):
-    """Delete a previous search's outputs (``--overwrite``); logs stay."""
-    if os.environ.get('RANK', '0') != '0':
-        return  # rank 0 deletes; the others must not race it
+def clear_search_outputs(work_dir, launcher='none'):
+    """Delete a previous search's outputs (``--overwrite``); logs stay.
+
+    Only the run's rank 0 (:func:`~..utils.launcher.is_main`) deletes, and
+    only while it holds the work_dir's lock (:func:`own_work_dir`). A file
+    that is already gone (removed by someone else meanwhile) is skipped.
+    """
+    from ..utils.launcher import is_main
+    if not is_main(launcher):
+        return
     for name in SEARCH_OUTPUTS + ('last_checkpoint', ):
         path = osp.join(work_dir, name)
         if osp.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
-        elif osp.exists(path):
-            os.remove(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
     for pattern in ('*.pth', '*.pth.sha256'):
         for path in glob.glob(osp.join(glob.escape(work_dir), pattern)):
-            os.remove(path)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+
+
+def check_work_dir(cfg, resume=False, overwrite=False):
+    """Refuse a work_dir that holds a search unless ``resume`` or
+    ``overwrite``, and a ``resume`` that has no checkpoint to continue
+    from (:class:`ConfigError`)."""
+    from ..utils import ConfigError
+    if not resume and not overwrite and osp.isdir(cfg.work_dir):
+        found = existing_search(cfg.work_dir)
+        if found:
+            raise ConfigError(
+                f'work_dir {cfg.work_dir!r} already holds a search '
+                f'({", ".join(found)}); continue it with --resume, choose '
+                'another --work-dir, or pass --overwrite to delete it and '
+                'start again')
+    # which checkpoint to resume from is the train loop's choice, made once
+    # (check_checkpoint_inputs, as under mim train); refused here only when
+    # the previous search left no checkpoint at all
+    if resume and cfg.get('load_from') is None and osp.isdir(cfg.work_dir) \
+            and existing_search(cfg.work_dir) and not glob.glob(
+                osp.join(glob.escape(cfg.work_dir), '*.pth')):
+        raise ConfigError(
+            f'work_dir {cfg.work_dir!r}: --resume found no checkpoint to '
+            'continue from; pass --overwrite instead of --resume to start '
+            'again')
+
+
+def own_work_dir(cfg, owner, resume=False, overwrite=False):
+    """Take ``cfg.work_dir`` for this run: its lock (held until ``owner``
+    closes), the checks of what it holds and the ``--overwrite`` deletion.
+
+    Rank 0 of the run (launcher-aware) does all three; the other ranks wait
+    for its verdict (one broadcast every rank reaches), so no rank of a
+    refused run deletes or reads anything there, every rank stops with the
+    same line, and no rank starts before the deletion has finished.
+
+    Raises:
+        WorkDirBusy: another live run owns the work_dir (on every rank).
+        ConfigError: the work_dir's content is refused (on every rank).
+    """
+    from ..utils import ConfigError, error_line
+    from ..utils.launcher import is_main
+    from ..utils.work_dir_lock import work_dir_lock
+    refused = None
+    if is_main(cfg.launcher):
+        try:
+            owner.enter_context(work_dir_lock(cfg.work_dir).acquire())
+            check_work_dir(cfg, resume, overwrite)
+            if overwrite and osp.isdir(cfg.work_dir):
+                clear_search_outputs(cfg.work_dir, cfg.launcher)
+        except Exception as e:  # any failure: the others must hear of it
+            refused = e
+    verdict = [None if refused is None else error_line(refused)]
+    if cfg.launcher != 'none':
+        from mmengine.dist import broadcast_object_list
+        broadcast_object_list(verdict, src=0)  # no-op in a 1-process run
+    if refused is not None:
+        raise refused
+    if verdict[0] is not None:
+        raise ConfigError(verdict[0])
 
 
 def enable_amp(cfg):
@@ -100,13 +168,15 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     """Load a search config, apply overrides and run the pre-flight checks.
 
     A work_dir that already holds a search is refused unless ``resume`` or
-    ``overwrite`` (:func:`main` deletes it after every other check passed).
+    ``overwrite``. Under a launcher the process group is started after the
+    config checks (a missing launcher variable is refused first).
 
     Args:
-        owner (contextlib.ExitStack, optional): when given, the work_dir's
-            lock (:mod:`~..utils.work_dir_lock`) is taken on it after the
-            config checks and before the work_dir is looked at (the resume
-            pick, the ``--overwrite`` deletion), and held until it closes.
+        owner (contextlib.ExitStack, optional): when given, the work_dir is
+            taken for the run after the config checks
+            (:func:`own_work_dir`: the lock, held until ``owner`` closes,
+            then the checks of what it holds and the ``--overwrite``
+            deletion, by rank 0 only).
 
     Raises:
         ConfigError: with a one-line message on bad input.
@@ -115,6 +185,8 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     from mmengine.config import Config
 
     from ..utils import ConfigError, sync_search_channels
+    from ..utils.launcher import launcher_env
+    launcher_env(launcher)  # a missing variable: one line, before any work
     if not osp.isfile(config):
         raise ConfigError(f'config file {config!r} not found')
     try:
@@ -126,8 +198,6 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     if amp:
         enable_amp(cfg)
     cfg.launcher = launcher
-    if launcher != 'none':
-        _cpu_backend(cfg)
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(config))[0])
     cfg.resume = resume
@@ -137,27 +207,13 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
     warning = crop_warning(cfg)
     if warning:
         print(f'warning: {warning}', file=sys.stderr)
+    if launcher != 'none':  # every rank joins before rank 0 decides
+        _cpu_backend(cfg)
+        start_process_group(cfg)
     if owner is not None:  # before anything in the work_dir is read
-        from ..utils.work_dir_lock import hold_if_main, work_dir_lock
-        owner.enter_context(hold_if_main(work_dir_lock(cfg.work_dir)))
-    if not resume and not overwrite and osp.isdir(cfg.work_dir):
-        found = existing_search(cfg.work_dir)
-        if found:
-            raise ConfigError(
-                f'work_dir {cfg.work_dir!r} already holds a search '
-                f'({", ".join(found)}); continue it with --resume, choose '
-                'another --work-dir, or pass --overwrite to delete it and '
-                'start again')
-    # which checkpoint to resume from is the train loop's choice, made once
-    # (check_checkpoint_inputs, as under mim train); refused here only when
-    # the previous search left no checkpoint at all
-    if resume and cfg.get('load_from') is None and osp.isdir(cfg.work_dir) \
-            and existing_search(cfg.work_dir) and not glob.glob(
-                osp.join(glob.escape(cfg.work_dir), '*.pth')):
-        raise ConfigError(
-            f'work_dir {cfg.work_dir!r}: --resume found no checkpoint to '
-            'continue from; pass --overwrite instead of --resume to start '
-            'again')
+        own_work_dir(cfg, owner, resume, overwrite)
+    else:
+        check_work_dir(cfg, resume, overwrite)
     return cfg
 
 
@@ -195,14 +251,9 @@ def check_search_cfg(cfg):
 
 
 def _cpu_backend(cfg):
-    """CPU multi-process runs: gloo instead of nccl, initialised here
-    (mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device`` first,
-    which fails on a CPU-only torch, and skips an existing process group).
-    """
-    import datetime
-
+    """CPU multi-process runs: gloo instead of nccl, and CPU modules in
+    the DDP wrapper."""
     import torch
-    import torch.distributed as torch_dist
     if torch.cuda.is_available():
         return
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
@@ -214,11 +265,54 @@ def _cpu_backend(cfg):
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
-    if cfg.get('launcher') == 'pytorch' and not torch_dist.is_initialized():
-        timeout = dist_cfg.get('timeout')
-        kwargs = {} if timeout is None else dict(
-            timeout=datetime.timedelta(seconds=timeout))
-        torch_dist.init_process_group(backend=dist_cfg['backend'], **kwargs)
+
+
+def start_process_group(cfg):
+    """Join the run's process group now, as the Runner would later (it
+    skips an initialised group): every rank must be in it before rank 0
+    decides on the work_dir (:func:`own_work_dir`).
+
+    With CUDA this is mmengine's ``init_dist``. On a CPU-only torch that
+    fails (it calls ``torch.cuda.set_device`` first), so the launcher's
+    variables are turned into torch's ``env://`` ones here, as
+    ``init_dist`` would set them.
+
+    Raises:
+        LauncherError: the launcher's variables are incomplete, or this
+            rank could not join the others within ``dist_cfg.timeout``.
+    """
+    import datetime
+
+    import torch
+    import torch.distributed as torch_dist
+
+    from ..utils.launcher import LauncherError, launcher_env
+    if cfg.launcher == 'none' or torch_dist.is_initialized():
+        return
+    layout = launcher_env(cfg.launcher)
+    dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
+    if torch.cuda.is_available():
+        from mmengine.dist import init_dist
+        init_dist(cfg.launcher, **dist_cfg)
+        return
+    os.environ.update(
+        RANK=str(layout['rank']), WORLD_SIZE=str(layout['world_size']),
+        LOCAL_RANK=str(layout['local_rank']),
+        MASTER_ADDR=layout['master_addr'],
+        MASTER_PORT=str(layout['master_port']))
+    timeout = dist_cfg.get('timeout')
+    kwargs = {} if timeout is None else dict(
+        timeout=datetime.timedelta(seconds=timeout))
+    try:
+        torch_dist.init_process_group(
+            backend=dist_cfg.get('backend', 'gloo'), **kwargs)
+    except (RuntimeError, TimeoutError) as e:  # DistStoreError, refused
+        detail = (str(e).strip().splitlines() or [''])[0]
+        raise LauncherError(
+            f'--launcher {cfg.launcher}: rank {layout["rank"]} of '
+            f'{layout["world_size"]} could not join the run at '
+            f'{layout["master_addr"]}:{layout["master_port"]} '
+            f'({type(e).__name__}: {detail})') from None
 
 
 def main(argv=None):
@@ -239,8 +333,6 @@ def main(argv=None):
                                   args.work_dir, args.resume, args.launcher,
                                   args.overwrite, owner=owner,
                                   amp=args.amp)
-            if args.overwrite and osp.isdir(cfg.work_dir):
-                clear_search_outputs(cfg.work_dir)
             runner = Runner.from_cfg(cfg)
         except (ValueError, FileNotFoundError, KeyError) as e:  # ConfigError
             msg = str(e).strip().splitlines()[0] if str(e).strip() \

@@ -87,12 +87,15 @@ def main(argv=None):
     from ..search_space import Genotype, GenotypeError
     from ..search_space.sampling import genotype_agreement
     from ..utils import exit_with_error
-    argv = list(sys.argv[1:] if argv is None else argv)
-    show_ops = '--ops' in argv
-    argv = [a for a in argv if a != '--ops']
-    if not argv:
-        exit_with_error('usage: python -m mmseg_autodeeplab.cli.'
-                        'search_summary [--ops] WORK_DIR [WORK_DIR ...]')
+    from ..analysis import OneLineParser
+    p = OneLineParser(prog='python -m mmseg_autodeeplab.cli.search_summary',
+                      description='one line per search work_dir')
+    p.add_argument('work_dirs', nargs='+', metavar='WORK_DIR')
+    p.add_argument('--ops', action='store_true', help='also the decoded '
+                   "cell's parameter-free / skip_connect counts per "
+                   'validation')
+    args = p.parse_args(argv)
+    argv, show_ops = args.work_dirs, args.ops
     genotypes = []
     for work_dir in argv:
         path = osp.join(work_dir, 'search_history.json')

@@ -43,24 +43,23 @@ def kendall_tau(x, y):
 
 def recalibrate_bn(model, batches):
     """Re-estimate every BN's running statistics as the cumulative average
-    over ``batches`` (train mode, no gradient); returns the model in eval
-    mode."""
+    over ``batches`` (torch's ``update_bn``: train mode, no gradient);
+    returns the model in eval mode."""
     import torch
-    from torch.nn.modules.batchnorm import _BatchNorm
-    bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for batch in batches:
-            data = model.data_preprocessor(batch, True)
-            model._run_forward(data, mode='tensor')
-    for m, momentum in zip(bns, saved):
-        m.momentum = momentum
-    model.eval()
-    return model
+    from torch.optim.swa_utils import update_bn
+
+    class Forward(torch.nn.Module):  # update_bn calls module(batch)
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, batch):
+            data = self.model.data_preprocessor(batch, True)
+            return self.model._run_forward(data, mode='tensor')
+
+    update_bn(batches, Forward())
+    return model.eval()
 
 
 def _work_dir_config(work_dir):
@@ -211,11 +210,19 @@ def main(argv=None):
         p.error('give a comparison folder, --select N, or both')
     if args.comparison is None and not args.out:
         p.error('--select without a comparison needs --out')
+    out = args.out or args.comparison
+    from ..utils.work_dir_lock import WorkDirBusy, work_dir_lock
+    try:  # one writer of the folder; a comparison still running refuses
+        owner = work_dir_lock(out, '--out').acquire()
+    except WorkDirBusy as e:
+        exit_with_error(e)
+    # held until this function returns (OutputLock.__del__ releases it on
+    # an early exit too)
     if not osp.isdir(args.work_dir):
         exit_with_error(f'{args.work_dir}: no such search work_dir')
     if args.select:
-        select(args.work_dir, args.select, args.out or args.comparison,
-               args.checkpoint, args.calib_batches, metric=args.metric)
+        select(args.work_dir, args.select, out, args.checkpoint,
+               args.calib_batches, metric=args.metric)
     if args.comparison is None:
         return 0
     res_path = osp.join(args.comparison, 'results.json')
@@ -244,7 +251,6 @@ def main(argv=None):
     tau_r, p_r = kendall_tau([scores[n] for n in rand],
                              [summary[n]['mean'] for n in rand]) \
         if len(rand) > 2 else (float('nan'), float('nan'))
-    out = args.out or args.comparison
     # the cheap baselines on the same genotypes: a supernet must beat them
     baselines = {key: kendall_tau([results['genotypes'][n][key]
                                    for n in names], retrained)[0]
@@ -285,6 +291,7 @@ def main(argv=None):
     atomic_write_json(osp.join(out, 'supernet_rank.json'), report)
     atomic_write_text(osp.join(out, 'supernet_rank.md'),
                       '\n'.join(rows + ['', line, '']))
+    owner.release()
     print(line)
     return 0
 

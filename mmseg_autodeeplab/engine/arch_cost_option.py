@@ -92,22 +92,24 @@ def build_mismatch(data, spec, kind):
             if asked is not None and recorded != asked]
 
 
-def _build_file(path, spec, kind):
-    """Make the table ``spec`` describes and write it to ``path``
-    atomically (the main process builds it; the others wait for it)."""
-    from mmengine.dist import barrier, is_main_process
-    from mmengine.logging import print_log
-
+def _build_if_missing(path, spec, kind, log):
+    """Make the table ``spec`` describes at ``path`` unless it is there;
+    a build by another run is waited for (its lock), then reused."""
     from ..cost_tables import make_table
     from ..utils.work_dir_lock import table_lock
-    log = functools.partial(print_log, logger='current')
+    if os.path.isfile(path):
+        return
+    waited = []
     # two runs started together build the table once: the second waits
-    lock = table_lock(path).acquire(wait=True, on_wait=lambda holder: log(
-        f'arch_cost: waiting for {holder} to finish building {path}')) \
-        if is_main_process() else None
-    if lock is not None and os.path.isfile(path):
-        log(f'arch_cost: {path} was built by the run waited for; reusing it')
-    elif lock is not None:
+    lock = table_lock(path).acquire(wait=True, on_wait=lambda holder: (
+        waited.append(holder), log(f'arch_cost: waiting for {holder} to '
+                                   f'finish building {path}')))
+    try:
+        if os.path.isfile(path):
+            if waited:
+                log(f'arch_cost: {path} was built by the run waited for; '
+                    'reusing it')
+            return
         h, w = spec['size']
         log(f'arch_cost: {path} not found: building the {kind} cost table '
             f'of {spec["config"]} at {h}x{w} (once; later runs reuse it)')
@@ -117,9 +119,37 @@ def _build_file(path, spec, kind):
             spec['num_blocks'], kind, log=log, name=spec['config'],
             **options))
         log(f'arch_cost: cost table written to {path}')
-    if lock is not None:
+    finally:
         lock.release()
-    barrier()
+
+
+def ensure_table(path, spec, kind):
+    """Make table ``path`` if it is missing, once for the whole run.
+
+    The main process alone looks and builds; every rank, whatever it would
+    find on disk, then reaches the same one broadcast of the outcome (a
+    rank deciding by itself could skip a collective the others wait in),
+    and a failed build stops every rank with the same line.
+    """
+    from mmengine.dist import broadcast_object_list
+    from mmengine.logging import print_log
+
+    from ..utils import error_line
+    from ..utils.launcher import is_main
+    failure = None
+    if is_main():
+        try:
+            _build_if_missing(path, spec, kind, functools.partial(
+                print_log, logger='current'))
+        except Exception as e:  # any failure: the others must hear of it
+            failure = e
+    outcome = [None if failure is None else error_line(failure)]
+    broadcast_object_list(outcome, src=0)  # no-op without a process group
+    if failure is not None:
+        raise failure
+    if outcome[0] is not None:
+        raise ValueError(f'arch_cost.table: the main process could not '
+                         f'build {path}: {outcome[0]}')
 
 
 class ArchCost:
@@ -177,6 +207,8 @@ class ArchCost:
             raise ValueError('arch_cost.table: expected the path of a cost '
                              f'table, got {table!r}')
         spec = None if build is None else check_build(build, kind)
+        if spec is not None and make:
+            ensure_table(table, spec, kind)  # every rank, one collective
         if not os.path.isfile(table):
             if spec is None:
                 raise ValueError(
@@ -184,9 +216,7 @@ class ArchCost:
                     'build it with tools/build_cost_table.py CONFIG --size '
                     'HxW --out PATH, or give arch_cost.build=dict(config=, '
                     'size=) to build it at the start of the search')
-            if not make:
-                return None
-            _build_file(table, spec, kind)
+            return None  # checked only (make=False): built at the start
         try:
             loaded = CostTable.load(table)
         except ValueError as e:

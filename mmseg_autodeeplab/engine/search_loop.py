@@ -326,6 +326,8 @@ class AutoDeepLabSearchLoop(BaseLoop):
                           'previous run stopped before it finished)',
                           logger='current')
                 runner.val_loop.run()
+            if not done:  # a checkpoint older than the decision at its
+                self._check_early_stop(self._iter)  # epoch's end: redo it
         elif self.val_at_start and runner.val_loop is not None:
             runner.val_loop.run()
         while self._iter < self.max_iters and not self.stop_training:
@@ -345,8 +347,6 @@ class AutoDeepLabSearchLoop(BaseLoop):
                 self.run_iter(idx, data_batch)
                 if self.stop_training:
                     break
-            # before the epoch's checkpoint is written, so resume sees it
-            self._check_early_stop()
             runner.call_hook('after_train_epoch')
             self._epoch += 1
             if self._validates_after(self._epoch):
@@ -381,6 +381,11 @@ class AutoDeepLabSearchLoop(BaseLoop):
             arch_log = self.arch_step(self._next_arch_batch())
             outputs.update({f'arch_{k}': v for k, v in arch_log.items()})
         govern(self.governor, time.perf_counter() - started, kind)
+        if (self._iter + 1) % self.iters_per_epoch == 0:
+            # before after_train_iter: a checkpoint written at the epoch's
+            # last iteration (by interval or SIGTERM) must carry the stop,
+            # or a resume there would update α/β one epoch longer
+            self._check_early_stop(self._iter + 1)
         runner.call_hook('after_train_iter', batch_idx=idx,
                          data_batch=data_batch, outputs=outputs)
         signum = self._stop_signal or 0
@@ -392,22 +397,22 @@ class AutoDeepLabSearchLoop(BaseLoop):
             self._checkpoint_and_exit(self._stop_signal or signum)
         self._iter += 1
 
-    def _check_early_stop(self):
-        """DARTS+: stop α/β updates after this epoch if the decoded cell
-        holds too many of the counted operator."""
+    def _check_early_stop(self, next_iter):
+        """DARTS+: stop α/β updates from ``next_iter`` (an epoch boundary)
+        if the decoded cell holds too many of the counted operator."""
         stop = self.arch_early_stop
         if stop is None or self._arch_stop_iter is not None or \
-                not self.arch_active_at(self._iter - 1) or \
-                self._iter >= self.max_iters:
+                not self.arch_active_at(next_iter - 1) or \
+                next_iter >= self.max_iters:
             return
         count = stop.count(self.supernet.alphas, self.supernet.primitives)
         if count >= stop.max_count:
-            self._arch_stop_iter = self._iter
+            self._arch_stop_iter = next_iter
             print_log(f'arch_early_stop: the decoded cell holds {count} '
                       f'{stop.op} (>= {stop.max_count}) after epoch '
-                      f'{self._epoch + 1}: α/β updates stop at iteration '
-                      f'{self._iter}; the weights keep training',
-                      logger='current')
+                      f'{next_iter // self.iters_per_epoch}: α/β updates '
+                      f'stop at iteration {next_iter}; the weights keep '
+                      'training', logger='current')
 
     def _on_signal(self, signum, frame):
         """SIGINT/SIGTERM finish the iteration, checkpoint and exit; a

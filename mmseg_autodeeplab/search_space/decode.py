@@ -196,8 +196,8 @@ def decode_genotype(alphas, betas, search_space=None, end_level=None,
 
 
 def _entropy(probs):
-    """Mean entropy (nats) of the rows of ``probs``."""
-    return float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
+    """Mean entropy (nats) of the rows of ``probs`` (0 log 0 = 0)."""
+    return float(torch.special.entr(probs).sum(-1).mean())
 
 
 def arch_entropies(alpha, beta):

@@ -14,7 +14,6 @@ supports locking; on a mount with ``nolock`` (or a lock manager that is not
 running) each host only sees its own locks. Reading tools take no lock:
 every file a search writes is written atomically (temp file + rename).
 """
-import contextlib
 import datetime
 import errno
 import json
@@ -35,15 +34,6 @@ LOCK_NAME = '.search.lock'
 
 class WorkDirBusy(ValueError):
     """Another live process holds the lock (one-line message)."""
-
-
-def _rank():
-    """This process's global rank under a launcher (0 without one)."""
-    for key in ('RANK', 'SLURM_PROCID', 'OMPI_COMM_WORLD_RANK'):
-        value = os.environ.get(key, '')
-        if value.isdigit():
-            return int(value)
-    return 0
 
 
 def _holder_text(path, tries=20):
@@ -169,15 +159,3 @@ def table_lock(path, command=None):
     return OutputLock(
         os.fspath(path) + '.lock', f'cost table {os.fspath(path)!r}',
         'wait for it to finish, or choose another output path', command)
-
-
-@contextlib.contextmanager
-def hold_if_main(lock):
-    """Hold ``lock`` in the launcher's rank 0 only (every rank of one
-    distributed run is one owner; the launcher ends the others when rank 0
-    is refused)."""
-    if _rank() != 0:
-        yield None
-        return
-    with lock.acquire():
-        yield lock

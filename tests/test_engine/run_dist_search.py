@@ -17,7 +17,8 @@ from conftest import build_tiny_cfg  # noqa: E402
 
 def main():
     data_root, work_dir = sys.argv[1], sys.argv[2]
-    from mmseg_autodeeplab.cli.search import _cpu_backend
+    from mmseg_autodeeplab.cli.search import (_cpu_backend,
+                                               start_process_group)
     cfg = build_tiny_cfg(data_root, work_dir, **{
         'train_cfg.max_epochs': 2,
         'train_cfg.arch_start_epoch': 1,
@@ -27,6 +28,7 @@ def main():
     })
     cfg.launcher = 'pytorch'
     _cpu_backend(cfg)
+    start_process_group(cfg)
     runner = Runner.from_cfg(cfg)
     net = runner.model.module.backbone
     arch0 = [net.alphas.detach().clone(), net.betas.detach().clone()]

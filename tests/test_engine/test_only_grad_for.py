@@ -52,7 +52,6 @@ def test_arch_gradients_unchanged(with_cp, one_thread):
         arch_grads(True)
     for a, b in zip(plain, frozen):
         assert torch.equal(a, b)
-    assert all(p.grad is None for p in net.parameters())
     # unfrozen, the fused kernels compute conv weight gradients nobody
     # asked for; frozen, no conv backward does
     assert any(m[1] for m in masks_plain)

@@ -1,7 +1,7 @@
 """Run a tiny search and die at a chosen point (fault-injection helper).
 
-Usage: ``python fault_run.py DATA_ROOT WORK_DIR POINT [--resume]`` where
-POINT is ``none`` or ``KIND:K``:
+Usage: ``python fault_run.py DATA_ROOT WORK_DIR POINT [--resume]
+[--early-stop]`` where POINT is ``none`` or ``KIND:K``:
 
 * ``iter:K``    os._exit after iteration K (its checkpoints written);
 * ``val:K``     os._exit inside the K-th validation;
@@ -11,6 +11,10 @@ POINT is ``none`` or ``KIND:K``:
 
 ``os._exit`` skips every ``finally``/``except`` clause: a stand-in for
 ``kill -9`` at an exact place.
+
+``--early-stop``: DARTS+ stop with α favouring sep_conv_3x3 from the start
+(it fires at the end of epoch 2, the first of the α/β phase: iteration 4)
+and a checkpoint after every iteration.
 """
 import os
 import signal
@@ -22,7 +26,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 KILLED = 137
 
 
-def tiny_options():
+def tiny_options(early_stop=False):
+    if early_stop:
+        return dict(tiny_options(), **{
+            'train_cfg.arch_early_stop': dict(max_count=3,
+                                              op='sep_conv_3x3'),
+            'default_hooks.checkpoint.by_epoch': False})
     return {
         'train_cfg.max_epochs': 3,
         'train_cfg.arch_start_epoch': 1,
@@ -37,6 +46,8 @@ def tiny_options():
 def main():
     data_root, work_dir, point = sys.argv[1:4]
     resume = '--resume' in sys.argv
+    early_stop = '--early-stop' in sys.argv
+    import torch
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
 
@@ -78,6 +89,13 @@ def main():
     class Die(Hook):
         priority = 'LOWEST'
 
+        def before_train(self, runner):
+            if early_stop:  # every edge decodes to sep_conv_3x3
+                from mmseg_autodeeplab.engine.utils import find_supernet
+                net = find_supernet(runner.model)
+                with torch.no_grad():
+                    net.alphas[:, net.primitives.index('sep_conv_3x3')] += 5
+
         def __init__(self):
             self.validations = 0
 
@@ -97,7 +115,7 @@ def main():
                 os._exit(KILLED)
 
     cfg = build_tiny_cfg(data_root, work_dir, resume=resume,
-                         **tiny_options())
+                         **tiny_options(early_stop))
     runner = Runner.from_cfg(cfg)
     if not resume:
         runner.register_hook(Die())

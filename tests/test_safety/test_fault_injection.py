@@ -12,9 +12,10 @@ HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
 
 
-def _run(data_root, work, point, resume=False):
+def _run(data_root, work, point, resume=False, early_stop=False):
     cmd = [sys.executable, osp.join(HERE, 'fault_run.py'), data_root,
-           str(work), point] + (['--resume'] if resume else [])
+           str(work), point] + (['--resume'] if resume else []) + (
+               ['--early-stop'] if early_stop else [])
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=900)
@@ -72,3 +73,42 @@ def test_kill_and_resume_equals_uninterrupted(reference, tiny_cityscapes,
                  for n in os.listdir(folder)
                  if n.endswith(('.partial', '.tmp'))]
     assert leftovers == []
+
+
+def _early_stop_outcome(work):
+    final = torch.load(work / 'iter_6.pth', weights_only=True)
+    return dict(alphas=final['state_dict']['backbone.alphas'],
+                betas=final['state_dict']['backbone.betas'],
+                stop=final['autodeeplab_search_loop'].get('arch_stop_iter'),
+                genotype=(work / 'genotype.json').read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('point, exit_code', [
+    ('iter:4', 137),     # killed after iter_4.pth, the stop's iteration
+    ('sigterm:4', 143),  # preempted there: the graceful iter_4.pth
+])
+def test_early_stop_survives_a_kill_at_its_epochs_last_iteration(
+        tiny_cityscapes, tmp_path, point, exit_code):
+    """DARTS+ fires at the end of epoch 2 (iteration 4); a run killed right
+    after that iteration's checkpoint resumes to the uninterrupted run's
+    α/β, genotype and stop iteration. Before, the checkpoint of iteration 4
+    was written before the stop was decided and the resumed run updated
+    α/β through epoch 3."""
+    reference = tmp_path / 'reference'
+    done = _run(tiny_cityscapes, reference, 'none', early_stop=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    want = _early_stop_outcome(reference)
+    assert want['stop'] == 4
+    work = tmp_path / 'w'
+    killed = _run(tiny_cityscapes, work, point, early_stop=True)
+    assert killed.returncode == exit_code, killed.stderr[-2000:]
+    assert not (work / 'iter_5.pth').exists()
+    resumed = _run(tiny_cityscapes, work, 'none', resume=True,
+                   early_stop=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    got = _early_stop_outcome(work)
+    assert got['stop'] == want['stop']
+    assert got['genotype'] == want['genotype']
+    assert torch.equal(got['alphas'], want['alphas'])
+    assert torch.equal(got['betas'], want['betas'])

@@ -212,19 +212,6 @@ def test_overwrite_against_a_live_holder_deletes_nothing(tmp_path, capsys,
     assert _snapshot(work) == before
 
 
-def test_distributed_ranks_other_than_zero_take_no_lock(tmp_path,
-                                                        monkeypatch):
-    from mmseg_autodeeplab.utils.work_dir_lock import hold_if_main
-    with work_dir_lock(tmp_path):
-        monkeypatch.setenv('RANK', '1')
-        with hold_if_main(work_dir_lock(tmp_path)) as held:
-            assert held is None
-        monkeypatch.setenv('RANK', '0')
-        with pytest.raises(WorkDirBusy):
-            with hold_if_main(work_dir_lock(tmp_path)):
-                pass
-
-
 def test_lock_file_of_a_refused_run_is_not_touched(tmp_path):
     lock = OutputLock(tmp_path / 'x.lock', 'x', 'wait')
     with lock:

@@ -58,11 +58,28 @@ def test_fixed_arch_ignores_alpha_beta_and_unused_edges():
     assert not all(torch.equal(u, v) for u, v in zip(a, c))
 
 
+def _tau_b(x, y):
+    """Kendall's τ-b by counting pairs: (concordant - discordant) over the
+    geometric mean of the pairs untied in x and in y; NaN if either side
+    is constant."""
+    pairs = [(np.sign(x[i] - x[j]), np.sign(y[i] - y[j]))
+             for i in range(len(x)) for j in range(i)]
+    untied_x = sum(a != 0 for a, _ in pairs)
+    untied_y = sum(b != 0 for _, b in pairs)
+    if not untied_x or not untied_y:
+        return float('nan')
+    return sum(a * b for a, b in pairs) / np.sqrt(untied_x * untied_y)
+
+
 def test_kendall_tau():
     assert supernet_rank.kendall_tau([1, 2, 3, 4], [10, 20, 30, 40])[0] == \
         pytest.approx(1.0)
     assert supernet_rank.kendall_tau([1, 2, 3, 4], [4, 3, 2, 1])[0] == \
         pytest.approx(-1.0)
+    x, y = [1, 2, 2, 5, 3], [3, 1, 4, 4, 2]  # ties on both sides
+    assert supernet_rank.kendall_tau(x, y)[0] == pytest.approx(_tau_b(x, y))
+    assert _tau_b(x, y) == pytest.approx(2 / 9)  # 5 - 3 of 9 untied
+    assert np.isnan(supernet_rank.kendall_tau([1, 1, 1], [1, 2, 3])[0])
 
 
 @pytest.mark.slow
@@ -90,9 +107,10 @@ def test_rank_a_tiny_search_without_touching_it(tiny_cityscapes, tiny_cfg,
     assert sorted(rep['scores']) == sorted(gens)
     assert all(0 <= s <= 100 for s in rep['scores'].values())
     names = sorted(gens)
-    tau = supernet_rank.kendall_tau([rep['scores'][n] for n in names],
-                                    [rep['retrained'][n] for n in names])[0]
-    assert rep['kendall_tau'] == pytest.approx(tau) or np.isnan(tau)
+    tau = _tau_b([rep['scores'][n] for n in names],
+                 [rep['retrained'][n] for n in names])
+    # NaN only where the tool must give it: equal supernet scores
+    assert np.isclose(rep['kendall_tau'], tau, equal_nan=True)
     assert {f: os.stat(work_dir / f).st_mtime_ns
             for f in os.listdir(work_dir)} == before
 
@@ -153,3 +171,55 @@ def test_gap_and_selection_by_the_supernet(tiny_cityscapes, tiny_cfg,
         == {'mIoU', 'aAcc', 'mAcc'}
     assert all(rep['all_scores'][n]['mIoU'] == rep['scores'][n]
                for n in gens)
+
+
+def test_an_owned_out_folder_is_refused_before_anything_is_read(
+        tmp_path, capsys):
+    """A comparison folder another run writes into (search_vs_random still
+    running, a second supernet_rank) is refused in one line naming it."""
+    from mmseg_autodeeplab.utils.work_dir_lock import LOCK_NAME, \
+        work_dir_lock
+    cmp_dir = tmp_path / 'cmp'
+    cmp_dir.mkdir()
+    (cmp_dir / 'results.json').write_text(json.dumps(dict(
+        genotypes={}, summary=dict(genotypes={}))))
+    with work_dir_lock(cmp_dir, '--out', command=['search_vs_random']):
+        with pytest.raises(SystemExit) as e:
+            supernet_rank.main([str(tmp_path / 'search'), str(cmp_dir)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--out '{cmp_dir}' is in use" in err[0]
+    assert ': search_vs_random)' in err[0]
+    assert sorted(os.listdir(cmp_dir)) == [LOCK_NAME, 'results.json']
+
+
+def test_recalibrate_bn_is_the_cumulative_average_over_the_batches():
+    """BN statistics from ``recalibrate_bn`` equal the mean of the batch
+    means and of the unbiased batch variances; momentum is restored and the
+    model is left in eval mode."""
+    torch.manual_seed(0)
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = torch.nn.BatchNorm2d(3, momentum=0.3)
+
+        def data_preprocessor(self, batch, training):
+            assert training
+            return batch['inputs'] * 2
+
+        def _run_forward(self, data, mode):
+            assert mode == 'tensor'
+            return self.bn(data)
+
+    model = Model()
+    batches = [dict(inputs=torch.randn(2, 3, 5, 4) + i) for i in range(3)]
+    assert supernet_rank.recalibrate_bn(model, batches) is model
+    assert not model.training and model.bn.momentum == 0.3
+    x = [2 * b['inputs'] for b in batches]
+    mean = torch.stack([v.mean((0, 2, 3)) for v in x]).mean(0)
+    var = torch.stack([v.transpose(0, 1).reshape(3, -1).var(1)
+                       for v in x]).mean(0)
+    assert torch.allclose(model.bn.running_mean, mean, atol=1e-6)
+    assert torch.allclose(model.bn.running_var, var, atol=1e-5)
+    assert model.bn.num_batches_tracked.item() == 3

@@ -1,0 +1,255 @@
+"""Ownership under every launcher: the real ``tools/search.py`` started as
+the tasks of torchrun, srun and mpirun would start it (their environment
+variables, gloo on CPU, one process per rank). No rank of a refused run
+deletes anything in a live owner's work_dir; a launcher's missing variables
+give one line naming them."""
+import os
+import socket
+import subprocess
+
+import pytest
+
+from mmseg_autodeeplab.utils.launcher import (REQUIRED, LauncherError,
+                                              global_rank, launcher_env)
+from test_work_dir_lock import ENV, REPO, _holder, _search, _snapshot
+
+#: every variable a launcher sets: none leaks in from the test's own shell
+LAUNCHER_KEYS = {k for keys in REQUIRED.values() for k in keys} | {
+    'LOCAL_RANK', 'SLURM_LOCALID', 'LOCAL_WORLD_SIZE',
+    'SLURM_NTASKS_PER_NODE'}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def _task_env(launcher, rank, port, world=2, drop=()):
+    """The variables ``launcher`` gives task ``rank`` of ``world``."""
+    env = {k: v for k, v in ENV.items() if k not in LAUNCHER_KEYS}
+    if launcher == 'pytorch':
+        env.update(RANK=rank, WORLD_SIZE=world, LOCAL_RANK=rank,
+                   MASTER_ADDR='127.0.0.1', MASTER_PORT=port)
+    elif launcher == 'slurm':  # the host from the node list, as srun's
+        env.update(SLURM_PROCID=rank, SLURM_NTASKS=world,
+                   SLURM_LOCALID=rank, SLURM_NODELIST='127.0.0.1',
+                   MASTER_PORT=port)
+    elif launcher == 'mpi':
+        env.update(OMPI_COMM_WORLD_RANK=rank, OMPI_COMM_WORLD_SIZE=world,
+                   OMPI_COMM_WORLD_LOCAL_RANK=rank, MASTER_ADDR='127.0.0.1',
+                   MASTER_PORT=port)
+    env = {k: str(v) for k, v in env.items() if k not in drop}
+    return env
+
+
+def _previous_run(work):
+    """A search's files, as a live owner would have written them."""
+    os.makedirs(work / 'genotypes')
+    for name in ('genotype.json', 'search_history.json', 'epoch_1.pth',
+                 'epoch_1.pth.sha256', 'genotypes/epoch_1.json',
+                 'last_checkpoint'):
+        (work / name).write_text(name)
+
+
+def _start(cmd, env):
+    return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _errors(stderr):
+    return [line for line in stderr.splitlines() if line.startswith(
+        'error:')]
+
+
+@pytest.mark.parametrize('launcher', ['pytorch', 'slurm', 'mpi'])
+def test_every_rank_of_a_refused_overwrite_deletes_nothing(
+        launcher, tiny_cityscapes, tmp_path):
+    """Both tasks of a 2-rank ``--overwrite`` run against a live owner stop
+    with its name (exit 2); its checkpoints and genotypes are untouched.
+    Before, under srun/mpirun task 1 deleted them (it read only RANK)."""
+    work = tmp_path / 'w'
+    _previous_run(work)
+    holder = _holder(work)
+    try:
+        before = _snapshot(work)
+        port = _free_port()
+        cmd = _search(tiny_cityscapes, work, '--overwrite', '--launcher',
+                      launcher) + ['env_cfg.dist_cfg.timeout=120']
+        tasks = [_start(cmd, _task_env(launcher, rank, port))
+                 for rank in (1, 0)]  # task 1 first: it must wait
+        outs = [t.communicate(timeout=300) for t in tasks]
+        assert _snapshot(work) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    for task, (_, err) in zip(tasks, outs):
+        lines = _errors(err)
+        assert task.returncode == 2 and len(lines) == 1, err[-2000:]
+        assert 'is in use by another run' in lines[0]
+        assert f'(pid {holder.pid} on host' in lines[0], lines[0]
+
+
+def test_stray_rank_without_a_launcher_still_takes_the_lock(
+        tiny_cityscapes, tmp_path):
+    """``RANK=1`` left in a shell, ``--launcher none``: the run is its own
+    rank 0, so it is refused by the owner like any second run (before, it
+    skipped the lock and ran in the owner's work_dir)."""
+    work = tmp_path / 'w'
+    _previous_run(work)
+    holder = _holder(work)
+    try:
+        before = _snapshot(work)
+        env = dict(_task_env('none', 0, 0), RANK='1', WORLD_SIZE='2')
+        run = subprocess.run(_search(tiny_cityscapes, work, '--overwrite'),
+                             env=env, cwd=REPO, capture_output=True,
+                             text=True, timeout=300)
+        assert _snapshot(work) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    lines = _errors(run.stderr)
+    assert run.returncode == 2 and len(lines) == 1, run.stderr[-2000:]
+    assert f'(pid {holder.pid} on host' in lines[0]
+
+
+def test_srun_task_without_a_node_list_is_one_line_and_deletes_nothing(
+        tiny_cityscapes, tmp_path):
+    """The issue's reproduction: ``SLURM_PROCID=1 SLURM_NTASKS=2
+    tools/search.py ... --overwrite --launcher slurm`` beside a live owner
+    deleted its epoch_1.pth, then stopped with ``error: 'SLURM_NODELIST'``.
+    """
+    work = tmp_path / 'w'
+    _previous_run(work)
+    holder = _holder(work)
+    try:
+        before = _snapshot(work)
+        env = _task_env('slurm', 1, _free_port(),
+                        drop=('SLURM_NODELIST', 'SLURM_LOCALID'))
+        run = subprocess.run(_search(tiny_cityscapes, work, '--overwrite',
+                                     '--launcher', 'slurm'),
+                             env=env, cwd=REPO, capture_output=True,
+                             text=True, timeout=300)
+        assert _snapshot(work) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (
+        'error: --launcher slurm: SLURM_NODELIST is not set (set by srun); '
+        'start the tool with that launcher or pass --launcher none')
+
+
+def test_a_task_whose_rank_zero_never_comes_stops_and_deletes_nothing(
+        tiny_cityscapes, tmp_path):
+    """Task 1 of an srun step whose task 0 never starts: it waits
+    ``dist_cfg.timeout`` seconds for the others, then stops with one line;
+    it has not touched the work_dir."""
+    work = tmp_path / 'w'
+    _previous_run(work)
+    before = _snapshot(work)
+    cmd = _search(tiny_cityscapes, work, '--overwrite', '--launcher',
+                  'slurm') + ['env_cfg.dist_cfg.timeout=3']
+    run = subprocess.run(cmd, env=_task_env('slurm', 1, _free_port()),
+                         cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert _snapshot(work) == before
+    lines = _errors(run.stderr)
+    assert run.returncode == 2 and len(lines) == 1, run.stderr[-2000:]
+    assert lines[0].startswith('error: --launcher slurm: rank 1 of 2 could '
+                               'not join the run at 127.0.0.1:')
+
+
+@pytest.mark.parametrize('launcher, drop, named', [
+    ('pytorch', ('MASTER_ADDR', 'MASTER_PORT'),
+     'MASTER_ADDR, MASTER_PORT are not set (set by torchrun'),
+    ('slurm', ('SLURM_NTASKS', ), 'SLURM_NTASKS is not set (set by srun)'),
+    ('mpi', ('OMPI_COMM_WORLD_LOCAL_RANK', ),
+     'OMPI_COMM_WORLD_LOCAL_RANK is not set (set by mpirun'),
+])
+def test_missing_launcher_variables_are_named(launcher, drop, named):
+    env = _task_env(launcher, 1, 29500, drop=drop)
+    with pytest.raises(LauncherError, match='^--launcher ' + launcher) as e:
+        launcher_env(launcher, env)
+    assert named in str(e.value) and '\n' not in str(e.value)
+
+
+@pytest.mark.parametrize('launcher, rank', [
+    ('none', 0), ('pytorch', 1), ('slurm', 1), ('mpi', 1)])
+def test_rank_is_read_from_the_launcher_given(launcher, rank, monkeypatch):
+    """Each launcher's own variable; a stray RANK counts only for torchrun
+    (srun/mpirun tasks get RANK from mmengine only after the deletion)."""
+    env = _task_env(launcher, 1, 29500)
+    env['RANK'] = '7' if launcher != 'pytorch' else '1'
+    for key in LAUNCHER_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert global_rank(launcher) == rank
+    if launcher != 'none':
+        assert launcher_env(launcher, env)['master_addr'] == '127.0.0.1'
+
+
+@pytest.mark.slow
+def test_a_live_search_keeps_every_checkpoint_against_every_launcher(
+        tiny_cityscapes, tmp_path):
+    """A real search paused after its first checkpoint; a 2-task
+    ``--overwrite`` run under torchrun's, srun's and mpirun's variables and
+    a run with a stray ``RANK`` are all refused; nothing the owner wrote
+    changes, and the owner ends rc 0 with its solo result."""
+    import signal
+    import time
+
+    from test_work_dir_lock import _outputs
+    solo = subprocess.run(_search(tiny_cityscapes, tmp_path / 'solo'),
+                          env=ENV, cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert solo.returncode == 0, solo.stderr[-2000:]
+    work = tmp_path / 'w'
+    owner = subprocess.Popen(_search(tiny_cityscapes, work), env=ENV,
+                             cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while not (work / 'epoch_1.pth').is_file():
+            assert owner.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        owner.send_signal(signal.SIGSTOP)
+        before = _snapshot(work)
+        assert 'epoch_1.pth' in before
+        for launcher in ('pytorch', 'slurm', 'mpi'):
+            port = _free_port()
+            cmd = _search(tiny_cityscapes, work, '--overwrite',
+                          '--launcher', launcher)
+            tasks = [_start(cmd, _task_env(launcher, rank, port))
+                     for rank in (1, 0)]
+            for task in tasks:
+                _, err = task.communicate(timeout=300)
+                lines = _errors(err)
+                assert task.returncode == 2 and len(lines) == 1, err[-2000:]
+                assert f'(pid {owner.pid} on host' in lines[0]
+            assert _snapshot(work) == before, launcher
+        stray = subprocess.run(
+            _search(tiny_cityscapes, work, '--overwrite'),
+            env=dict(_task_env('none', 0, 0), RANK='1'), cwd=REPO,
+            capture_output=True, text=True, timeout=300)
+        assert stray.returncode == 2, stray.stderr[-2000:]
+        assert _snapshot(work) == before
+    finally:
+        owner.send_signal(signal.SIGCONT)
+    assert owner.wait(timeout=600) == 0, owner.stderr.read()[-2000:]
+    assert _outputs(work) == _outputs(tmp_path / 'solo')
+
+
+def test_overwrite_skips_a_file_removed_meanwhile(tmp_path, monkeypatch):
+    """A checkpoint that disappears between the listing and its removal
+    (another process cleaning up) is not an error (before: exit 2)."""
+    import glob
+
+    from mmseg_autodeeplab.cli.search import clear_search_outputs
+    _previous_run(tmp_path)
+    real_glob = glob.glob
+    monkeypatch.setattr(glob, 'glob', lambda pattern: real_glob(pattern) + [
+        str(tmp_path / 'gone.pth')])
+    clear_search_outputs(str(tmp_path))
+    assert os.listdir(tmp_path) == []
