@@ -1,4 +1,4 @@
-"""tools/benchmark.py: JSON/Markdown output, counts, ratios, bad input."""
+"""tools/analysis/benchmark.py: JSON/Markdown output, counts, ratios, bad input."""
 import json
 import os.path as osp
 import subprocess
@@ -9,10 +9,10 @@ import torch
 
 import mmseg_autodeeplab  # noqa: F401
 from mmseg_autodeeplab.analysis import SegmentorLogits, count_macs
-from mmseg_autodeeplab.cli import benchmark as bm
+import benchmark as bm
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'benchmark.py')
+TOOL = osp.join(REPO, 'tools', 'analysis', 'benchmark.py')
 
 
 @pytest.fixture(scope='module')

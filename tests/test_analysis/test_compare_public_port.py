@@ -8,10 +8,8 @@ import textwrap
 import pytest
 import torch
 
-from mmseg_autodeeplab.cli.compare_public_port import (alternate,
-                                                       cuda_is_identity,
-                                                       import_port, main,
-                                                       summarize)
+from compare_public_port import (alternate, cuda_is_identity, import_port,
+                                 main, summarize)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
