@@ -159,9 +159,10 @@ def synthetic_batch(args, num_classes, seed):
 
 
 def search_steps(args, variant, device):
-    """``(weight_step, arch_step)`` of a fresh supernet of ``variant``: the
-    search loop's :class:`SearchSteps` (``train_cfg``'s remedies, ``--amp``
-    as tools/search.py sets it) on two fixed batches."""
+    """``(steps, batch_a, batch_b)``: the search loop's :class:`SearchSteps`
+    on a fresh supernet of ``variant`` (``train_cfg``'s remedies, ``--amp``
+    as tools/search.py sets it) and two fixed batches for its weight and
+    α/β steps."""
     from mmengine.optim import build_optim_wrapper
 
     from mmseg_autodeeplab.cli.search import enable_amp
@@ -178,8 +179,7 @@ def search_steps(args, variant, device):
                            for k in SearchSteps.cfg_keys})
     batch_a, batch_b = (synthetic_batch(
         args, cfg.model.decode_head.num_classes, seed) for seed in (0, 1))
-    return (lambda: steps.weight_step(batch_a),
-            lambda: steps.arch_step(batch_b))
+    return steps, batch_a, batch_b
 
 
 def _worker(args, variant):
@@ -192,7 +192,14 @@ def _worker(args, variant):
             out['amp_dtype'] = str(resolve_amp_dtype(None, device))[6:]
         except ValueError as e:
             return dict(variant=variant, skipped=str(e))
-    weight_step, arch_step = search_steps(args, variant, device)
+    steps, batch_a, batch_b = search_steps(args, variant, device)
+
+    def weight_step():
+        steps.weight_step(batch_a)
+
+    def arch_step():
+        steps.arch_step(batch_b)
+
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     for key, step in (('weight_step', weight_step),

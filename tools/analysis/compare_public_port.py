@@ -49,8 +49,8 @@ sys.path[:0] = [p for p in (HERE, osp.dirname(osp.dirname(HERE)))
                 if p not in sys.path]
 
 from benchmark_search import (DEFAULT_CONFIG,  # noqa: E402
-                              build_supernet, count_supernet_macs,
-                              matmul_rate, search_steps, synthetic_batch)
+                              count_supernet_macs, matmul_rate,
+                              search_steps)
 from measure import (count_dense_macs, machine_info,  # noqa: E402
                      machine_line, markdown_table, timed, write_report)
 
@@ -280,13 +280,16 @@ def compare(args, port):
     spec = _spec(args, cfg)
     sgd = {k: v for k, v in cfg.optim_wrapper.weights.optimizer.items()
            if k != 'type'}
-    ours_model, _ = build_supernet(args)  # the timed implementation: fused
+    steps, batch, _ = search_steps(args, 'fused', 'cpu')
+    ours_model = steps.model  # the timed implementation: fused
     # the port gets our batch as our data preprocessor hands it on
-    batch = synthetic_batch(args, spec['num_classes'], 0)
     inputs = ours_model.data_preprocessor(batch, True)['inputs']
     labels = torch.cat([s.gt_sem_seg.data for s in batch['data_samples']])
     port_step, port_model = port_weight_step(port, spec, sgd, inputs, labels)
-    ours_step, _ = search_steps(args, 'fused', 'cpu')  # the same batch
+
+    def ours_step():
+        steps.weight_step(batch)
+
     rates = []
 
     def after_round(i, last):
