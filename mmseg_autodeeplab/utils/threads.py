@@ -5,10 +5,10 @@ Why: torch's OpenMP threads spin while they wait for each other, so two
 torch processes with as many threads as cores each spin on a core the other
 needs. Measured on a 2-core machine (demo supernet weight step): 0.60 s
 alone with two threads; 30-37 s beside a second copy; 1.05-1.08 s with one
-thread each. So every search registers itself (a file named by its pid in
-one folder per host) and uses ``cores // searches running``, re-read before
-each iteration: no descriptor is held, so nothing leaks into forked
-DataLoader workers.
+thread each. So every search registers itself (an empty file named by its
+pid, in one folder per host) and uses ``cores // searches running``, re-read
+before each iteration. No descriptor is held: forked DataLoader workers
+inherit nothing.
 """
 import os
 import os.path as osp
@@ -21,9 +21,9 @@ def default_num_threads():
     """Intra-op threads for one process: the cores of its affinity mask
     divided among the local ranks of a launcher."""
     try:
-        cores = max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
-        cores = max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
     ranks = 1
     for key in ('LOCAL_WORLD_SIZE', 'SLURM_NTASKS_PER_NODE'):
         value = os.environ.get(key, '')
@@ -44,27 +44,14 @@ def _alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's live process
-        return True
+    except OSError:  # e.g. another user's live process
+        pass
     return True
 
 
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
 class SharedCores:
-    """This process's share of the cores among the searches on this host.
-
-    Args:
-        folder (str, optional): where searches register (default: a folder
-            in the system's temporary directory).
-        cores (int, optional): the threads of a search alone (default
-            :func:`default_num_threads`).
-    """
+    """This process's share of ``cores`` among the searches registered in
+    ``folder`` (default: one in the system's temporary directory)."""
 
     def __init__(self, folder=None, cores=None):
         self.folder = folder or osp.join(tempfile.gettempdir(),
@@ -74,41 +61,42 @@ class SharedCores:
         self.threads = None
         try:
             os.makedirs(self.folder, exist_ok=True)
-            with open(self.path, 'w'):
-                pass
+            open(self.path, 'w').close()
         except OSError:  # no shared folder: this search counts alone
             self.path = None
 
     def running(self):
-        """Searches registered by live processes (this one included)."""
+        """Searches registered by live processes (at least this one); the
+        files of dead ones are removed."""
         try:
-            names = os.listdir(self.folder)
+            pids = [int(n) for n in os.listdir(self.folder) if n.isdigit()]
         except OSError:
             return 1
-        count = 0
-        for name in names:
-            if not name.isdigit():
-                continue
-            if int(name) == os.getpid() or _alive(int(name)):
-                count += 1
-            else:  # a search that died without unregistering
-                _remove(osp.join(self.folder, name))
-        return max(1, count)
+        dead = [p for p in pids if p != os.getpid() and not _alive(p)]
+        for pid in dead:
+            self._remove(osp.join(self.folder, str(pid)))
+        return max(1, len(pids) - len(dead))
 
     def update(self):
         """Set torch's threads to this search's share; True if it changed."""
         threads = max(1, self.cores // self.running())
-        changed = threads != self.threads
+        changed, self.threads = threads != self.threads, threads
         if changed:
             torch.set_num_threads(threads)
-            self.threads = threads
         return changed
 
     def close(self):
-        """Unregister (the share of the others grows at their next step)."""
+        """Unregister: the others take the cores at their next iteration."""
         if self.path is not None:
-            _remove(self.path)
+            self._remove(self.path)
             self.path = None
+
+    @staticmethod
+    def _remove(path):
+        try:
+            os.remove(path)
+        except OSError:  # already gone
+            pass
 
 
 def set_cpu_threads(cpu_threads='auto', deterministic=False):
@@ -128,9 +116,8 @@ def set_cpu_threads(cpu_threads='auto', deterministic=False):
                              f"integer or 'auto', got {cpu_threads!r}")
         torch.set_num_threads(cpu_threads)
         return None
-    pinned = user_num_threads()
-    threads = pinned or default_num_threads()
-    if pinned or deterministic or threads <= 1:
+    threads = user_num_threads() or default_num_threads()
+    if user_num_threads() or deterministic or threads <= 1:
         torch.set_num_threads(threads)
         return None
     shared = SharedCores(cores=threads)

@@ -1,4 +1,5 @@
-"""tools/analysis/benchmark.py: JSON/Markdown output, counts, ratios, bad input."""
+"""tools/analysis/benchmark.py: JSON/Markdown output, counts, ratios, bad
+input."""
 import json
 import os.path as osp
 import subprocess

@@ -9,8 +9,8 @@ RSS, or CUDA max allocated), all of them side by side, so their ratios hold
 on a shared, noisy machine; ``--baseline DIR`` runs each also with another
 checkout's package, just before: a before/after table from one run. Per
 variant: ``search_iter_s`` (weight step on one batch + α/β step on another:
-the search loop's own :class:`~mmseg_autodeeplab.engine.search_loop.SearchSteps`,
-with the config's ``train_cfg`` remedies) and ``weight_step_s`` (medians of
+the search loop's own ``SearchSteps``, with the config's ``train_cfg``
+remedies) and ``weight_step_s`` (medians of
 ``--repeat`` after ``--warmup``);
 ``macs_fwd``, one forward's multiply-adds, counted once (mmengine's counter,
 ``fused`` in eval mode: every variant computes the same network);
