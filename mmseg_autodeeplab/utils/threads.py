@@ -6,9 +6,11 @@ torch processes with as many threads as cores each spin on a core the other
 needs. Measured on a 2-core machine (demo supernet weight step): 0.60 s
 alone with two threads; 30-37 s beside a second copy; 1.05-1.08 s with one
 thread each. So every search registers itself (an empty file named by its
-pid, in one folder per host) and uses ``cores // searches running``, re-read
-before each iteration. No descriptor is held: forked DataLoader workers
-inherit nothing.
+pid, in one folder per host) and uses ``cores // searches running``, and no
+more than the cores that other processes leave free (the 1-minute load
+average less its own threads: a test run or a benchmark beside a search
+counts too), re-read before each iteration. No descriptor is held: forked
+DataLoader workers inherit nothing.
 """
 import os
 import os.path as osp
@@ -39,6 +41,14 @@ def user_num_threads():
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+def load_average():
+    """The 1-minute load average (runnable threads), or 0 if unknown."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not POSIX
+        return 0.0
+
+
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -51,14 +61,16 @@ def _alive(pid):
 
 class SharedCores:
     """This process's share of ``cores`` among the searches registered in
-    ``folder`` (default: one in the system's temporary directory)."""
+    ``folder`` (default: one in the system's temporary directory), within
+    the cores that other processes leave free (``load``: the load average).
+    """
 
-    def __init__(self, folder=None, cores=None):
+    def __init__(self, folder=None, cores=None, load=None):
         self.folder = folder or osp.join(tempfile.gettempdir(),
                                          'mmseg_autodeeplab-searches')
         self.cores = cores or default_num_threads()
         self.path = osp.join(self.folder, str(os.getpid()))
-        self.threads = None
+        self.threads, self.load = None, load or load_average
         try:
             os.makedirs(self.folder, exist_ok=True)
             open(self.path, 'w').close()
@@ -79,7 +91,10 @@ class SharedCores:
 
     def update(self):
         """Set torch's threads to this search's share; True if it changed."""
-        threads = max(1, self.cores // self.running())
+        # the load counts this search's own threads while they run
+        others = round(max(0.0, self.load() - (self.threads or 0)))
+        free = (os.cpu_count() or self.cores) - others
+        threads = max(1, min(self.cores // self.running(), free))
         changed, self.threads = threads != self.threads, threads
         if changed:
             torch.set_num_threads(threads)

@@ -16,9 +16,14 @@ def _keep_torch_threads():
     torch.set_num_threads(before)
 
 
-def test_share_follows_the_searches_running(tmp_path):
+def _idle():
+    return 0.0
+
+
+def test_share_follows_the_searches_running(tmp_path, monkeypatch):
+    monkeypatch.setattr(threads.os, 'cpu_count', lambda: 4)
     folder = str(tmp_path / 'searches')
-    mine = threads.SharedCores(folder, cores=4)
+    mine = threads.SharedCores(folder, cores=4, load=_idle)
     assert mine.update() and mine.threads == 4 == torch.get_num_threads()
     other = subprocess.Popen([sys.executable, '-c',
                               'import time; time.sleep(60)'])
@@ -39,7 +44,7 @@ def test_share_follows_the_searches_running(tmp_path):
 
 def test_never_below_one_thread_and_no_folder_counts_alone(tmp_path):
     folder = tmp_path / 'searches'
-    mine = threads.SharedCores(str(folder), cores=2)
+    mine = threads.SharedCores(str(folder), cores=2, load=_idle)
     for pid in (os.getppid(), 1):  # live processes registered as searches
         (folder / str(pid)).touch()
     mine.update()
@@ -51,10 +56,27 @@ def test_never_below_one_thread_and_no_folder_counts_alone(tmp_path):
     mine.close()
 
 
+def test_other_busy_processes_take_their_cores(tmp_path, monkeypatch):
+    """The load average less this search's own threads: what other
+    processes (not searches) keep busy is not used."""
+    monkeypatch.setattr(threads.os, 'cpu_count', lambda: 4)
+    load = [3.0]
+    mine = threads.SharedCores(str(tmp_path), cores=4, load=lambda: load[0])
+    assert mine.update() and mine.threads == 1  # 3 busy of 4 cores
+    load[0] = 1.0 + 1  # one other, and this search's own thread
+    assert mine.update() and mine.threads == 3
+    load[0] = 3 + 1.2  # its 3 threads and the other: still 3
+    assert not mine.update()
+    load[0] = 0.0
+    assert mine.update() and mine.threads == 4
+    mine.close()
+
+
 def test_set_cpu_threads_pins_or_shares(monkeypatch, tmp_path):
     monkeypatch.setattr(threads.tempfile, 'gettempdir', lambda: str(tmp_path))
     monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
     monkeypatch.setattr(threads, 'default_num_threads', lambda: 2)
+    monkeypatch.setattr(threads, 'load_average', _idle)
     assert threads.set_cpu_threads(3) is None
     assert torch.get_num_threads() == 3
     assert threads.set_cpu_threads('auto', deterministic=True) is None

@@ -69,16 +69,23 @@ DEFAULT_CONFIG = osp.join(
 OLD_WORKER = 'mmseg_autodeeplab.cli.benchmark_search'
 
 
-def parse_args(argv=None):
-    p = OneLineParser(description=__doc__.splitlines()[0])
+def add_supernet_args(p, crop):
+    """The flags :func:`build_supernet` and :func:`synthetic_batch` read."""
     p.add_argument('--config', default=DEFAULT_CONFIG,
                    help='search config (model, optimizers and train_cfg '
                    f'remedies are taken from it; default {DEFAULT_CONFIG})')
-    p.add_argument('--crop', type=hw_type(1), default=(321, 321),
-                   help='HxW of the batch (default 321x321)')
+    p.add_argument('--crop', type=hw_type(1), default=(crop, crop),
+                   help=f'HxW of the batch (default {crop}x{crop})')
     p.add_argument('--batch', type=int, default=2)
-    p.add_argument('--filter-multiplier', type=int_at_least(1), default=None)
-    p.add_argument('--num-layers', type=int_at_least(1), default=None)
+    p.add_argument('--filter-multiplier', type=int_at_least(1), default=None,
+                   help='F of the supernet (default: the config\'s)')
+    p.add_argument('--num-layers', type=int_at_least(1), default=None,
+                   help='L of the supernet (default: the config\'s)')
+
+
+def parse_args(argv=None):
+    p = OneLineParser(description=__doc__.splitlines()[0])
+    add_supernet_args(p, 321)
     p.add_argument('--variants', nargs='+', default=['per-edge', 'fused'],
                    choices=sorted(VARIANTS))
     p.add_argument('--baseline', metavar='DIR', default=None,

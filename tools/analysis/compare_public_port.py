@@ -48,14 +48,14 @@ HERE = osp.dirname(osp.abspath(__file__))
 sys.path[:0] = [p for p in (HERE, osp.dirname(osp.dirname(HERE)))
                 if p not in sys.path]
 
-from benchmark_search import (DEFAULT_CONFIG,  # noqa: E402
+from benchmark_search import (add_supernet_args,  # noqa: E402
                               count_supernet_macs, matmul_rate,
                               search_steps)
 from measure import (count_dense_macs, machine_info,  # noqa: E402
                      machine_line, markdown_table, timed, write_report)
 
 from mmseg_autodeeplab.analysis import (OneLineParser,  # noqa: E402
-                                        SegmentorLogits, count_macs, hw_type,
+                                        SegmentorLogits, count_macs,
                                         int_at_least, load_config)
 from mmseg_autodeeplab.engine.utils import find_supernet  # noqa: E402
 from mmseg_autodeeplab.utils import exit_with_error  # noqa: E402
@@ -71,16 +71,7 @@ def parse_args(argv=None):
     p = OneLineParser(description=__doc__.splitlines()[0].strip('`: '))
     p.add_argument('--port-dir', required=True, metavar='DIR',
                    help=f'a checkout of {PORT_NAME} (holds {PORT_FILE})')
-    p.add_argument('--config', default=DEFAULT_CONFIG,
-                   help='our search config (model and weight optimizer; '
-                   f'default {DEFAULT_CONFIG})')
-    p.add_argument('--crop', type=hw_type(1), default=(129, 129),
-                   help='HxW of the batch (default 129x129)')
-    p.add_argument('--batch', type=int, default=2)
-    p.add_argument('--filter-multiplier', type=int_at_least(1), default=None,
-                   help='F of both supernets (default: the config\'s)')
-    p.add_argument('--num-layers', type=int_at_least(1), default=None,
-                   help='L of both supernets (default: the config\'s)')
+    add_supernet_args(p, 129)  # F and L: of both supernets
     p.add_argument('--rounds', type=int_at_least(1), default=5,
                    help='timed rounds, each a port step then one of ours')
     p.add_argument('--warmup', type=int_at_least(0), default=1,
