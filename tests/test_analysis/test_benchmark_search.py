@@ -127,6 +127,7 @@ def test_projection_table_from_injected_timings():
                for line in lines)
 
 
+@pytest.mark.slow
 def test_macs_count_every_conv_of_the_supernet():
     """The count sees the convs inside the fused path's autograd Functions
     (mmengine's tracer cannot): at least the dispatch-level conv + matmul

@@ -18,6 +18,7 @@ def decoded(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @needs_deploy
 def test_config_and_onnxruntime_columns(decoded, tmp_path):
     out = tmp_path / 'bench'
