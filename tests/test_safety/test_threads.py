@@ -106,3 +106,15 @@ def test_thread_count_follows_affinity_and_ranks(monkeypatch):
     assert threads.user_num_threads() == 3
     monkeypatch.setenv('OMP_NUM_THREADS', 'x')
     assert threads.user_num_threads() is None
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self/fd'),
+                    reason='lists descriptors in /proc (Linux)')
+def test_no_descriptor_is_held_for_forked_workers_to_inherit(tmp_path):
+    """Registering opens and closes a file: a DataLoader worker forked
+    later inherits nothing that keeps the registration (or a lock) alive."""
+    before = set(os.listdir('/proc/self/fd'))
+    mine = threads.SharedCores(str(tmp_path), cores=2, load=_idle)
+    mine.update()
+    assert set(os.listdir('/proc/self/fd')) == before
+    mine.close()

@@ -10,9 +10,8 @@ on a shared, noisy machine; ``--baseline DIR`` runs each also with another
 checkout's package, just before: a before/after table from one run. Per
 variant: ``search_iter_s`` (weight step on one batch + α/β step on another:
 the search loop's own ``SearchSteps``, with the config's ``train_cfg``
-remedies) and ``weight_step_s`` (medians of
-``--repeat`` after ``--warmup``);
-``macs_fwd``, one forward's multiply-adds, counted once (mmengine's counter,
+remedies) and ``weight_step_s`` (medians of ``--repeat`` after
+``--warmup``); ``macs_fwd``, one forward's multiply-adds, counted once (mmengine's counter,
 ``fused`` in eval mode: every variant computes the same network);
 ``flop_rate`` = ``6 * macs_fwd / weight_step_s`` (backward ~ 2 forwards) as
 a fraction of the dense fp32 matmul rate of the same process.
