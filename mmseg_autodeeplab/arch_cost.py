@@ -22,10 +22,11 @@ edges, ``P`` operators): ``edges (L, n, n, E, P)``, ``cells (L, n, n, n)``,
 ``head (n, n)``; α is ``(E, P)``, normalised β ``(L, n, 3)``.
 
 Kinds: ``macs``, multiply-adds as mmengine's counter counts them in eval
-mode (``tools/benchmark.py``; the tests pin the table to the counter on
-built networks, exactly), and ``latency``, seconds on a device, each entry
-timed on the modules that make it up: only about additive (a network also
-pays per-call overheads), so it ranks networks rather than predicting them.
+mode (``tools/analysis/benchmark.py``; the tests pin the table to the
+counter on built networks, exactly), and ``latency``, seconds on a device,
+each entry timed on the modules that make it up: only about additive (a
+network also pays per-call overheads), so it ranks networks rather than
+predicting them.
 Format version 1 (multiply-adds only) is still read; 2 adds latency tables.
 """
 import os

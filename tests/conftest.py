@@ -1,6 +1,7 @@
 """Shared fixtures: generated data, tiny search and retrain configs, the
-paper's genotype, single-threaded torch."""
+paper's genotype, single-threaded torch; tools/analysis on sys.path."""
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -9,6 +10,10 @@ import mmseg_autodeeplab  # noqa: F401  (compat + registration)
 from mmseg_autodeeplab.datasets.demo_data import make_cityscapes
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# the measurement tools are scripts beside the package: their tests import
+# them from their folder
+if osp.join(REPO, 'tools', 'analysis') not in sys.path:
+    sys.path.insert(0, osp.join(REPO, 'tools', 'analysis'))
 DEMO_CONFIG = osp.join(
     REPO, 'configs', 'autodeeplab_search',
     'autodeeplab-search_f4-l4_1xb2-30e_demo-cityscapes-64x64.py')

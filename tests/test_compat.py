@@ -35,6 +35,7 @@ def _second_pass_misses(mode):
     return out.split('MARK', 1)[1].count('create:cache_miss')
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(),
                     reason='needs oneDNN (CPU convolutions)')
 def test_import_enlarges_onednn_primitive_cache():

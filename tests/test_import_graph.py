@@ -159,3 +159,34 @@ def test_importing_the_engine_loads_no_builder():
     assert 'mmseg_autodeeplab.engine.search_loop' in loaded
     assert BUILDER not in loaded
     assert 'mmseg_autodeeplab.analysis' not in loaded
+
+
+def private_imports(paths):
+    """``(path, module, name)`` of every ``from M import _name`` (one
+    leading underscore: a module's private name) where ``M`` is ours: a
+    relative import, the package, or one of ``paths`` (a tool)."""
+    ours = {osp.basename(p)[:-3] for p in paths}
+    found = []
+    for path in paths:
+        with open(path, encoding='utf-8') as f:
+            tree = ast.parse(f.read())
+        found += [(path, node.module, a.name) for node in ast.walk(tree)
+                  if isinstance(node, ast.ImportFrom) and (
+                      node.level or node.module.split('.')[0] in ours
+                      or node.module.startswith('mmseg_autodeeplab'))
+                  for a in node.names
+                  if a.name.startswith('_') and not a.name.startswith('__')]
+    return found
+
+
+def test_no_private_name_is_imported_across_modules(tmp_path):
+    tools = osp.join(osp.dirname(PACKAGE), 'tools')
+    paths = list(_modules().values()) + [
+        osp.join(folder, name) for folder, _, names in os.walk(tools)
+        for name in names if name.endswith('.py')]
+    assert private_imports(paths) == []
+    # the check itself
+    (tmp_path / 'm.py').write_text('from .steps import _steps, public\n'
+                                   'from torch.nn import _private\n')
+    assert private_imports([str(tmp_path / 'm.py')]) == [
+        (str(tmp_path / 'm.py'), 'steps', '_steps')]

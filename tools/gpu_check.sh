@@ -44,7 +44,7 @@ timeout 240 $PY -m pytest -q -p no:cacheprovider -m 'slow or not slow' \
     tests/test_engine/test_amp.py 2>&1 | tail -15 | tee "$OUT/tests.txt"
 
 echo "== benchmark: 321x321, batch 2, with the projected paper search =="
-timeout 420 $PY tools/benchmark_search.py --device cuda --crop 321x321 \
+timeout 420 $PY tools/analysis/benchmark_search.py --device cuda --crop 321x321 \
     --batch 2 --warmup 2 --repeat 5 --no-macs --train-images 2975 \
     --variants fused fused+cp fused+amp fused+cp+amp --out "$OUT" \
     2>&1 | grep -v Warning | tee "$OUT/benchmark.txt"

@@ -18,7 +18,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='retrain config (AutoDeepLabNet)')
     parser.add_argument('--size', type=hw_type(8), default=(1024, 2048),
                         help='input HxW of the retrained network '
-                        '(default 1024x2048, as tools/benchmark.py)')
+                        '(default 1024x2048, as tools/analysis/benchmark.py)')
     parser.add_argument('--kind', choices=('macs', 'latency'),
                         default='macs', help='multiply-adds (counted) or '
                         'latency (measured on --device); default macs')

@@ -74,7 +74,7 @@ def retrain_cfg(config, genotype_file, genotype, seed, work_dir,
 
 def model_macs(cfg):
     """Multiply-adds of the retrain model (image -> logits) on one crop,
-    counted as ``tools/benchmark.py`` counts them."""
+    counted as ``tools/analysis/benchmark.py`` counts them."""
     import torch
 
     from ..analysis import SegmentorLogits, build_segmentor, count_macs

@@ -26,7 +26,6 @@ import random
 import signal
 import sys
 import threading
-import time
 
 import numpy as np
 import torch
@@ -118,36 +117,6 @@ class _LoopStateHook(Hook):
             runner.train_loop.load_state_dict(checkpoint[STATE_KEY])
 
 
-def govern(governor, seconds, kind):
-    """Give ``governor`` (or None) a step's time; log a change of threads."""
-    if governor is None:
-        return
-    before = governor.threads
-    governor.step(seconds)
-    if governor.threads != before:
-        print_log(f'CPU threads {before} -> {governor.threads} ({kind} step '
-                  f'{seconds:.2f}s; one thread is used while another '
-                  'process competes for the cores)', logger='current')
-
-
-class _GovernValHook(Hook):
-    """Validation steps are governed too (timed as their own kind)."""
-    priority = 'VERY_HIGH'
-
-    def __init__(self, governor):
-        self.governor, self._started = governor, None
-
-    def before_val_iter(self, runner, batch_idx, data_batch=None):
-        self.governor.begin('val')
-        self._started = time.perf_counter()
-
-    def after_val_iter(self, runner, batch_idx, data_batch=None,
-                       outputs=None):
-        if self._started is not None:
-            govern(self.governor, time.perf_counter() - self._started, 'val')
-            self._started = None
-
-
 def _arch_loader_cfg(dataloader):
     """trainB loader config: the trainA one with ``split='B'``."""
     cfg = copy.deepcopy(dataloader)
@@ -167,8 +136,102 @@ def _arch_loader_cfg(dataloader):
     return cfg
 
 
+class SearchSteps:
+    """The two steps of a search iteration: the loop runs them and
+    ``tools/analysis/benchmark_search.py`` times them, so the benchmark's
+    step is the search's (remedies, mixed precision, frozen weights).
+
+    Args:
+        model (nn.Module): the segmentor (or its DDP wrapper) with a
+            supernet backbone.
+        optim_wrapper (OptimWrapperDict, optional): the ``weights`` and
+            ``arch`` wrappers of :class:`~.AutoDeepLabOptimWrapperConstructor`
+            (the loop takes the runner's, built after it).
+        arch_cost, arch_noise, op_dropout, arch_sampling (dict, optional):
+            as in :class:`AutoDeepLabSearchLoop` (``train_cfg`` keys).
+    """
+    # the optimizers of AutoDeepLabOptimWrapperConstructor
+    weights_key, arch_key = 'weights', 'arch'
+    #: the train_cfg keys that change a step
+    cfg_keys = ('arch_cost', 'arch_noise', 'op_dropout', 'arch_sampling')
+
+    def __init__(self, model, optim_wrapper=None, arch_cost=None,
+                 arch_noise=None, op_dropout=None, arch_sampling=None):
+        self.model = model
+        self._optim_wrapper = optim_wrapper
+        self.supernet = find_supernet(model)
+        self.arch_cost = ArchCost.build(arch_cost)
+        self.arch_noise = ArchNoise.build(arch_noise)
+        self.op_dropout = OpDropout.build(op_dropout)
+        self.arch_sampling = ArchSampling.build(arch_sampling)
+        if self.arch_cost is not None:
+            self.arch_cost.check_supernet(self.supernet)
+
+    @property
+    def optim_wrapper(self):
+        return self._optim_wrapper
+
+    def weight_step(self, data_batch, progress=0.0):
+        """One weight update on a trainA batch at ``progress`` (iteration
+        / iterations) of the search; returns the model's log variables."""
+        if self.op_dropout is not None:
+            self.op_dropout.update(self.supernet, progress)
+        # SDARTS-RS: at a random α nearby; single path: at one drawn
+        # architecture
+        with self.arch_noise.applied(self.supernet.alphas) \
+                if self.arch_noise else contextlib.nullcontext(), \
+                self.arch_sampling.weight_step(self.supernet, progress) \
+                if self.arch_sampling else contextlib.nullcontext():
+            outputs = self.model.train_step(
+                data_batch, optim_wrapper=self.optim_wrapper[self.weights_key])
+        for p in self.supernet.arch_parameters():
+            p.grad = None  # the weight step must not leave α/β gradients
+        return outputs
+
+    def arch_step(self, data_batch, progress=0.0):
+        """One α/β update on a trainB batch at ``progress`` of the search;
+        returns its log variables."""
+        model = unwrap_model(self.model)
+        wrapper = self.optim_wrapper[self.arch_key]
+        params = self.supernet.arch_parameters()
+        sampling = self.arch_sampling
+        reinforce = sampling is not None and sampling.arch_step == 'reinforce'
+        # the weights frozen for forward and backward: nothing computes
+        # their gradients
+        with only_grad_for(model, params), \
+                sampling.arch_step_context(self.supernet, progress) \
+                if sampling else contextlib.nullcontext():
+            with wrapper.optim_context(model):
+                data = model.data_preprocessor(data_batch, True)
+                if reinforce:  # a surrogate of the expected loss
+                    loss, log_vars = sampling.reinforce_loss(
+                        lambda: model.parse_losses(model._run_forward(
+                            data, mode='loss')), self.supernet, progress)
+                else:
+                    losses = model._run_forward(data, mode='loss')
+            if not reinforce:
+                loss, log_vars = model.parse_losses(losses)
+            if self.arch_cost is not None:
+                cost = self.arch_cost.expected(self.supernet)
+                penalty = self.arch_cost.penalty(cost)
+                log_vars['cost'] = cost.detach()
+                log_vars['cost_penalty'] = penalty.detach()
+                if self.arch_cost.weight:
+                    loss = loss + penalty.to(loss.dtype)
+            grads = torch.autograd.grad(scale_loss(wrapper, loss), params)
+        world = get_world_size()
+        for p, g in zip(params, grads):
+            if world > 1:
+                torch_dist.all_reduce(g)
+                g = g / world
+            p.grad = g
+        wrapper.step()
+        wrapper.zero_grad()
+        return log_vars
+
+
 @LOOPS.register_module()
-class AutoDeepLabSearchLoop(BaseLoop):
+class AutoDeepLabSearchLoop(BaseLoop, SearchSteps):
     """Alternating first-order search: weights on trainA, α/β on trainB.
 
     Args:
@@ -189,7 +252,8 @@ class AutoDeepLabSearchLoop(BaseLoop):
             ``table`` from ``tools/build_cost_table.py``). None (default):
             the paper's search, unchanged.
         cpu_threads (int | str): on CPU, torch's intra-op threads: an
-            integer pins them; ``'auto'`` (default) adapts them to the load
+            integer pins them; ``'auto'`` (default) shares the cores among
+            the searches running on this machine
             (:func:`~mmseg_autodeeplab.utils.threads.set_cpu_threads`).
         arch_noise (dict, optional): ``dict(eps=...)``: SDARTS-RS noise on
             α during the weight step (:class:`~.search_remedies.ArchNoise`).
@@ -206,8 +270,6 @@ class AutoDeepLabSearchLoop(BaseLoop):
             α/β step (:class:`~.search_remedies.ArchSampling`).
         All four default to None: the paper's search.
     """
-    # the optimizers of AutoDeepLabOptimWrapperConstructor
-    weights_key, arch_key = 'weights', 'arch'
 
     def __init__(self, runner, dataloader, max_epochs, arch_start_epoch=20,
                  val_begin=1, val_interval=1, arch_dataloader=None,
@@ -247,22 +309,20 @@ class AutoDeepLabSearchLoop(BaseLoop):
         self._arch_iter = None
         self._pending_rng = None
         self._stop_signal = None  # set by SIGINT/SIGTERM, acted on per iter
-        self.governor = set_cpu_threads(
+        self.threads = set_cpu_threads(
             cpu_threads, runner._randomness_cfg.get('deterministic', False))
         if hasattr(self.dataloader.dataset, 'metainfo'):
             runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
-        self.supernet = find_supernet(runner.model)
-        self.arch_cost = ArchCost.build(arch_cost)
-        self.arch_noise = ArchNoise.build(arch_noise)
-        self.op_dropout = OpDropout.build(op_dropout)
+        SearchSteps.__init__(self, runner.model, arch_cost=arch_cost,
+                             arch_noise=arch_noise, op_dropout=op_dropout,
+                             arch_sampling=arch_sampling)
         self.arch_early_stop = ArchEarlyStop.build(arch_early_stop)
-        self.arch_sampling = ArchSampling.build(arch_sampling)
         self._arch_stop_iter = None  # iteration α/β updates stopped at
-        if self.arch_cost is not None:
-            self.arch_cost.check_supernet(self.supernet)
         runner.register_hook(_LoopStateHook())
-        if self.governor is not None:
-            runner.register_hook(_GovernValHook(self.governor))
+
+    @property
+    def optim_wrapper(self):
+        return self.runner.optim_wrapper  # built after the loop
 
     @property
     def epoch(self):
@@ -303,6 +363,8 @@ class AutoDeepLabSearchLoop(BaseLoop):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.threads is not None:
+                self.threads.close()
 
     def _validates_after(self, epoch):
         return (self.runner.val_loop is not None and epoch >= self.val_begin
@@ -358,29 +420,17 @@ class AutoDeepLabSearchLoop(BaseLoop):
         runner = self.runner
         runner.call_hook('before_train_iter', batch_idx=idx,
                          data_batch=data_batch)
-        kind = 'search' if self.arch_active_at(self._iter) else 'weights'
-        if self.governor is not None:
-            self.governor.begin(kind)
-        started = time.perf_counter()
-        if self.op_dropout is not None:
-            self.op_dropout.update(self.supernet, self._iter / self.max_iters)
-        # 1. weight step on trainA (SDARTS-RS: at a random α nearby; single
-        # path: at one drawn architecture)
-        with self.arch_noise.applied(self.supernet.alphas) \
-                if self.arch_noise else contextlib.nullcontext(), \
-                self.arch_sampling.weight_step(
-                    self.supernet, self._iter / self.max_iters) \
-                if self.arch_sampling else contextlib.nullcontext():
-            outputs = runner.model.train_step(
-                data_batch,
-                optim_wrapper=runner.optim_wrapper[self.weights_key])
-        for p in self.supernet.arch_parameters():
-            p.grad = None  # the weight step must not leave α/β gradients
+        if self.threads is not None and self.threads.update():
+            print_log(f'CPU threads: {self.threads.threads} (searches '
+                      'running on this machine share its cores)',
+                      logger='current')
+        # 1. weight step on trainA
+        outputs = self.weight_step(data_batch, self._iter / self.max_iters)
         # 2. α/β step on trainB
         if self.arch_active_at(self._iter):
-            arch_log = self.arch_step(self._next_arch_batch())
+            arch_log = self.arch_step(self._next_arch_batch(),
+                                      self._iter / self.max_iters)
             outputs.update({f'arch_{k}': v for k, v in arch_log.items()})
-        govern(self.governor, time.perf_counter() - started, kind)
         if (self._iter + 1) % self.iters_per_epoch == 0:
             # before after_train_iter: a checkpoint written at the epoch's
             # last iteration (by interval or SIGTERM) must carry the stop,
@@ -453,42 +503,3 @@ class AutoDeepLabSearchLoop(BaseLoop):
             batch = next(self._arch_iter)
         self._arch_pos += 1
         return batch
-
-    def arch_step(self, data_batch):
-        """One α/β update on a trainB batch; returns its log variables."""
-        model = unwrap_model(self.runner.model)
-        wrapper = self.runner.optim_wrapper[self.arch_key]
-        params = self.supernet.arch_parameters()
-        # the weights frozen for forward and backward: nothing computes
-        # their gradients
-        sampling, progress = self.arch_sampling, self._iter / self.max_iters
-        sampled = sampling.arch_step_context(self.supernet, progress) \
-            if sampling else contextlib.nullcontext()
-        with only_grad_for(model, params), sampled:
-            with wrapper.optim_context(model):
-                data = model.data_preprocessor(data_batch, True)
-                if sampling and sampling.arch_step == 'reinforce':
-                    loss, log_vars = sampling.reinforce_loss(
-                        lambda: model.parse_losses(model._run_forward(
-                            data, mode='loss')), self.supernet, progress)
-                else:
-                    losses = model._run_forward(data, mode='loss')
-            if not (sampling and sampling.arch_step == 'reinforce'):
-                loss, log_vars = model.parse_losses(losses)
-            if self.arch_cost is not None:
-                cost = self.arch_cost.expected(self.supernet)
-                penalty = self.arch_cost.penalty(cost)
-                log_vars['cost'] = cost.detach()
-                log_vars['cost_penalty'] = penalty.detach()
-                if self.arch_cost.weight:
-                    loss = loss + penalty.to(loss.dtype)
-            grads = torch.autograd.grad(scale_loss(wrapper, loss), params)
-        world = get_world_size()
-        for p, g in zip(params, grads):
-            if world > 1:
-                torch_dist.all_reduce(g)
-                g = g / world
-            p.grad = g
-        wrapper.step()
-        wrapper.zero_grad()
-        return log_vars

@@ -168,6 +168,7 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_cli_amp_search_runs_and_dumps_amp(tiny_cityscapes, tmp_path,
                                            capsys, tiny_search_opts):
     """``tools/search.py --amp``: a bfloat16 CPU search runs through its

@@ -16,6 +16,7 @@ from mmseg_autodeeplab.visualization.search_plots import (PLOT_FILES,
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
+@pytest.mark.slow
 def test_search_images_reach_the_visualizer(tiny_cityscapes, tiny_cfg,
                                             tmp_path):
     from mmengine.runner import Runner

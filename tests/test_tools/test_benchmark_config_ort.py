@@ -1,11 +1,11 @@
-"""tools/benchmark.py --config (any config beside the baselines) and
+"""tools/analysis/benchmark.py --config (any config beside the baselines) and
 --onnxruntime (a second runtime column)."""
 import json
 
 import pytest
 
 import mmseg_autodeeplab  # noqa: F401
-from mmseg_autodeeplab.cli import benchmark as bm
+import benchmark as bm
 from mmseg_autodeeplab.cli.decode_genotype import main as decode
 
 from test_infer_export import PAPER_JSON, needs_deploy
@@ -18,6 +18,7 @@ def decoded(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @needs_deploy
 def test_config_and_onnxruntime_columns(decoded, tmp_path):
     out = tmp_path / 'bench'

@@ -150,6 +150,7 @@ def _onnx_run(path, x):
     return session.run(None, {'input': x.numpy()})[0]
 
 
+@pytest.mark.slow
 @needs_deploy
 def test_export_static_and_dynamic_match_pytorch(model_files, tmp_path,
                                                  capsys):
@@ -282,6 +283,7 @@ def test_standin_fails_clearly_when_a_compiled_op_is_called():
     assert pkgutil.find_loader('mmcv._ext') is None  # mmengine: no mmcv-full
 
 
+@pytest.mark.slow
 def test_get_flops_counts_like_mmseg_intends(model_files, capsys):
     from mmengine.analysis import get_model_complexity_info
     flops, params = get_flops.count(model_files['config'], (64, 96))

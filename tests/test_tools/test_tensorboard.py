@@ -14,6 +14,7 @@ SNIPPET = dict(vis_backends=[dict(type='LocalVisBackend'),
                              dict(type='TensorboardVisBackend')])
 
 
+@pytest.mark.slow
 def test_search_scalars_reach_tensorboard(tiny_cityscapes, tiny_cfg,
                                           tmp_path):
     from mmengine.runner import Runner

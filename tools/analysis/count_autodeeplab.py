@@ -27,9 +27,9 @@ import os.path as osp
 import sys
 import time
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+HERE = osp.dirname(osp.abspath(__file__))
+sys.path[:0] = [p for p in (HERE, osp.dirname(osp.dirname(HERE)))
+                if p not in sys.path]
 
 #: Paper Table 2 (Cityscapes, 19 classes; multi-adds at 1024x2048).
 PAPER = {
@@ -68,15 +68,16 @@ def parse_args(argv=None):
 
 def build_model(name, num_classes=19):
     """Auto-DeepLab-``name`` (s/m/l) from its config, with plain BN."""
-    from mmseg_autodeeplab.cli.benchmark import build_model
+    from benchmark import build_model
     return build_model(f'autodeeplab-{name}', num_classes)
 
 
 def measure_macs(model, size):
     """``(mmengine_count, conv_only_macs)`` for one ``1x3xHxW`` input."""
     import torch
-    from mmseg_autodeeplab.analysis import (SegmentorLogits, count_macs,
-                                            forward_hooks)
+    from measure import forward_hooks
+
+    from mmseg_autodeeplab.analysis import SegmentorLogits, count_macs
     wrapper = SegmentorLogits(model).eval()
     conv_macs = [0]
 
@@ -93,7 +94,7 @@ def measure_macs(model, size):
 
 def count_row(name, args):
     """One model's counts (and ratios to Table 2 at its size)."""
-    from mmseg_autodeeplab.analysis import tf_multiply_adds
+    from measure import tf_multiply_adds
     paper = PAPER[name]
     model = build_model(name, args.num_classes)
     row = dict(model=f'Auto-DeepLab-{name.upper()}', F=paper['F'],
@@ -122,7 +123,7 @@ def count_row(name, args):
 
 
 def render_table(rows, args):
-    from mmseg_autodeeplab.analysis import markdown_table
+    from measure import markdown_table
     h, w = args.size
     header = ['model', 'F', 'params (M)', 'paper (M)', 'ratio']
     if not args.no_macs:

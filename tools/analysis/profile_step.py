@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 #: (kind, substrings of the lower-cased op name), first match wins
 KINDS = (
@@ -45,12 +46,15 @@ def main(argv=None):
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from mmseg_autodeeplab.cli.benchmark_search import (VARIANTS, _steps,
-                                                        parse_args)
+    from benchmark_search import VARIANTS, parse_args, search_steps
     argv = list(sys.argv[1:] if argv is None else argv)
     variant = argv.pop(0) if argv and argv[0] in VARIANTS else 'fused'
     args = parse_args(['--crop', '129x129', '--batch', '2'] + argv)
-    weight_step, _ = _steps(args, variant, 'cpu')
+    steps, batch, _ = search_steps(args, variant, 'cpu')
+
+    def weight_step():
+        steps.weight_step(batch)
+
     weight_step()  # warm-up: oneDNN primitives are created once
     weight_step()
     t = time.perf_counter()

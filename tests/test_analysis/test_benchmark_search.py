@@ -1,12 +1,11 @@
-"""tools/benchmark_search.py on a tiny supernet: fields, ratios, errors."""
+"""tools/analysis/benchmark_search.py on a tiny supernet: fields, ratios,
+errors, and that the steps it times are the search loop's."""
 import json
 
 import pytest
 
-from mmseg_autodeeplab.cli.benchmark_search import (_projection, main,
-                                                     parse_args,
-                                                     project_search,
-                                                     search_schedule)
+from benchmark_search import (main, parse_args, project_search,
+                              projection_lines, search_schedule)
 
 
 @pytest.mark.slow
@@ -85,44 +84,6 @@ def test_baseline_rows_come_from_the_other_checkout(tmp_path):
         main(['--baseline', str(tmp_path), '--out', str(out)])
 
 
-@pytest.mark.slow
-def test_contention_mode_times_both_policies_alone_and_paired(tmp_path):
-    out = tmp_path / 'bench'
-    rc = main(['--contention', '--crop', '33x33', '--filter-multiplier', '2',
-               '--num-layers', '3', '--repeat', '4', '--warmup', '1',
-               '--out', str(out)])
-    assert rc == 0
-    data = json.loads((out / 'contention.json').read_text())
-    rows = {r['policy']: r for r in data['rows']}
-    assert set(rows) == {'default', 'governor'}
-    for r in rows.values():
-        assert len(r['pair']) == 2  # two copies at once
-        for run in [r['alone']] + r['pair']:
-            assert len(run['times_s']) == 5 and run['weight_step_s'] > 0
-    table = (out / 'contention.md').read_text()
-    assert '| torch default |' in table and 'ThreadGovernor' in table
-
-
-@pytest.mark.slow
-def test_simultaneous_mode_times_searches_alone_and_started_together(
-        tmp_path, tiny_cityscapes):
-    out = tmp_path / 'bench'
-    rc = main(['--simultaneous', '--data-root', tiny_cityscapes,
-               '--search-options', 'train_cfg.max_epochs=1',
-               'train_cfg.arch_start_epoch=0', 'model.backbone.num_layers=3',
-               'model.backbone.filter_multiplier=2',
-               'train_cfg.val_at_start=False', '--out', str(out)])
-    assert rc == 0
-    data = json.loads((out / 'simultaneous.json').read_text())
-    rows = {r['name']: r['runs'] for r in data['rows']}
-    assert set(rows) == {'alone', 'two at once'}
-    assert len(rows['alone']) == 1 and len(rows['two at once']) == 2
-    for run in rows['alone'] + rows['two at once']:
-        assert run['seconds'] > 0 and run['thread_changes'] >= 0
-    table = (out / 'simultaneous.md').read_text()
-    assert '| two at once |' in table and 'train_cfg.max_epochs=1' in table
-
-
 def test_search_schedule_and_projection_arithmetic():
     # 2975 images -> trainA 1488 -> 744 iterations of 2; 40 epochs, α/β
     # from 20
@@ -130,6 +91,8 @@ def test_search_schedule_and_projection_arithmetic():
     assert search_schedule(2975, 2, 40, 20, drop_last=True) == (744, 20, 20)
     assert search_schedule(9, 2, 3, 1) == (3, 1, 2)  # trainA 5, ceil(5/2)
     assert search_schedule(9, 2, 3, 1, drop_last=True) == (2, 1, 2)
+    # 4 processes: each rank's share of trainA 1488, 372 -> 186 of 2
+    assert search_schedule(2975, 2, 40, 20, world_size=4) == (186, 20, 20)
     p = project_search(1.0, 2.5, 744, 20, 20)
     assert p['weight_only_iters'] == p['full_iters'] == 14880
     assert p['weight_only_s'] == 14880.0 and p['full_s'] == 37200.0
@@ -147,7 +110,7 @@ def test_projection_table_from_injected_timings():
         dict(variant='fused+amp', weight_step_s=0.5, search_iter_s=1.0,
              peak_memory_bytes=4.2e9),
         dict(variant='fused+cp+amp', skipped='no GPU')]
-    lines = _projection(args, results)
+    lines = projection_lines(args, results)
     text = '\n'.join(lines)
     assert '2975 training images (--train-images) -> trainA 1488, 744 ' \
         'iterations/epoch at batch 2; 20 weight-only + 20 full epochs' in text
@@ -159,27 +122,29 @@ def test_projection_table_from_injected_timings():
     assert 'fused+cp+amp' not in text
     assert results[1]['projection']['total_s'] == 22320.0
     # no data here and no --train-images: the paper's Cityscapes count
-    lines = _projection(parse_args([]), results[:1])
+    lines = projection_lines(parse_args([]), results[:1])
     assert any('2975 training images (Cityscapes train_fine' in line
                for line in lines)
 
 
+@pytest.mark.slow
 def test_macs_count_every_conv_of_the_supernet():
     """The count sees the convs inside the fused path's autograd Functions
     (mmengine's tracer cannot): at least the dispatch-level conv + matmul
     count of the fused network."""
     import torch
 
-    from mmseg_autodeeplab.analysis import SegmentorLogits, count_dense_macs
-    from mmseg_autodeeplab.cli.benchmark_search import (_batch, _build,
-                                                         _count_macs)
+    from benchmark_search import build_supernet, count_supernet_macs
+    from measure import count_dense_macs
+
+    from mmseg_autodeeplab.analysis import SegmentorLogits
     args = parse_args(['--crop', '33x33', '--filter-multiplier', '2',
                        '--num-layers', '3'])
     torch.manual_seed(0)
-    model, cfg = _build(args, 'fused')
-    inputs, _ = _batch(args, 'cpu', cfg.model.decode_head.num_classes, 0)
+    model, _ = build_supernet(args, 'fused')
+    inputs = torch.randn(2, 3, 33, 33)
     dense = count_dense_macs(SegmentorLogits(model).eval(), inputs)
-    macs = _count_macs(args)['macs_fwd']
+    macs = count_supernet_macs(args)['macs_fwd']
     # mmengine also counts BN, pooling and resizing: above, never below
     # (1.17x at this tiny width, 1.01x at the paper's)
     assert dense <= macs <= 1.25 * dense

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmseg_autodeeplab.analysis import tf_multiply_adds
+from measure import tf_multiply_adds
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'analysis', 'count_autodeeplab.py')

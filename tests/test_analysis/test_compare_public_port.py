@@ -8,10 +8,8 @@ import textwrap
 import pytest
 import torch
 
-from mmseg_autodeeplab.cli.compare_public_port import (alternate,
-                                                       cuda_is_identity,
-                                                       import_port, main,
-                                                       summarize)
+from compare_public_port import (alternate, cuda_is_identity, import_port,
+                                 main, summarize)
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -146,6 +144,7 @@ def test_port_import_leaves_no_trace(port_dir):
     assert str(port_dir) not in sys.path
 
 
+@pytest.mark.slow
 def test_side_by_side_run(port_dir, tmp_path, capsys):
     out = tmp_path / 'out'
     rc = main(['--port-dir', str(port_dir), '--crop', '33x33',

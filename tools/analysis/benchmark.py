@@ -1,4 +1,10 @@
-"""``tools/benchmark.py``: Auto-DeepLab-S/M/L next to mmseg's baselines.
+"""Parameters, multiply-adds and latency: Auto-DeepLab-S/M/L next to
+mmseg's baselines.
+
+Usage: python tools/analysis/benchmark.py [--models NAME ...] [--size HxW]
+       [--device cpu|cuda[:N]] [--repeat N] [--warmup W] [--no-latency]
+       [--no-macs] [--reference NAME] [--filter-multiplier F] [--out DIR]
+       [--config FILE ...] [--onnxruntime]
 
 Every model (ours from ``configs/autodeeplab/``, the baselines from mmseg's
 packaged configs, any ``--config``) is built the same way (no pretrained
@@ -20,12 +26,19 @@ import warnings
 
 import torch
 
-from ..analysis import (OneLineParser, SegmentorLogits, build_segmentor,
-                        count_macs, hw_type, int_at_least, load_avg,
-                        load_config, machine_info, machine_line,
-                        markdown_table, require_deploy, timed, write_report)
-from ..utils import exit_with_error
-from ..utils.configs import resolve_config
+HERE = osp.dirname(osp.abspath(__file__))
+sys.path[:0] = [p for p in (HERE, osp.dirname(osp.dirname(HERE)))
+                if p not in sys.path]
+
+from measure import (load_avg, machine_info, machine_line,  # noqa: E402
+                     markdown_table, timed, write_report)
+
+from mmseg_autodeeplab.analysis import (OneLineParser,  # noqa: E402
+                                        SegmentorLogits, build_segmentor,
+                                        count_macs, hw_type, int_at_least,
+                                        load_config, require_deploy)
+from mmseg_autodeeplab.utils import exit_with_error  # noqa: E402
+from mmseg_autodeeplab.utils.configs import resolve_config  # noqa: E402
 
 #: name -> (label, config). ``mmseg::`` configs come from mmseg's package.
 MODEL_ZOO = {
@@ -84,7 +97,7 @@ def measure_onnxruntime(wrapper, x, repeat, warmup, threads):
 
     import numpy as np
 
-    from .export_onnx import ort_session, to_onnx
+    from mmseg_autodeeplab.cli.export_onnx import ort_session, to_onnx
     buffer, t0 = io.BytesIO(), time.time()
     to_onnx(wrapper, x, buffer)
     export_seconds = time.time() - t0
@@ -345,7 +358,7 @@ def run(args, command=''):
 
 def main(argv=None):
     args = parse_args(argv)
-    command = 'python tools/benchmark.py ' + ' '.join(
+    command = 'python tools/analysis/benchmark.py ' + ' '.join(
         sys.argv[1:] if argv is None else argv)
     try:
         with warnings.catch_warnings():
@@ -359,3 +372,7 @@ def main(argv=None):
     _log(f'written {osp.join(args.out, "benchmark.md")} and benchmark.json '
          f'({result["seconds"]:.0f} s)')
     return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""tools/benchmark.py: JSON/Markdown output, counts, ratios, bad input."""
+"""tools/analysis/benchmark.py: JSON/Markdown output, counts, ratios, bad
+input."""
 import json
 import os.path as osp
 import subprocess
@@ -9,10 +10,10 @@ import torch
 
 import mmseg_autodeeplab  # noqa: F401
 from mmseg_autodeeplab.analysis import SegmentorLogits, count_macs
-from mmseg_autodeeplab.cli import benchmark as bm
+import benchmark as bm
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TOOL = osp.join(REPO, 'tools', 'benchmark.py')
+TOOL = osp.join(REPO, 'tools', 'analysis', 'benchmark.py')
 
 
 @pytest.fixture(scope='module')
@@ -83,6 +84,7 @@ def test_ratios_against_a_measured_reference():
     assert rows[1]['params_ratio'] == 1.0
 
 
+@pytest.mark.slow
 def test_macs_equal_get_model_complexity_info():
     """The counter is exactly mmengine's get_model_complexity_info flops."""
     from mmengine.analysis import get_model_complexity_info
@@ -121,6 +123,7 @@ def test_bad_input_is_one_line(args, expected, tmp_path, capsys):
     assert not (tmp_path / 'benchmark.json').exists()
 
 
+@pytest.mark.slow
 def test_cli_unknown_model(tmp_path):
     """The script itself: one line listing the valid names, exit 2."""
     proc = subprocess.run([sys.executable, TOOL, '--models', 'resnet50',
