@@ -23,6 +23,7 @@ from ...search_space.primitives import ReLUConvBN, build_norm
 from ...utils.checks import is_integer
 from ..utils import fused_edges, fused_form, relu_conv_norm
 from ..utils.fused_edges import preprocess
+from ..utils.stacked_bn import RunningStatUpdates
 
 #: the two implementations of the same supernet (see :class:`SearchCell`)
 IMPLS = ('per_edge', 'fused')
@@ -128,8 +129,10 @@ class SearchCell(nn.Module):
             prevs (list[Tensor]): the k resampled H(l-1), ``(N, C', h, w)``.
             weights (Tensor): softmax(α), ``(E, P)``.
             betas (Tensor): the k β weights of the incoming edges, ``(k,)``.
-            update_stats (bool): False while gradient checkpointing
-                recomputes (``'fused'`` only).
+            update_stats (bool | RunningStatUpdates): False while gradient
+                checkpointing recomputes; a ``RunningStatUpdates`` collects
+                the running-statistics updates for later (``'fused'``
+                only).
         """
         if self.impl == 'fused':
             return self._fused(prev_prev, prevs, weights, betas,
@@ -353,9 +356,10 @@ class AutoDeepLabSupernet(BaseModule):
             (self.with_cp is not False and level in self.with_cp))
 
     def _run_node(self, key, level, size, prev_prev, sources, alpha_w,
-                  beta_w):
+                  beta_w, stats):
         """Node ``key``'s state: its inputs resampled to ``size`` on their
-        edges (``sources``: ``{src_level: state}``), then its cell."""
+        edges (``sources``: ``{src_level: state}``), then its cell, whose
+        running-statistics updates go to ``stats``."""
         if prev_prev.shape[2:] != size:
             prev_prev = F.interpolate(prev_prev, size=size, mode='bilinear',
                                       align_corners=False)
@@ -372,7 +376,7 @@ class AutoDeepLabSupernet(BaseModule):
             inputs.append(h)
         cell = self.cells[key]
         if not self._checkpointed(level):
-            return cell(prev_prev, inputs, alpha_w, beta_w)
+            return cell(prev_prev, inputs, alpha_w, beta_w, stats)
         from torch.utils.checkpoint import checkpoint
         calls = [0]
 
@@ -380,7 +384,8 @@ class AutoDeepLabSupernet(BaseModule):
             # the recomputation in backward must not update BN running
             # statistics a second time
             calls[0] += 1
-            return cell(*args, update_stats=calls[0] == 1)
+            return cell(*args, update_stats=stats if calls[0] == 1
+                        else False)
 
         return checkpoint(run, prev_prev, inputs, alpha_w, beta_w,
                           use_reentrant=False)
@@ -394,6 +399,9 @@ class AutoDeepLabSupernet(BaseModule):
         else:
             alpha_w = F.softmax(self.alphas, dim=-1)
             beta_w = normalize_betas(self.betas)
+        # the cells' ~1,700 running-statistics updates, applied together
+        # (the per-edge reference's BN modules update themselves)
+        stats = RunningStatUpdates() if self.impl == 'fused' else True
         prev_prev, prev = [stem], [stem]  # layer -2 and -1: the stem
         for layer in range(self.num_layers):
             current = []
@@ -406,8 +414,10 @@ class AutoDeepLabSupernet(BaseModule):
                 current.append(self._run_node(
                     f'{layer}_{level}', level, sizes[level],
                     prev_prev[min(level, len(prev_prev) - 1)], sources,
-                    alpha_w, betas))
+                    alpha_w, betas, stats))
             prev_prev, prev = prev, current
+        if stats is not True:
+            stats.apply()
         return tuple(prev)
 
 
