@@ -37,10 +37,10 @@ class _GroupNormalize(torch.autograd.Function):
         x = x.contiguous()
         n, c = x.shape[0] // groups, x.shape[1]
         xhat = torch.empty_like(x)
-        mean = x.new_empty(groups, c, dtype=_stat_dtype(x))
-        rstd = torch.empty_like(mean)
+        # one allocation for both statistics
+        mean, rstd = x.new_empty(2, groups, c, dtype=_stat_dtype(x))
         # a float32 weight of ones selects the kernels' mixed mode
-        one = mean.new_ones(c) if mean.dtype != x.dtype else None
+        one = _constant(1, mean[0]) if mean.dtype != x.dtype else None
         for g in range(groups):
             rows = slice(g * n, (g + 1) * n)
             _aten.native_batch_norm.out(
@@ -63,27 +63,41 @@ class _GroupNormalize(torch.autograd.Function):
         n = xhat.shape[0] // groups
         need_scale = ctx.needs_input_grad[1]
         dy = dy.to(xhat.dtype).contiguous()
-        stat = rstd.dtype
-        zero, one = rstd.new_zeros(c), rstd.new_ones(c)
+        zero, one = _constant(0, rstd[0]), _constant(1, rstd[0])
         dx = torch.empty_like(xhat)
-        dscale = rstd.new_zeros(c) if need_scale else None
-        # the .out variant needs all three outputs (computed anyway)
-        part, unused = rstd.new_empty(c), rstd.new_empty(c)
+        # the .out variant needs all three outputs (computed anyway): one
+        # row per group for the scale's gradient, the last row unused
+        parts = rstd.new_empty(groups + 1, c)
+        # the kernel: w * invstd * (dy - mean(dy) - xhat * mean(dy *
+        # xhat)); input xhat, mean 0, invstd 1 and w = scale * rstd_g give
+        # the true dx, and its weight gradient is sum(dy * xhat)
+        w = rstd if scale is None else scale.detach().to(rstd.dtype) * rstd
         for g in range(groups):
             rows = slice(g * n, (g + 1) * n)
-            # the kernel: w * invstd * (dy - mean(dy) - xhat * mean(dy *
-            # xhat)); input xhat, mean 0, invstd 1 and w = scale * rstd_g
-            # give the true dx, and its weight gradient is sum(dy * xhat)
-            w = rstd[g] if scale is None else scale.detach().to(stat) * rstd[g]
             _aten.native_batch_norm_backward.out(
-                dy[rows], xhat[rows], w, None, None, zero, one, True, 0.0,
-                [True, True, True], out0=dx[rows], out1=part,
-                out2=unused)
-            if need_scale:
-                dscale += part
-        if dscale is not None:
-            dscale = dscale.to(scale.dtype)
+                dy[rows], xhat[rows], w[g], None, None, zero, one, True,
+                0.0, [True, True, True], out0=dx[rows], out1=parts[g],
+                out2=parts[groups])
+        dscale = None
+        if need_scale:
+            dscale = (parts[0] if groups == 1 else parts[:groups].sum(0)
+                      ).to(scale.dtype)
         return dx, dscale, None, None
+
+
+_CONSTANTS = {}
+
+
+def _constant(value, like):
+    """A cached read-only tensor of ``value``s shaped and typed as ``like``
+    (1-D): the kernels' fixed weights / statistics, not re-made per call."""
+    key = (value, like.shape, like.dtype, like.device)
+    t = _CONSTANTS.get(key)
+    if t is None:
+        # a normal tensor even if first asked for under inference_mode
+        with torch.inference_mode(False):
+            t = _CONSTANTS[key] = torch.full_like(like, value)
+    return t
 
 
 def _stat_dtype(x):
