@@ -22,6 +22,7 @@ from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
 from ...search_space.primitives import ReLUConvBN, build_norm
 from ...utils.checks import is_integer
 from ..utils import fused_edges, fused_form, relu_conv_norm
+from ..utils.fused_edges import edge_scales
 from ..utils.fused_edges import preprocess
 from ..utils.stacked_bn import RunningStatUpdates
 
@@ -111,7 +112,7 @@ class SearchCell(nn.Module):
     def __init__(self, channels, prev_channels, prev_prev_channels,
                  num_blocks, primitives, norm_cfg, impl='fused'):
         super().__init__()
-        self.num_blocks = num_blocks
+        self.num_blocks, self.channels = num_blocks, channels
         self.impl = impl
         self.preprocess0 = ReLUConvBN(prev_prev_channels, channels, 1,
                                       norm_cfg=norm_cfg)
@@ -155,6 +156,19 @@ class SearchCell(nn.Module):
             states.append(out)
         return torch.cat(states[2:], dim=1)
 
+    def state_edges(self, i):
+        """Indices (into α's rows) of the edges leaving state ``i`` (0:
+        H(l-2), 1: H(l-1), i >= 2: block i - 2), in block order."""
+        return [num_edges(b) + i
+                for b in range(max(i - 1, 0), self.num_blocks)]
+
+    def edge_scales(self, weights):
+        """Per state ``i``, :func:`~..utils.fused_edges.edge_scales` of the
+        edges leaving it (``weights``: softmax(α), ``(E, P)``): the same
+        for every fused cell of this cell's channels."""
+        return [edge_scales(self.edges[ids[0]], weights[ids], self.channels)
+                for ids in map(self.state_edges, range(self.num_blocks + 1))]
+
     def _fused(self, prev_prev, prevs, weights, betas, update):
         # state i (0: H(l-2), 1: H(l-1), i >= 2: block i - 2) feeds blocks
         # max(i - 1, 0) .. B - 1; a block is complete once every state
@@ -165,15 +179,16 @@ class SearchCell(nn.Module):
             preprocess(prev_prev, self.preprocess0, 1, k, update),
             preprocess(torch.cat(prevs, dim=0), self.preprocess1, k, 1,
                        update)]
-        offsets = [num_edges(b) for b in range(self.num_blocks)]
         partial = [None] * self.num_blocks
+        if torch.is_tensor(weights):  # else the supernet's edge_scales
+            weights = self.edge_scales(weights)
 
         def consume(i):
             targets = range(max(i - 1, 0), self.num_blocks)
-            ids = [offsets[b] + i for b in targets]
+            ids = self.state_edges(i)
             groups, repeats = (1, k) if i == 0 else (k, 1)
             out = fused_edges(states[i], [self.edges[e] for e in ids],
-                              weights[ids], groups, repeats, update)
+                              weights[i], groups, repeats, update)
             for t, b in enumerate(targets):
                 y = out[:, t].reshape(groups, n, *out.shape[2:])
                 partial[b] = y if partial[b] is None else partial[b] + y
@@ -402,6 +417,10 @@ class AutoDeepLabSupernet(BaseModule):
         # the cells' ~1,700 running-statistics updates, applied together
         # (the per-edge reference's BN modules update themselves)
         stats = RunningStatUpdates() if self.impl == 'fused' else True
+        if self.impl == 'fused':  # one set of α factors per level
+            last = self.num_layers - 1  # the last layer has every level
+            scales = [self.cells[f'{last}_{level}'].edge_scales(alpha_w)
+                      for level in range(self.num_levels)]
         prev_prev, prev = [stem], [stem]  # layer -2 and -1: the stem
         for layer in range(self.num_layers):
             current = []
@@ -414,7 +433,8 @@ class AutoDeepLabSupernet(BaseModule):
                 current.append(self._run_node(
                     f'{layer}_{level}', level, sizes[level],
                     prev_prev[min(level, len(prev_prev) - 1)], sources,
-                    alpha_w, betas, stats))
+                    alpha_w if self.impl != 'fused' else scales[level],
+                    betas, stats))
             prev_prev, prev = prev, current
         if stats is not True:
             stats.apply()
