@@ -189,8 +189,10 @@ class SearchCell(nn.Module):
             groups, repeats = (1, k) if i == 0 else (k, 1)
             out = fused_edges(states[i], [self.edges[e] for e in ids],
                               weights[i], groups, repeats, update)
-            for t, b in enumerate(targets):
-                y = out[:, t].reshape(groups, n, *out.shape[2:])
+            # unbind: one backward op (a stack) for all targets, not a
+            # zero-filled copy of ``out`` per target
+            for b, y in zip(targets, out.unbind(1)):
+                y = y.reshape(groups, n, *out.shape[2:])
                 partial[b] = y if partial[b] is None else partial[b] + y
 
         consume(0)
