@@ -21,8 +21,8 @@ from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
                              num_edges)
 from ...search_space.primitives import ReLUConvBN, build_norm
 from ...utils.checks import is_integer
-from ..utils import fused_edges, relu_conv_norm
-from ..utils.fused_edges import edge_scales, fused_units
+from ..utils import fused_edges, fused_form, relu_conv_norm
+from ..utils.fused_edges import edge_scales
 from ..utils.fused_edges import preprocess
 from ..utils.stacked_bn import RunningStatUpdates
 
@@ -70,7 +70,7 @@ class MixedOp(nn.Module):
         self.index = [k for k, p in enumerate(primitives) if p != ZERO_OP]
         self.ops = nn.ModuleList(
             build_op(primitives[k], channels, 1, norm_cfg) for k in self.index)
-        self.units = fused_units(self.ops)
+        self.fused = [fused_form(op) for op in self.ops]
         self.drop_prob = 0.0
         self.dropped = [False] * len(self.index)
 

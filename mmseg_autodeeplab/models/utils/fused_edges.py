@@ -57,58 +57,24 @@ def preprocess(x, module, groups, repeats, update=True):
                      None, update)
 
 
-def _depthwise_weight(convs, kernel):
-    """The depthwise weights of ``convs`` concatenated, each zero-padded to
-    ``kernel`` × ``kernel`` (centred: the same conv at a larger padding)."""
-    weights = []
-    for c in convs:
-        pad = (kernel - c.kernel_size[0]) // 2
-        weights.append(F.pad(c.weight, [pad] * 4) if pad else c.weight)
-    return weights[0] if len(weights) == 1 else torch.cat(weights, dim=0)
-
-
 def _separable(relu_x, mods, groups, repeats, scale, update):
-    """n :class:`SepConv` ``mods`` (any kernel sizes, one dilation; the
-    smaller depthwise kernels zero-padded to the largest) on one input, as
-    one two-stage conv: ``(groups * N, n * C, h, w)``."""
     n = len(mods)
     # oneDNN's depthwise conv on CPU is several times faster (backward
     # above all) in channels_last; the BN converts back
     layout = torch.channels_last if relu_x.device.type == 'cpu' and n > 1 \
         else torch.contiguous_format
-    kernel = max(m[1].kernel_size[0] for m in mods)
-    dilation = mods[0][1].dilation
-    padding = [dilation[0] * (kernel - 1) // 2] * 2
     x = relu_x
     for first in (0, 4):
         dw = [m[first + 1] for m in mods]
         pw = [m[first + 2] for m in mods]
         # each stage keeps only its input: the shared ReLU of the state,
         # then the first BN's output (which that BN keeps anyway)
-        x = sep_stage(x, _depthwise_weight(dw, kernel), _cat_weight(pw),
-                      1 if first else n, bool(first), padding, dilation, n,
-                      layout)
+        x = sep_stage(x, _cat_weight(dw), _cat_weight(pw),
+                      1 if first else n, bool(first), dw[0].padding,
+                      dw[0].dilation, n, layout)
         x = _fused_bn(x, [m[first + 3] for m in mods], groups, repeats,
                       scale if first else None, update)
     return x
-
-
-def fused_units(ops):
-    """How :func:`fused_edges` runs a mixed op's ``ops``: ``[(fn, (j,
-    ...)), ...]``, one unit per run; ``fn`` is :func:`fused_form`'s. The
-    separable convs of one dilation run as one unit (their depthwise
-    kernels padded to the largest): one conv per stage for all of them."""
-    units, sep = [], {}
-    for j, op in enumerate(ops):
-        fn = fused_form(op)
-        if fn is _separable:
-            key = op[1].dilation
-            if key in sep:
-                units[sep[key]][1].append(j)
-                continue
-            sep[key] = len(units)
-        units.append((fn, [j]))
-    return [(fn, tuple(js)) for fn, js in units]
 
 
 def fused_form(module):
@@ -139,17 +105,9 @@ def edge_scales(edge, weights, channels):
     """
     at = weights[:, edge.index].t()  # (ops, n) without the zero op
     cols = at.unbind(0)
-    rep = at.repeat_interleave(channels, dim=1)
-    reps = rep.unbind(0)
-    scales = []
-    for fn, js in edge.units:
-        if fn is None:
-            scales.append(cols[js[0]])
-        elif len(js) == 1:
-            scales.append(reps[js[0]])
-        else:  # ops run as one unit: their factors, op-major
-            scales.append(rep[list(js)].reshape(-1))
-    return scales
+    reps = at.repeat_interleave(channels, dim=1).unbind(0)
+    return [reps[j] if fn is not None else cols[j]
+            for j, fn in enumerate(edge.fused)]
 
 
 def fused_edges(x, edges, weights, groups, repeats, update=True):
@@ -164,18 +122,15 @@ def fused_edges(x, edges, weights, groups, repeats, update=True):
         else weights
     out = None
     relu_x = None
-    for (fn, js), scale in zip(first.units, scales):
-        j = js[0]
+    for j, fn in enumerate(first.fused):
+        mods = [e.ops[j] for e in edges]
         if fn is not None:
             if relu_x is None:
                 relu_x = F.relu(x)
-            mods = [e.ops[i] for i in js for e in edges]  # op-major
             # α-weighted inside the BN kernels
-            y = fn(relu_x, mods, groups, repeats, scale, update)
-            y = y.view(gn, n, c, h, w) if len(js) == 1 else \
-                y.view(gn, len(js), n, c, h, w).sum(1)
+            y = fn(relu_x, mods, groups, repeats, scales[j],
+                   update).view(gn, n, c, h, w)
         else:  # parameter-free: the same output for every edge
-            mods = [e.ops[j] for e in edges]
             y = mods[0](x).unsqueeze(1)
             if first.dropped[j] and first.drop_prob > 0 and first.training:
                 # an independent mask per edge, as edge by edge
@@ -183,6 +138,6 @@ def fused_edges(x, edges, weights, groups, repeats, update=True):
                               True)
             # in the activations' dtype (autocast): a float32 α column
             # would promote the whole sum to float32
-            y = y * scale.to(x.dtype).view(1, n, 1, 1, 1)
+            y = y * scales[j].to(x.dtype).view(1, n, 1, 1, 1)
         out = y if out is None else out + y
     return out
