@@ -22,8 +22,7 @@ from ...search_space import (PRIMITIVES, ZERO_OP, build_op, check_op_names,
 from ...search_space.primitives import ReLUConvBN, build_norm
 from ...utils.checks import is_integer
 from ..utils import fused_edges, fused_form, relu_conv_norm
-from ..utils.fused_edges import edge_scales
-from ..utils.fused_edges import preprocess
+from ..utils.fused_edges import edge_scales, preprocess
 from ..utils.stacked_bn import RunningStatUpdates
 
 #: the two implementations of the same supernet (see :class:`SearchCell`)
@@ -128,7 +127,8 @@ class SearchCell(nn.Module):
         Args:
             prev_prev (Tensor): H(l-2) at this node's size, ``(N, C'', h, w)``.
             prevs (list[Tensor]): the k resampled H(l-1), ``(N, C', h, w)``.
-            weights (Tensor): softmax(α), ``(E, P)``.
+            weights (Tensor | list): softmax(α), ``(E, P)``, or (``'fused'``)
+                its :meth:`edge_scales`, computed once per level.
             betas (Tensor): the k β weights of the incoming edges, ``(k,)``.
             update_stats (bool | RunningStatUpdates): False while gradient
                 checkpointing recomputes; a ``RunningStatUpdates`` collects
