@@ -16,7 +16,10 @@
 # 3. benchmark_search at the paper's crop (321x321, batch 2): fused,
 #    fused+cp, fused+amp, fused+cp+amp side by side, with the projected
 #    wall time of the paper's search (40 epochs, alpha/beta from 20) and
-#    peak memory for each. Paste OUT_DIR/benchmark_search.md into docs/gpu.md.
+#    peak memory for each. Paste OUT_DIR/benchmark_search.md into docs/gpu.md;
+# 4. ops dispatched and CUDA kernels launched per weight step and per
+#    alpha/beta step (F=8, L=12, 129x129, batch 2; tools/analysis/count_ops.py):
+#    launches bound a GPU step made of small ops. Paste OUT_DIR/ops.txt too.
 set -uo pipefail
 OUT=${1:-work_dirs/gpu_check}
 PY=${PYTHON:-python}
@@ -48,4 +51,9 @@ timeout 420 $PY tools/analysis/benchmark_search.py --device cuda --crop 321x321 
     --batch 2 --warmup 2 --repeat 5 --no-macs --train-images 2975 \
     --variants fused fused+cp fused+amp fused+cp+amp --out "$OUT" \
     2>&1 | grep -v Warning | tee "$OUT/benchmark.txt"
-echo "wrote $OUT/{device,tests,benchmark}.txt and $OUT/benchmark_search.{md,json}"
+
+echo "== ops dispatched and CUDA kernels launched per step (129x129, batch 2) =="
+timeout 300 $PY tools/analysis/count_ops.py --device cuda --top 15 \
+    --variants fused fused+amp --json "$OUT/ops.json" \
+    2>&1 | grep -v Warning | tee "$OUT/ops.txt"
+echo "wrote $OUT/{device,tests,benchmark,ops}.txt, $OUT/ops.json and $OUT/benchmark_search.{md,json}"

@@ -6,8 +6,12 @@ optim_wrapper = dict(
     constructor='AutoDeepLabOptimWrapperConstructor',
     weights=dict(
         type='OptimWrapper',
+        # foreach: one multi-tensor op per update over the supernet's
+        # ~9,300 weight tensors instead of 4 ops each (torch's default on
+        # CUDA only; the same arithmetic)
         optimizer=dict(
-            type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4)),
+            type='SGD', lr=0.025, momentum=0.9, weight_decay=3e-4,
+            foreach=True)),
     arch=dict(
         type='OptimWrapper',
         optimizer=dict(

@@ -22,7 +22,8 @@ from ...search_space import (PRIMITIVES, ZERO_OP, SearchSpace, build_op,
 from ...search_space.primitives import ReLUConvBN, build_norm
 from ...utils.checks import is_integer
 from ..utils import fused_edges, fused_form, relu_conv_norm
-from ..utils.fused_edges import preprocess
+from ..utils.fused_edges import edge_scales, preprocess
+from ..utils.stacked_bn import RunningStatUpdates
 
 #: the two implementations of the same supernet (see :class:`SearchCell`)
 IMPLS = ('per_edge', 'fused')
@@ -110,7 +111,7 @@ class SearchCell(nn.Module):
     def __init__(self, channels, prev_channels, prev_prev_channels,
                  num_blocks, primitives, norm_cfg, impl='fused'):
         super().__init__()
-        self.num_blocks = num_blocks
+        self.num_blocks, self.channels = num_blocks, channels
         self.impl = impl
         self.preprocess0 = ReLUConvBN(prev_prev_channels, channels, 1,
                                       norm_cfg=norm_cfg)
@@ -126,10 +127,13 @@ class SearchCell(nn.Module):
         Args:
             prev_prev (Tensor): H(l-2) at this node's size, ``(N, C'', h, w)``.
             prevs (list[Tensor]): the k resampled H(l-1), ``(N, C', h, w)``.
-            weights (Tensor): softmax(α), ``(E, P)``.
+            weights (Tensor | list): softmax(α), ``(E, P)``, or (``'fused'``)
+                its :meth:`edge_scales`, computed once per level.
             betas (Tensor): the k β weights of the incoming edges, ``(k,)``.
-            update_stats (bool): False while gradient checkpointing
-                recomputes (``'fused'`` only).
+            update_stats (bool | RunningStatUpdates): False while gradient
+                checkpointing recomputes; a ``RunningStatUpdates`` collects
+                the running-statistics updates for later (``'fused'``
+                only).
         """
         if self.impl == 'fused':
             return self._fused(prev_prev, prevs, weights, betas,
@@ -152,6 +156,19 @@ class SearchCell(nn.Module):
             states.append(out)
         return torch.cat(states[2:], dim=1)
 
+    def state_edges(self, i):
+        """Indices (into α's rows) of the edges leaving state ``i`` (0:
+        H(l-2), 1: H(l-1), i >= 2: block i - 2), in block order."""
+        return [num_edges(b) + i
+                for b in range(max(i - 1, 0), self.num_blocks)]
+
+    def edge_scales(self, weights):
+        """Per state ``i``, :func:`~..utils.fused_edges.edge_scales` of the
+        edges leaving it (``weights``: softmax(α), ``(E, P)``): the same
+        for every fused cell of this cell's channels."""
+        return [edge_scales(self.edges[ids[0]], weights[ids], self.channels)
+                for ids in map(self.state_edges, range(self.num_blocks + 1))]
+
     def _fused(self, prev_prev, prevs, weights, betas, update):
         # state i (0: H(l-2), 1: H(l-1), i >= 2: block i - 2) feeds blocks
         # max(i - 1, 0) .. B - 1; a block is complete once every state
@@ -162,17 +179,20 @@ class SearchCell(nn.Module):
             preprocess(prev_prev, self.preprocess0, 1, k, update),
             preprocess(torch.cat(prevs, dim=0), self.preprocess1, k, 1,
                        update)]
-        offsets = [num_edges(b) for b in range(self.num_blocks)]
         partial = [None] * self.num_blocks
+        if torch.is_tensor(weights):  # else the supernet's edge_scales
+            weights = self.edge_scales(weights)
 
         def consume(i):
             targets = range(max(i - 1, 0), self.num_blocks)
-            ids = [offsets[b] + i for b in targets]
+            ids = self.state_edges(i)
             groups, repeats = (1, k) if i == 0 else (k, 1)
             out = fused_edges(states[i], [self.edges[e] for e in ids],
-                              weights[ids], groups, repeats, update)
-            for t, b in enumerate(targets):
-                y = out[:, t].reshape(groups, n, *out.shape[2:])
+                              weights[i], groups, repeats, update)
+            # unbind: one backward op (a stack) for all targets, not a
+            # zero-filled copy of ``out`` per target
+            for b, y in zip(targets, out.unbind(1)):
+                y = y.reshape(groups, n, *out.shape[2:])
                 partial[b] = y if partial[b] is None else partial[b] + y
 
         consume(0)
@@ -361,9 +381,10 @@ class AutoDeepLabSupernet(BaseModule):
             (self.with_cp is not False and level in self.with_cp))
 
     def _run_node(self, key, level, size, prev_prev, sources, alpha_w,
-                  beta_w):
+                  beta_w, stats):
         """Node ``key``'s state: its inputs resampled to ``size`` on their
-        edges (``sources``: ``{src_level: state}``), then its cell."""
+        edges (``sources``: ``{src_level: state}``), then its cell, whose
+        running-statistics updates go to ``stats``."""
         if prev_prev.shape[2:] != size:
             prev_prev = F.interpolate(prev_prev, size=size, mode='bilinear',
                                       align_corners=False)
@@ -380,7 +401,7 @@ class AutoDeepLabSupernet(BaseModule):
             inputs.append(h)
         cell = self.cells[key]
         if not self._checkpointed(level):
-            return cell(prev_prev, inputs, alpha_w, beta_w)
+            return cell(prev_prev, inputs, alpha_w, beta_w, stats)
         from torch.utils.checkpoint import checkpoint
         calls = [0]
 
@@ -388,7 +409,8 @@ class AutoDeepLabSupernet(BaseModule):
             # the recomputation in backward must not update BN running
             # statistics a second time
             calls[0] += 1
-            return cell(*args, update_stats=calls[0] == 1)
+            return cell(*args, update_stats=stats if calls[0] == 1
+                        else False)
 
         return checkpoint(run, prev_prev, inputs, alpha_w, beta_w,
                           use_reentrant=False)
@@ -402,6 +424,13 @@ class AutoDeepLabSupernet(BaseModule):
         else:
             alpha_w = F.softmax(self.alphas, dim=-1)
             beta_w = normalize_betas(self.betas)
+        # the cells' ~1,700 running-statistics updates, applied together
+        # (the per-edge reference's BN modules update themselves)
+        stats = RunningStatUpdates() if self.impl == 'fused' else True
+        if self.impl == 'fused':  # one set of α factors per level
+            last = self.num_layers - 1  # the last layer has every level
+            scales = [self.cells[f'{last}_{level}'].edge_scales(alpha_w)
+                      for level in range(self.num_levels)]
         prev_prev, prev = [stem], [stem]  # layer -2 and -1: the stem
         for layer in range(self.num_layers):
             current = []
@@ -414,8 +443,11 @@ class AutoDeepLabSupernet(BaseModule):
                 current.append(self._run_node(
                     f'{layer}_{level}', level, sizes[level],
                     prev_prev[min(level, len(prev_prev) - 1)], sources,
-                    alpha_w, betas))
+                    alpha_w if self.impl != 'fused' else scales[level],
+                    betas, stats))
             prev_prev, prev = prev, current
+        if stats is not True:
+            stats.apply()
         return tuple(prev)
 
 

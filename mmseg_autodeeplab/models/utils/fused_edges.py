@@ -21,11 +21,9 @@ from .stacked_bn import shared_running_stats, stacked_batch_norm
 
 def _fused_bn(x, bns, groups, repeats, scale=None, update=True):
     """BN of ``x`` ``(groups * N, n * C, h, w)`` over the concatenated
-    channels of the n edges' ``bns``; ``scale`` ``(n,)`` is each edge's α
-    weight, applied inside the BN kernels."""
+    channels of the n edges' ``bns``; ``scale`` ``(n * C,)`` holds each
+    edge's α weight per channel, applied inside the BN kernels."""
     bn = bns[0]
-    if scale is not None:
-        scale = scale.repeat_interleave(x.shape[1] // len(bns))
     if not bn.training and bn.track_running_stats:
         shared = shared_running_stats(bns)
         mean, var = shared[:2] if shared else (
@@ -92,15 +90,36 @@ def fused_form(module):
     raise TypeError(f'fused_edges: no fused form for {type(module).__name__}')
 
 
+def edge_scales(edge, weights, channels):
+    """The α factors of n edges laid out like ``edge`` (a ``MixedOp``), one
+    per computed operator ``j``: ``(n * channels,)`` (edge-major, each edge's
+    weight repeated over its channels) for an operator with convs, which
+    the BN kernels apply, ``(n,)`` for a parameter-free one.
+
+    α is shared by every cell, so the supernet computes these once per
+    forward and level, not once per cell (a few ops instead of a select,
+    a repeat and their backward per operator and cell).
+
+    Args:
+        weights (Tensor): the edges' softmax(α) rows ``(n, P)``.
+    """
+    at = weights[:, edge.index].t()  # (ops, n) without the zero op
+    cols = at.unbind(0)
+    reps = at.repeat_interleave(channels, dim=1).unbind(0)
+    return [reps[j] if fn is not None else cols[j]
+            for j, fn in enumerate(edge.fused)]
+
+
 def fused_edges(x, edges, weights, groups, repeats, update=True):
     """Mixed-op outputs ``(groups * N, n, C, h, w)`` of the n ``edges``
     (same op list) reading ``x`` ``(groups * N, C, h, w)``; ``weights`` are
-    their softmax(α) rows ``(n, P)``; for ``groups, repeats, update`` see
-    :func:`stacked_batch_norm`."""
+    their softmax(α) rows ``(n, P)`` or :func:`edge_scales` of them; for
+    ``groups, repeats, update`` see :func:`stacked_batch_norm`."""
     n = len(edges)
     gn, c, h, w = x.shape
     first = edges[0]
-    alpha = weights[:, first.index]  # (n, ops) without the zero op
+    scales = edge_scales(first, weights, c) if torch.is_tensor(weights) \
+        else weights
     out = None
     relu_x = None
     for j, fn in enumerate(first.fused):
@@ -109,7 +128,7 @@ def fused_edges(x, edges, weights, groups, repeats, update=True):
             if relu_x is None:
                 relu_x = F.relu(x)
             # α-weighted inside the BN kernels
-            y = fn(relu_x, mods, groups, repeats, alpha[:, j],
+            y = fn(relu_x, mods, groups, repeats, scales[j],
                    update).view(gn, n, c, h, w)
         else:  # parameter-free: the same output for every edge
             y = mods[0](x).unsqueeze(1)
@@ -119,6 +138,6 @@ def fused_edges(x, edges, weights, groups, repeats, update=True):
                               True)
             # in the activations' dtype (autocast): a float32 α column
             # would promote the whole sum to float32
-            y = y * alpha[:, j].to(x.dtype).view(1, n, 1, 1, 1)
+            y = y * scales[j].to(x.dtype).view(1, n, 1, 1, 1)
         out = y if out is None else out + y
     return out
