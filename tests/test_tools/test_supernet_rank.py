@@ -97,12 +97,13 @@ def test_rank_a_tiny_search_without_touching_it(tiny_cityscapes, tiny_cfg,
     cmp_dir = tmp_path / 'cmp'
     cmp_dir.mkdir()
     (cmp_dir / 'results.json').write_text(json.dumps(dict(
-        genotypes={n: dict(kind='random', genotype=g.to_dict())
-                   for n, g in gens.items()},
+        genotypes={n: dict(kind='random', genotype=g.to_dict(),
+                           params=i, synflow=-i)
+                   for i, (n, g) in enumerate(gens.items())},
         summary=dict(genotypes={n: dict(kind='random', mean=float(i))
                                 for i, n in enumerate(gens)}))))
     assert supernet_rank.main([str(work_dir), str(cmp_dir),
-                               '--calib-batches', '2']) == 0
+                               '--calib-batches', '2', '--select', '2']) == 0
     rep = json.loads((cmp_dir / 'supernet_rank.json').read_text())
     assert sorted(rep['scores']) == sorted(gens)
     assert all(0 <= s <= 100 for s in rep['scores'].values())
@@ -113,6 +114,27 @@ def test_rank_a_tiny_search_without_touching_it(tiny_cityscapes, tiny_cfg,
     assert np.isclose(rep['kendall_tau'], tau, equal_nan=True)
     assert {f: os.stat(work_dir / f).st_mtime_ns
             for f in os.listdir(work_dir)} == before
+    # the gap: the mixed supernet scored beside the genotypes
+    scores, gap = list(rep['scores'].values()), rep['gap']
+    assert 0 <= gap['mixed'] <= 100
+    assert gap['discrete_best'] == max(scores)
+    assert gap['discrete_mean'] == pytest.approx(sum(scores) / 3)
+    # the baselines: params rise with the planted retrained mIoU, synflow
+    # falls; every metric kept, the τ per metric from the kept scores
+    assert rep['baseline_tau'] == pytest.approx(dict(params=1.0,
+                                                     synflow=-1.0))
+    assert rep['metric'] == 'mIoU' and set(rep['kendall_tau_by_metric']) \
+        == {'mIoU', 'aAcc', 'mAcc'}
+    assert all(rep['all_scores'][n]['mIoU'] == rep['scores'][n]
+               for n in gens)
+    # --select: the default decode and 2 draws scored, the best kept
+    sel = json.loads((cmp_dir / 'selection.json').read_text())
+    assert len(sel['scores']) == 3 and 'decoded' in sel['scores']
+    best = max(sel['scores'], key=lambda n: (sel['scores'][n],
+                                             n == 'decoded'))
+    assert sel['chosen'] == best
+    assert Genotype.load(cmp_dir / 'selected_genotype.json') == \
+        Genotype.from_dict(sel['genotypes'][best])
 
 
 def test_bad_comparison_is_one_line(tmp_path, capsys):
@@ -121,56 +143,6 @@ def test_bad_comparison_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith('error:') and 'results.json' in err and \
         err.count('\n') == 1
-
-
-@pytest.mark.slow
-def test_gap_and_selection_by_the_supernet(tiny_cityscapes, tiny_cfg,
-                                           tmp_path, capsys):
-    """The mixed supernet is scored beside the genotypes (the gap), and
-    --select scores the default decode and N draws from α/β and keeps the
-    best of them."""
-    work_dir = tmp_path / 'search'
-    cfg = tiny_cfg(tiny_cityscapes, str(work_dir),
-                   **{'train_cfg.cpu_threads': 1})
-    Runner.from_cfg(cfg).train()
-    rng = np.random.default_rng(1)
-    space = SearchSpace(num_layers=3, num_blocks=5)
-    gens = {f'random_{i:02d}': sample_genotype(rng, space) for i in range(3)}
-    cmp_dir = tmp_path / 'cmp'
-    cmp_dir.mkdir()
-    (cmp_dir / 'results.json').write_text(json.dumps(dict(
-        genotypes={n: dict(kind='random', genotype=g.to_dict(),
-                           params=i, synflow=-i)
-                   for i, (n, g) in enumerate(gens.items())},
-        summary=dict(genotypes={n: dict(kind='random', mean=float(i))
-                                for i, n in enumerate(gens)}))))
-    out = tmp_path / 'out'
-    out.mkdir()
-    assert supernet_rank.main([str(work_dir), str(cmp_dir), '--out',
-                               str(out), '--select', '2',
-                               '--calib-batches', '1']) == 0
-    rep = json.loads((out / 'supernet_rank.json').read_text())
-    scores = list(rep['scores'].values())
-    gap = rep['gap']
-    assert 0 <= gap['mixed'] <= 100 and sorted(rep['scores']) == sorted(gens)
-    assert gap['discrete_best'] == max(scores)
-    assert gap['discrete_mean'] == pytest.approx(sum(scores) / 3)
-    # params rise with the planted retrained mIoU, synflow falls
-    assert rep['baseline_tau'] == pytest.approx(dict(params=1.0,
-                                                     synflow=-1.0))
-    sel = json.loads((out / 'selection.json').read_text())
-    assert len(sel['scores']) == 3 and 'decoded' in sel['scores']
-    best = max(sel['scores'], key=lambda n: (sel['scores'][n],
-                                             n == 'decoded'))
-    assert sel['chosen'] == best
-    chosen = Genotype.load(out / 'selected_genotype.json')
-    assert chosen == Genotype.from_dict(sel['genotypes'][best])
-    assert 'selected ' + best in capsys.readouterr().out
-    # every metric kept; the τ per metric from the kept scores
-    assert rep['metric'] == 'mIoU' and set(rep['kendall_tau_by_metric']) \
-        == {'mIoU', 'aAcc', 'mAcc'}
-    assert all(rep['all_scores'][n]['mIoU'] == rep['scores'][n]
-               for n in gens)
 
 
 def test_an_owned_out_folder_is_refused_before_anything_is_read(
