@@ -74,6 +74,8 @@ def _checkpoint(work_dir, name):
     """``name``, else the work_dir's intact checkpoint with the highest
     recorded iteration (the choice ``--resume`` makes)."""
     if name:
+        if not osp.isfile(name):
+            exit_with_error(f'--checkpoint {name}: no such checkpoint file')
         return name
     from ..utils import find_resumable_checkpoint
     found = find_resumable_checkpoint(work_dir, logger=lambda line: None)

@@ -145,6 +145,16 @@ def test_bad_comparison_is_one_line(tmp_path, capsys):
         err.count('\n') == 1
 
 
+def test_a_missing_checkpoint_is_one_line(tmp_path, capsys):
+    (tmp_path / 'search').mkdir()
+    with pytest.raises(SystemExit):
+        supernet_rank.main([str(tmp_path / 'search'), '--select', '2',
+                            '--out', str(tmp_path / 'out'), '--checkpoint',
+                            str(tmp_path / 'epoch_30.pth')])
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'epoch_30.pth: no such checkpoint' in err
+
+
 def test_an_owned_out_folder_is_refused_before_anything_is_read(
         tmp_path, capsys):
     """A comparison folder another run writes into (search_vs_random still
