@@ -77,6 +77,30 @@ def summarize(history):
         path_unbiased=decode_path(debias_path_probs(beta)))
 
 
+def draw_stats(entry, num=2000, seed=0):
+    """What α/β of one history entry would draw (temperature 1, ``num``
+    draws of :func:`~..search_space.sampling.sample_genotype_from`):
+    ``(coarse, param_free)``, the share of paths that reach /16 or coarser
+    (level >= 2) before the last layer, and the mean number of
+    parameter-free operators per cell."""
+    import torch
+
+    from ..search_space import Genotype
+    from ..search_space.sampling import sample_genotype_from
+    space = Genotype.from_dict(entry['genotype']).search_space
+    # stored as probabilities: their logs are logits of the same softmax
+    alpha, beta = (torch.tensor(entry[k], dtype=torch.float64)
+                   .clamp_min(1e-30).log() for k in ('alpha', 'beta'))
+    rng = np.random.default_rng(seed)
+    coarse = free = 0
+    for _ in range(num):
+        g = sample_genotype_from(rng, alpha, beta, space)
+        coarse += max(g.path[:-1], default=0) >= 2
+        free += sum(op in PARAM_FREE for block in g.cell.blocks
+                    for _, op in block)
+    return coarse / num, free / num
+
+
 def _agreement_line(a):
     return (f"cell inputs {a['edges']:.0%}, inputs with their op "
             f"{a['ops']:.0%}, path levels {a['path']:.0%}")
@@ -94,6 +118,11 @@ def main(argv=None):
     p.add_argument('--ops', action='store_true', help='also the decoded '
                    "cell's parameter-free / skip_connect counts per "
                    'validation')
+    p.add_argument('--draws', type=int, default=0, metavar='N',
+                   help='also what the first and the last α/β would draw '
+                   '(N draws each): the share of paths through /16 or '
+                   'coarser before the last layer and the mean '
+                   'parameter-free operators per cell')
     args = p.parse_args(argv)
     argv, show_ops = args.work_dirs, args.ops
     genotypes = []
@@ -119,6 +148,13 @@ def main(argv=None):
                   '' if s['prior_agreement'] is None else
                   '; vs the untrained-α/β decode: ' +
                   _agreement_line(s['prior_agreement'])))
+        if args.draws > 0:
+            (c0, f0), (c1, f1) = (draw_stats(e, args.draws)
+                                  for e in (history[0], history[-1]))
+            print(f'  draws from α/β (first -> last validation): paths '
+                  f'through /16 or coarser before the last layer {c0:.3f} '
+                  f'-> {c1:.3f}; parameter-free ops per cell {f0:.2f} -> '
+                  f'{f1:.2f}')
         if show_ops:
             print('  parameter-free / skip_connect ops of the decoded cell '
                   'per validation: ' + ', '.join(

@@ -389,6 +389,35 @@ def test_search_summary_entropy_ratios_and_stability():
         sampling.genotype_agreement(last, first)
 
 
+def test_search_summary_draw_stats_on_planted_alpha_beta(tmp_path, capsys):
+    """Peaked β that always stays at /4: no draw goes coarse; α that puts
+    all weight on skip_connect: every operator is parameter-free."""
+    import torch
+
+    from mmseg_autodeeplab.cli import search_summary
+    from mmseg_autodeeplab.search_space import normalize_betas
+    space = SearchSpace(num_layers=4, num_blocks=5)
+    g = sampling.sample_genotype(np.random.default_rng(0), space)
+    stay = torch.full((4, 4, 3), -30.0)
+    stay[..., 1] = 0.0
+    skip = torch.full((20, 8), 1e-9)
+    skip[:, PRIMITIVES.index('skip_connect')] = 1.0
+    entry = dict(alpha=skip.tolist(), beta=normalize_betas(stay).tolist(),
+                 genotype=g.to_dict())
+    assert search_summary.draw_stats(entry, 200) == (0.0, 10.0)
+    uniform = dict(entry, alpha=[[1 / 8] * 8] * 20,
+                   beta=normalize_betas(torch.zeros(4, 4, 3)).tolist())
+    coarse, free = search_summary.draw_stats(uniform, 2000)
+    # uniform operators: 2 of the 7 non-zero ones are pools, 1 is skip
+    assert free == pytest.approx(10 * 3 / 7, abs=0.15)
+    assert 0.2 < coarse < 0.4  # a random walk reaches /16 in 3 layers
+    (tmp_path / 'search_history.json').write_text(json.dumps(
+        [dict(uniform, epoch=0, iter=0, mIoU=1.0),
+         dict(entry, epoch=2, iter=32, mIoU=1.0)]))
+    assert search_summary.main(['--draws', '50', str(tmp_path)]) == 0
+    assert '-> 0.000; parameter-free ops per cell' in capsys.readouterr().out
+
+
 def test_search_summary_agreement_of_several_searches(tmp_path, capsys):
     from mmseg_autodeeplab.cli import search_summary
     import torch
