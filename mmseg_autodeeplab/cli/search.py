@@ -316,6 +316,18 @@ def start_process_group(cfg):
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    finally:
+        # a process group left to interpreter shutdown can abort the
+        # process ("terminate called without an active exception") after
+        # its one-line refusal: end it here, on every exit path
+        import torch.distributed as torch_dist
+        if torch_dist.is_available() and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+
+
+def _main(argv=None):
     args = parse_args(argv)
     import mmseg_autodeeplab  # noqa: F401  (registers modules, compat)
     from mmengine.runner import Runner
