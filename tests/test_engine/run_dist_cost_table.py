@@ -31,6 +31,9 @@ def main():
     torch_dist.all_gather_object(gathered, (rank, cost.table.stem))
     with open(f'{out}.rank{rank}.json', 'w') as f:
         json.dump(gathered, f)
+    # both ranks done with the group before either tears it down (gloo
+    # aborted a rank at exit otherwise: "terminate called ...")
+    torch_dist.barrier()
     torch_dist.destroy_process_group()
 
 
