@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(PY) tools/make_demo_data.py --layout cityscapes --out data/demo_cityscapes
 	$(PY) tools/search.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK_DIR) --overwrite
 	$(PY) tools/plot_search.py $(DEMO_WORK_DIR)
-	$(PY) -m mmseg_autodeeplab.cli.search_summary $(DEMO_WORK_DIR)
+	$(PY) tools/search_summary.py $(DEMO_WORK_DIR)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -q

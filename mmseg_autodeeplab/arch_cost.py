@@ -260,11 +260,5 @@ def format_cost(value, kind):
     return f'{value:.6g} {kind}'
 
 
-def spearman(x, y):
-    """Spearman rank correlation (average ranks for ties)."""
-    from scipy.stats import spearmanr
-    return float(spearmanr(x, y).correlation)
-
-
 __all__ = ['CostTable', 'expected_cost', 'transition_matrices',
-           'fixed_cell_cost', 'op_cost', 'spearman', 'format_cost']
+           'fixed_cell_cost', 'op_cost', 'format_cost']

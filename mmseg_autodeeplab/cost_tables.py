@@ -12,8 +12,8 @@ One pipeline, each step handing data to the next:
    one: same op, channels, stride, input size): ``macs`` from shapes
    (operators, fixed parts) or mmengine's counter (stem, head), ``latency``
    by timing (:func:`time_modules`), and fills the table;
-4. :func:`verify` (optional) compares the table's prediction with counted
-   or timed static networks of random genotypes.
+(``tools/analysis/verify_cost_table.py`` compares a table's prediction with
+counted or timed static networks of random genotypes.)
 """
 import copy
 import datetime
@@ -27,10 +27,9 @@ import torch.nn.functional as F
 
 from .analysis import SegmentorLogits, build_segmentor, count_macs, \
     load_config
-from .arch_cost import (FORMAT, LATENCY_DEFAULTS, VERSION, CostTable,
-                        fixed_cell_cost, op_cost, spearman)
+from .arch_cost import (FORMAT, LATENCY_DEFAULTS, VERSION, fixed_cell_cost,
+                        op_cost)
 from .search_space import SearchSpace, build_op, level_sizes
-from .search_space.sampling import sample_genotype
 from .utils.devices import check_device, device_name
 
 # -- 2. the layout -----------------------------------------------------------
@@ -92,7 +91,7 @@ class Layout:
     Args:
         cfg (Config): a retrain config with an ``AutoDeepLabNet`` backbone,
             read here only (a copy of its ``model`` builds the head and
-            the whole networks of :func:`verify`).
+            whole networks, :meth:`network`).
         size (tuple[int]): input ``(H, W)``.
         num_layers, num_blocks (int, optional): the searched space's L and
             B; by default the config's genotype's.
@@ -247,12 +246,6 @@ class Layout:
             model=model))).eval()
 
 
-def count_network(layout, genotype):
-    """mmengine's multiply-adds of ``genotype``'s whole static network."""
-    return count_macs(layout.network(genotype),
-                      torch.zeros(1, 3, *layout.size))
-
-
 # -- 3. measuring each part once, and the table ------------------------------
 
 
@@ -375,38 +368,6 @@ def build_table(layout, kind='macs', device=LATENCY_DEFAULTS['device'],
         **{name: t.tolist() for name, t in tables.items()})
 
 
-# -- 4. verifying against whole networks -------------------------------------
-
-
-def verify(layout, table, num, seed=1):
-    """Predicted vs counted (MACs) or measured (latency) cost of ``num``
-    random genotypes: a dict of ``seed``, ``predicted``, ``counted`` or
-    ``measured``, ``spearman`` and ``max_abs_diff`` (MACs) or
-    ``max_rel_diff`` (``|predicted - measured| / measured``)."""
-    rng = np.random.default_rng(seed)
-    genotypes = [sample_genotype(rng, layout.space) for _ in range(num)]
-    predicted = [table.predicted(g) for g in genotypes]
-    if table.kind == 'macs':
-        predicted = [int(round(p)) for p in predicted]
-        actual = [count_network(layout, g) for g in genotypes]
-        name, diff = 'counted', dict(max_abs_diff=max(
-            abs(p - c) for p, c in zip(predicted, actual)))
-    else:
-        dev = check_device(table.data.get('device_type', 'cpu'))
-        x = torch.randn(1, 3, *layout.size,
-                        generator=torch.Generator().manual_seed(0))
-        # all networks in the same interleaved rounds, as the table's parts
-        actual = time_modules(
-            [(layout.network(g).to(dev), (x.to(dev), )) for g in genotypes],
-            table.data.get('repeats', LATENCY_DEFAULTS['repeats']),
-            table.data.get('warmup', LATENCY_DEFAULTS['warmup']), dev)
-        name, diff = 'measured', dict(max_rel_diff=max(
-            abs(p - m) / m for p, m in zip(predicted, actual)))
-    return dict({'seed': seed, 'predicted': predicted, name: actual},
-                spearman=spearman(predicted, actual) if num > 1 else None,
-                **diff)
-
-
 # -- 1. the entry ------------------------------------------------------------
 
 
@@ -414,12 +375,12 @@ def make_table(path, size, num_layers=None, num_blocks=None, kind='macs',
                device=LATENCY_DEFAULTS['device'],
                repeats=LATENCY_DEFAULTS['repeats'],
                warmup=LATENCY_DEFAULTS['warmup'], threads=None, seed=0,
-               num_verify=0, log=None, name=None):
+               log=None, name=None):
     """The table of the retrain config file at ``path``, as the tool and
     ``arch_cost.build`` make it: loaded here, once (:class:`Layout`: L/B
     default to its genotype's), recorded as ``name`` (default ``path``: the
     config as the user gave it), ``threads`` pins torch's CPU threads while
-    measuring (restored after), ``num_verify`` adds ``verification``.
+    measuring (restored after).
 
     Args:
         path (str): the config file, already resolved by the caller
@@ -432,13 +393,9 @@ def make_table(path, size, num_layers=None, num_blocks=None, kind='macs',
     try:
         data = build_table(layout, kind, device, repeats, warmup, seed, log)
         data['config'] = name or path
-        if num_verify:
-            data['verification'] = verify(layout, CostTable(data),
-                                          num_verify, seed=seed + 1)
     finally:
         torch.set_num_threads(before)
     return data
 
 
-__all__ = ['Layout', 'make_table', 'build_table', 'verify', 'time_modules',
-           'count_network']
+__all__ = ['Layout', 'make_table', 'build_table', 'time_modules']

@@ -32,6 +32,25 @@ PAPER_CELL = (
 PAPER_PATH = (0, 0, 0, 1, 2, 1, 2, 2, 3, 3, 2, 1)
 
 
+def load_tool(name):
+    """The script ``tools/<name>.py`` as a module (tools/ is no package)."""
+    import importlib.util
+    key = f'tools_{name.replace("/", "_")}'
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            key, osp.join(REPO, 'tools', f'{name}.py'))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+@pytest.fixture(scope='session')
+def tool():
+    """:func:`load_tool`: ``tool('plot_search')``."""
+    return load_tool
+
+
 @pytest.fixture(scope='session')
 def paper_cell():
     return PAPER_CELL

@@ -406,11 +406,11 @@ def test_a_renamed_flag_is_caught():
                           '--checkpoints', 'C'], False) == [
         'mim test: unknown flag --checkpoints']
     # a module's flags come from the parser its main builds
-    summary = 'mmseg_autodeeplab.cli.search_summary'
-    assert check_command(['python', '-m', summary, 'W', '--ops'],
-                         False) == []
-    assert check_command(['python', '-m', summary, 'W', '--op'], False) == [
-        f'{summary}: unknown flag --op']
+    rank = 'mmseg_autodeeplab.cli.supernet_rank'
+    assert check_command(['python', '-m', rank, 'W', 'C', '--metric',
+                          'aAcc'], False) == []
+    assert check_command(['python', '-m', rank, 'W', '--metri'], False) == [
+        f'{rank}: unknown flag --metri']
     # a value the parser refuses (full parse of a fenced command)
     assert check_command(['python', 'tools/decode_genotype.py', 'g.json',
                           '--dataset', 'kitti', '--out', 'x.py'], True)

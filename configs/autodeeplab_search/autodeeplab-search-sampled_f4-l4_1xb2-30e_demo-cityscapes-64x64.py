@@ -8,7 +8,7 @@
 #   networks a decode can hand out;
 # - alpha/beta steps: REINFORCE over two architectures drawn from
 #   alpha/beta, each computed without gradients, the pair's mean loss as
-#   baseline (arch_step='sampled': straight-through instead).
+#   baseline (arch_step='mixed': the paper's soft step instead).
 _base_ = './autodeeplab-search_f4-l4_1xb2-30e_demo-cityscapes-64x64.py'
 train_cfg = dict(
     arch_sampling=dict(

@@ -41,9 +41,6 @@ def parse_args(argv=None):
     parser.add_argument('--num-blocks', type=int_at_least(1),
                         help="B of the search (default: the config's "
                         'genotype)')
-    parser.add_argument('--verify', type=int_at_least(0), default=0,
-                        metavar='N', help='count (macs) or time (latency) N '
-                        'random networks and record prediction vs them')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', required=True, help='output JSON')
     args = parser.parse_args(argv)
@@ -65,7 +62,7 @@ def main(argv=None):
         owner.acquire()
         data = make_table(resolve_config(args.config), args.size,
                           args.num_layers, args.num_blocks, args.kind,
-                          seed=args.seed, num_verify=args.verify,
+                          seed=args.seed,
                           log=lambda msg: print(msg, flush=True),
                           name=args.config, **args.latency)
     except (ValueError, FileNotFoundError) as e:  # WorkDirBusy too
@@ -73,7 +70,7 @@ def main(argv=None):
         exit_with_error(' '.join(str(e).split()))
     with owner:
         atomic_write_json(args.out, data)
-    kind, v = args.kind, data.get('verification')
+    kind = args.kind
     where = (f'{data["num_layers"]} layers, {data["num_blocks"]} blocks, '
              f'{args.size[0]}x{args.size[1]}')
     if kind == 'latency':
@@ -81,14 +78,4 @@ def main(argv=None):
                   f'{data["timed_modules"]} modules timed')
     print(f'{kind} cost table ({where}) written to {args.out}; stem '
           f'{format_cost(data["stem"], kind)}')
-    if v:
-        name = 'measured' if kind == 'latency' else 'counted'
-        diff = (f'|predicted - measured| / measured = {v["max_rel_diff"]:.3f}'
-                if kind == 'latency' else
-                f'|predicted - counted| = {v["max_abs_diff"]} MACs')
-        span = {k: f'{format_cost(min(v[k]), kind)} to '
-                f'{format_cost(max(v[k]), kind)}' for k in ('predicted', name)}
-        print(f'verify: {args.verify} random genotypes, Spearman(predicted, '
-              f'{name}) = {v["spearman"]}; predicted {span["predicted"]}, '
-              f'{name} {span[name]}; largest {diff}')
     return 0

@@ -83,33 +83,6 @@ def model_macs(cfg):
     return count_macs(model, torch.rand(1, 3, *size))
 
 
-def free_scores(cfg):
-    """Training-free baselines of the retrain model of ``cfg``: parameter
-    count and SynFlow (Tanaka et al. 2020: ``sum |θ ⊙ ∂R/∂θ|`` with
-    ``R`` the sum of the network's output on an all-ones input, every
-    weight replaced by its absolute value, BN in eval mode; float64, log10
-    of the score). A supernet's ranking has to beat these to be worth its
-    training."""
-    import math
-
-    import torch
-
-    from ..analysis import SegmentorLogits, build_segmentor
-    torch.manual_seed(0)
-    model = SegmentorLogits(build_segmentor(cfg)).double().eval()
-    params = sum(p.numel() for p in model.parameters())
-    with torch.no_grad():
-        for p in model.parameters():
-            p.abs_()
-    size = tuple(cfg.model.data_preprocessor.size)
-    model.zero_grad()
-    model(torch.ones(1, 3, *size, dtype=torch.float64)).sum().backward()
-    synflow = sum(float((p.detach() * p.grad).abs().sum())
-                  for p in model.parameters() if p.grad is not None)
-    return dict(params=int(params),
-                synflow=math.log10(synflow) if synflow > 0 else -math.inf)
-
-
 def run_retrain(cfg):
     """Train ``cfg`` with the Runner; return the last validation mIoU."""
     from mmengine.hooks import Hook
@@ -233,45 +206,12 @@ def summarize(results):
             v['p_value'] = float((1 + (rand >= v['mean']).sum()) /
                                  (len(rand) + 1))
     within = [v['std'] for v in per.values() if v['n'] > 1]
-    seeds = sorted({int(k.split('@')[1]) for k in results['runs']})
-    random_names = [n for n, v in per.items() if v['kind'] == 'random']
     spread = dict(
-        split_half_tau=split_half_tau(results['runs'], random_names, seeds),
-        baseline_tau={key: _tau([results['genotypes'][n].get(key)
-                                 for n in random_names],
-                                [per[n]['mean'] for n in random_names])
-                      for key in ('params', 'synflow', 'macs')},
         between_random_std=float(np.std(rand, ddof=1))
         if len(rand) > 1 else None,
         within_genotype_std=float(np.mean(within)) if within else None,
         num_random=int(len(rand)))
     return dict(genotypes=per, spread=spread)
-
-
-def _tau(x, y):
-    """Kendall's τ-b of ``x`` and ``y`` (None if fewer than 3 pairs or a
-    value is missing)."""
-    if len(x) < 3 or any(v is None for v in list(x) + list(y)):
-        return None
-    from scipy.stats import kendalltau
-    tau = float(kendalltau(x, y).statistic)
-    return None if tau != tau else tau  # NaN: a constant sequence
-
-
-def split_half_tau(runs, names, seeds):
-    """Mean over seed pairs of Kendall's τ between two retrain seeds'
-    mIoU of the genotypes ``names``: how well one retrain ranks what
-    another does, the ceiling of any cheaper ranking (a supernet's)."""
-    taus = []
-    for i, a in enumerate(seeds):
-        for b in seeds[i + 1:]:
-            both = [n for n in names
-                    if f'{n}@{a}' in runs and f'{n}@{b}' in runs]
-            tau = _tau([runs[f'{n}@{a}']['mIoU'] for n in both],
-                       [runs[f'{n}@{b}']['mIoU'] for n in both])
-            if tau is not None:
-                taus.append(tau)
-    return float(np.mean(taus)) if taus else None
 
 
 def render_markdown(summary, settings):
@@ -294,15 +234,9 @@ def render_markdown(summary, settings):
                     f"{v['mean']:.2f} ± {v['std']:.2f} | {rank} |")
     between, within = (('n/a' if x is None else f'{x:.2f}') for x in (
         spread['between_random_std'], spread['within_genotype_std']))
-    fmt = lambda x: 'n/a' if x is None else f'{x:.3f}'  # noqa: E731
-    base = spread.get('baseline_tau', {})
     return '\n'.join(rows + [
         '', f'Spread of mean mIoU across random genotypes (std): {between}; '
-        f'mean spread of one genotype across seeds (std): {within}.',
-        f"Kendall τ between retrain seeds (split-half, random genotypes): "
-        f"{fmt(spread.get('split_half_tau'))}; training-free baselines vs "
-        f"mean mIoU: parameters {fmt(base.get('params'))}, SynFlow "
-        f"{fmt(base.get('synflow'))}, MACs {fmt(base.get('macs'))}.", ''])
+        f'mean spread of one genotype across seeds (std): {within}.', ''])
 
 
 def plot(summary, path):
@@ -384,7 +318,7 @@ def _record(name, kind, genotype, out, config, options, **extra):
     genotype.save(osp.join(out, file))
     cfg = retrain_cfg(config, osp.join(out, file), genotype, 0, out, options)
     return dict(kind=kind, genotype=genotype.to_dict(), **extra,
-                macs=model_macs(cfg), **free_scores(cfg), file=file)
+                macs=model_macs(cfg), file=file)
 
 
 def _plan(args, out, config):
@@ -450,13 +384,6 @@ def _extra(item):
     return name, path
 
 
-def _searched_name(path):
-    """A search's name in a multi-search comparison: its folder or file
-    name without ``.json``."""
-    name = osp.basename(osp.normpath(path))
-    return name[:-5] if name.endswith('.json') else name
-
-
 def parse_args(argv=None):
     from mmengine.config import DictAction
 
@@ -466,12 +393,10 @@ def parse_args(argv=None):
         description='Retrain the searched genotype, uniformly sampled random '
         'genotypes and the paper genotype with the same config and budget; '
         'compare their mIoU.')
-    p.add_argument('--searched', nargs='+', default=['work_dirs/demo_search'],
-                   help='search work_dir or genotype JSON; several (e.g. '
-                   'one search per seed): one comparison each in '
-                   'OUT/NAME (NAME: the folder or file name), each matched '
-                   'to its own MACs with --match-macs, and a verdict line '
-                   'per search in OUT/verdict.md')
+    p.add_argument('--searched', default='work_dirs/demo_search',
+                   help='search work_dir or genotype JSON (several searches: '
+                   'one comparison each, then '
+                   'tools/analysis/search_study.py verdict)')
     p.add_argument('--decode', nargs='+', default=['none', 'uniform'],
                    choices=['none', 'uniform'],
                    help='path priors to decode a search work_dir with')
@@ -484,7 +409,7 @@ def parse_args(argv=None):
     p.add_argument('--sample-seed', type=int, default=0)
     p.add_argument('--match-macs', action='store_true',
                    help='keep random genotypes whose MACs are within '
-                   '--macs-tolerance of the (first) searched genotype')
+                   '--macs-tolerance of the searched genotype')
     p.add_argument('--macs-tolerance', type=float, default=0.10)
     p.add_argument('--out', default='work_dirs/search_vs_random')
     p.add_argument('--extra', nargs='+', type=_extra, default=[],
@@ -504,17 +429,9 @@ def parse_args(argv=None):
     if args.num_random < 1 or not args.seeds or args.macs_tolerance <= 0:
         p.error('--num-random and --macs-tolerance must be positive and '
                 '--seeds non-empty')
-    for path in args.searched:
-        if not osp.exists(path):
-            p.error(f'--searched {path}: no such work_dir or genotype '
-                    'file (run `make demo` first)')
-    names = [_searched_name(path) for path in args.searched]
-    if len(set(names)) < len(names):
-        p.error('--searched: the searches need distinct folder/file names '
-                f'(got {", ".join(names)})')
-    args.searched_names = names
-    if len(args.searched) == 1:
-        args.searched = args.searched[0]
+    if not osp.exists(args.searched):
+        p.error(f'--searched {args.searched}: no such work_dir or genotype '
+                'file (run `make demo` first)')
     args.config_path = _project_file(args.config)
     if args.config_path is None:
         p.error(f'--config {args.config}: no such config file')
@@ -524,96 +441,19 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Run (or resume) the comparison(s); return 0."""
+    """Run (or resume) the comparison; return 0."""
     args = parse_args(argv)
     from ..utils.work_dir_lock import WorkDirBusy, work_dir_lock
     try:  # one owner of --out, before results.json is read
         owner = work_dir_lock(args.out, '--out').acquire()
     except WorkDirBusy as e:
         exit_with_error(e)
-    with owner:
-        return _run_comparisons(args)
-
-
-def _run_comparisons(args):
-    """The comparison of each --searched, and their verdicts if several."""
     from mmengine.config import Config
     from mmseg.utils import register_all_modules
     register_all_modules(init_default_scope=True)
-    config = Config.fromfile(args.config_path)  # once: copied per run
-    if isinstance(args.searched, str):
-        compare(args, config, args.out)
-        return 0
-    verdicts = []
-    for name, path in zip(args.searched_names, args.searched):
-        one = copy.copy(args)
-        one.searched = path
-        print(f'search_vs_random: search {name} ({path})', flush=True)
-        results = compare(one, config, osp.join(args.out, name))
-        verdicts.append(verdict(name, path, results['summary']))
-    text = render_verdicts(verdicts)
-    atomic_write_json(osp.join(args.out, 'verdict.json'), verdicts)
-    atomic_write_text(osp.join(args.out, 'verdict.md'), text)
-    print(text, end='')
+    with owner:
+        compare(args, Config.fromfile(args.config_path), args.out)
     return 0
-
-
-def verdict(name, path, summary):
-    """One search's verdict: its default-decode genotype (``searched``)
-    against its untrained-α/β decode (``prior``, when recorded) and the
-    random genotypes of its comparison; margins in units of one retrain's
-    standard deviation (the comparison's mean within-genotype std)."""
-    per = summary['genotypes']
-    me = per['searched']
-    rand = [v['mean'] for v in per.values() if v['kind'] == 'random']
-    std = summary['spread'].get('within_genotype_std') or None
-    prior = per.get('prior')
-
-    def margin(other):
-        return None if other is None or not std else \
-            (me['mean'] - other) / std
-
-    return dict(name=name, source=path, mean=me['mean'], std=me['std'],
-                macs=me['macs'], beats=int(sum(r < me['mean'] for r in rand)),
-                num_random=len(rand), p_value=me.get('p_value'),
-                random_median=float(np.median(rand)) if rand else None,
-                best_random=float(max(rand)) if rand else None,
-                margin_best_random=margin(max(rand) if rand else None),
-                prior_mean=prior and prior['mean'],
-                prior_macs=prior and prior['macs'],
-                margin_prior=margin(prior and prior['mean']),
-                retrain_std=std,
-                split_half_tau=summary['spread'].get('split_half_tau'))
-
-
-def render_verdicts(verdicts):
-    """Markdown: one line per search, then how many searches beat their
-    prior and their best random genotype by more than one retrain std."""
-    def num(x, f='.2f'):
-        return '' if x is None else format(x, f)
-
-    rows = ['| search | MACs (M) | searched mIoU (mean ± std) | beats | '
-            'random median | best random (margin/std) | prior: mIoU, MACs '
-            '(margin/std) | split-half τ | p-value |',
-            '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
-    for v in verdicts:
-        macs = '' if v['macs'] is None else f"{v['macs'] / 1e6:.1f}"
-        prior = '' if v.get('prior_mean') is None else (
-            f"{v['prior_mean']:.2f}, {v['prior_macs'] / 1e6:.1f} "
-            f"({num(v['margin_prior'], '+.1f')})")
-        rows.append(
-            f"| {v['name']} | {macs} | {v['mean']:.2f} ± {v['std']:.2f} | "
-            f"{v['beats']} of {v['num_random']} | {num(v['random_median'])} "
-            f"| {num(v.get('best_random'))} "
-            f"({num(v.get('margin_best_random'), '+.1f')}) | {prior} | "
-            f"{num(v.get('split_half_tau'), '.3f')} | "
-            f"{num(v['p_value'], '.3f')} |")
-    good = sum((v.get('margin_best_random') or 0) > 1 and
-               (v.get('margin_prior') is None or v['margin_prior'] > 1)
-               for v in verdicts)
-    return '\n'.join(rows + [
-        '', f'{good} of {len(verdicts)} searches beat their prior and their '
-        'best random genotype by more than one retrain std.', ''])
 
 
 def compare(args, config, out):
@@ -644,12 +484,6 @@ def compare(args, config, out):
                 name, 'searched', _load_genotype(path), out, config,
                 args.cfg_options, source=path)
             results['settings'].setdefault('extra', {})[name] = path
-    for name, info in results['genotypes'].items():
-        if 'synflow' not in info:  # a comparison made before the baselines
-            info.update(free_scores(retrain_cfg(
-                config, osp.abspath(osp.join(out, info['file'])),
-                Genotype.from_dict(info['genotype']), 0, out,
-                args.cfg_options)))
     atomic_write_json(res_path, results)
 
     jobs = args.jobs

@@ -143,58 +143,13 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
         n: v[metric] for n, v in scores.items()}
 
 
-def select(work_dir, num, out, checkpoint=None, calib_batches=8, seed=0,
-           metric='mIoU'):
-    """Selection by the supernet: the default decode of the search's final
-    α/β and ``num`` genotypes drawn from them (temperature 1) are scored
-    inside the supernet; the best is written to
-    ``out/selected_genotype.json`` (``out/selection.json``: every score).
-
-    Returns:
-        tuple[str, dict[str, float]]: the chosen name and all scores.
-    """
-    import numpy as np
-    from mmseg.utils import register_all_modules
-
-    from ..search_space import Genotype
-    from ..search_space.decode import decode_genotype
-    from ..search_space.sampling import sample_genotype_from
-    register_all_modules(init_default_scope=True)
-    from ..utils.checkpoint import safe_load_checkpoint
-    ckpt = safe_load_checkpoint(_checkpoint(work_dir, checkpoint))[
-        'state_dict']
-    alphas, betas = (next(v for k, v in ckpt.items() if k.endswith(name))
-                     for name in ('backbone.alphas', 'backbone.betas'))
-    with open(osp.join(work_dir, 'genotype.json'), encoding='utf-8') as f:
-        space = Genotype.from_dict(json.load(f)).search_space
-    candidates = {'decoded': decode_genotype(alphas, betas, space)}
-    rng = np.random.default_rng(seed)
-    for _ in range(50 * num):  # peaked α/β hold few distinct genotypes
-        if len(candidates) > num:
-            break
-        g = sample_genotype_from(rng, alphas, betas, space)
-        if g not in candidates.values():
-            candidates[f'drawn_{len(candidates) - 1:02d}'] = g
-    scores = score_genotypes(work_dir, candidates, checkpoint, calib_batches,
-                             metric=metric)
-    best = max(scores, key=lambda n: (scores[n], n == 'decoded'))
-    candidates[best].save(osp.join(out, 'selected_genotype.json'))
-    atomic_write_json(osp.join(out, 'selection.json'), dict(
-        work_dir=work_dir, chosen=best, scores=scores,
-        genotypes={n: g.to_dict() for n, g in candidates.items()}))
-    print(f'supernet_rank: selected {best} (supernet {metric} '
-          f"{scores[best]:.2f}; the default decode {scores['decoded']:.2f})"
-          f", written to {osp.join(out, 'selected_genotype.json')}")
-    return best, scores
-
-
 def main(argv=None):
     """``supernet_rank WORK_DIR COMPARISON_DIR [--out DIR]``."""
     from ..analysis import OneLineParser, int_at_least
     p = OneLineParser(prog='supernet_rank', description=__doc__.split(
         '\n\n')[0])
     p.add_argument('work_dir', help='a finished search work_dir')
-    p.add_argument('comparison', nargs='?',
+    p.add_argument('comparison',
                    help='the search_vs_random --out folder of this search '
                    '(its results.json)')
     p.add_argument('--checkpoint', help="default: the work_dir's last")
@@ -202,16 +157,7 @@ def main(argv=None):
     p.add_argument('--out', help='default: the comparison folder')
     p.add_argument('--metric', choices=METRICS, default='mIoU',
                    help='the supernet score the τ and the selection use')
-    p.add_argument('--select', type=int_at_least(1), metavar='N',
-                   help='also draw N genotypes from the final α/β, score '
-                   'them and the default decode with the supernet and '
-                   'write the best as OUT/selected_genotype.json (needs '
-                   '--out without a comparison)')
     args = p.parse_args(argv)
-    if args.comparison is None and not args.select:
-        p.error('give a comparison folder, --select N, or both')
-    if args.comparison is None and not args.out:
-        p.error('--select without a comparison needs --out')
     out = args.out or args.comparison
     from ..utils.work_dir_lock import WorkDirBusy, work_dir_lock
     try:  # one writer of the folder; a comparison still running refuses
@@ -222,11 +168,6 @@ def main(argv=None):
     # an early exit too)
     if not osp.isdir(args.work_dir):
         exit_with_error(f'{args.work_dir}: no such search work_dir')
-    if args.select:
-        select(args.work_dir, args.select, out, args.checkpoint,
-               args.calib_batches, metric=args.metric)
-    if args.comparison is None:
-        return 0
     res_path = osp.join(args.comparison, 'results.json')
     try:
         with open(res_path, encoding='utf-8') as f:
@@ -234,16 +175,16 @@ def main(argv=None):
         summary = results['summary']['genotypes']
     except (OSError, ValueError, KeyError) as e:
         exit_with_error(f'{res_path}: not a finished comparison ({e})')
+    checkpoint = _checkpoint(args.work_dir, args.checkpoint)
     from mmseg.utils import register_all_modules
 
     from ..search_space import Genotype
     register_all_modules(init_default_scope=True)
     genotypes = {n: Genotype.from_dict(g['genotype'])
                  for n, g in results['genotypes'].items() if n in summary}
-    all_scores = score_genotypes(args.work_dir, {**genotypes, MIXED: None},
-                                 args.checkpoint, args.calib_batches,
-                                 metric=None)
-    scores = {n: v[args.metric] for n, v in all_scores.items()}
+    scores = score_genotypes(args.work_dir, {**genotypes, MIXED: None},
+                             checkpoint, args.calib_batches,
+                             metric=args.metric)
     mixed = scores.pop(MIXED)
     names = sorted(scores, key=lambda n: -summary[n]['mean'])
     retrained = [summary[n]['mean'] for n in names]
@@ -253,11 +194,6 @@ def main(argv=None):
     tau_r, p_r = kendall_tau([scores[n] for n in rand],
                              [summary[n]['mean'] for n in rand]) \
         if len(rand) > 2 else (float('nan'), float('nan'))
-    # the cheap baselines on the same genotypes: a supernet must beat them
-    baselines = {key: kendall_tau([results['genotypes'][n][key]
-                                   for n in names], retrained)[0]
-                 for key in ('params', 'synflow')
-                 if all(key in results['genotypes'][n] for n in names)}
     gap = dict(mixed=mixed, discrete_mean=sum(supernet) / len(supernet),
                discrete_best=max(supernet))
     gap['ratio_mean'], gap['ratio_best'] = (
@@ -268,11 +204,7 @@ def main(argv=None):
                                             for n in names},
                   kendall_tau=tau, p_value=p_value,
                   kendall_tau_random=tau_r, p_value_random=p_r, gap=gap,
-                  baseline_tau=baselines, metric=args.metric,
-                  all_scores=all_scores,
-                  kendall_tau_by_metric={
-                      k: kendall_tau([all_scores[n][k] for n in names],
-                                     retrained)[0] for k in METRICS})
+                  metric=args.metric)
     rows = [f'| genotype | kind | retrained mIoU | supernet {args.metric} |',
             '|---|---|---:|---:|'] + [
         f"| {n} | {summary[n]['kind']} | {summary[n]['mean']:.2f} | "
@@ -280,16 +212,12 @@ def main(argv=None):
     line = (f'Kendall τ (supernet {args.metric} vs retrained mIoU, '
             f'{len(names)} genotypes): '
             f'{tau:.3f} (p = {p_value:.3f}); random genotypes only: '
-            f'{tau_r:.3f} (p = {p_r:.3f}); '
-            + ''.join(f'{k} τ {v:.3f}; ' for k, v in baselines.items())
-            + f'mixed supernet {args.metric} '
+            f'{tau_r:.3f} (p = {p_r:.3f}); mixed supernet {args.metric} '
             f"{mixed:.2f}, discrete mean {gap['discrete_mean']:.2f} / best "
             f"{gap['discrete_best']:.2f}" + (
                 '' if gap['ratio_mean'] is None else
                 f" ({gap['ratio_mean']:.0%} / {gap['ratio_best']:.0%} of "
-                'the mixed)') + '; τ by supernet metric: ' + ', '.join(
-                f'{k} {v:.3f}'
-                for k, v in report['kendall_tau_by_metric'].items()))
+                'the mixed)'))
     atomic_write_json(osp.join(out, 'supernet_rank.json'), report)
     atomic_write_text(osp.join(out, 'supernet_rank.md'),
                       '\n'.join(rows + ['', line, '']))

@@ -39,23 +39,16 @@ class GenotypeHook(Hook):
     go to the visualizer. With a cost table (``train_cfg.arch_cost``) the
     genotype's predicted cost and the expected cost under α/β are logged and
     recorded too (a ``cost`` field, which :meth:`Genotype.load` ignores).
-    The α heatmap, β trellis and decoded cell of each validation go to the
-    visualizer as images ``search_alpha``, ``search_beta``, ``search_cell``
-    (drawn as ``tools/plot_search.py`` draws them; not again while α and
-    β stand still, as in the weights-only epochs), so the configured
-    ``vis_backends`` show them (``LocalVisBackend``:
-    ``vis_data/vis_image/search_alpha_{iter}.png``; TensorBoard, W&B).
+    ``tools/plot_search.py`` draws any recorded validation, also while the
+    search runs.
 
     Args:
         end_level (int, optional): force the decoded path's last level.
-        draw (bool): send the images to the visualizer. Default: True.
     """
     priority = 'LOW'
 
-    def __init__(self, end_level=None, draw=True):
+    def __init__(self, end_level=None):
         self.end_level = end_level
-        self.draw = draw
-        self._drawn = None
         self._last = None
         self._history = []
 
@@ -152,17 +145,3 @@ class GenotypeHook(Hook):
             genotype=data, **({} if cost is None else dict(cost=cost))))
         atomic_write_json(osp.join(runner.work_dir, 'search_history.json'),
                           self._history)
-        if self.draw:
-            self._draw(runner, self._history[-1])
-
-    def _draw(self, runner, entry):
-        arch = (entry['alpha'], entry['beta'], entry['genotype'])
-        if arch == self._drawn:  # weights-only epochs: the same pictures
-            return
-        self._drawn = arch
-        # matplotlib is imported only by a run that draws
-        from ..visualization.search_plots import entry_images
-        # no '/' in the names: LocalVisBackend would not make the folder
-        for name, image in entry_images(entry).items():
-            runner.visualizer.add_image(f'search_{name}', image,
-                                        step=runner.iter)

@@ -198,9 +198,7 @@ class SearchSteps:
         reinforce = sampling is not None and sampling.arch_step == 'reinforce'
         # the weights frozen for forward and backward: nothing computes
         # their gradients
-        with only_grad_for(model, params), \
-                sampling.arch_step_context(self.supernet, progress) \
-                if sampling else contextlib.nullcontext():
+        with only_grad_for(model, params):
             with wrapper.optim_context(model):
                 data = model.data_preprocessor(data_batch, True)
                 if reinforce:  # a surrogate of the expected loss
@@ -265,7 +263,7 @@ class AutoDeepLabSearchLoop(BaseLoop, SearchSteps):
             (:class:`~.search_remedies.ArchEarlyStop`), checked at the end
             of every epoch of the α/β phase.
         arch_sampling (dict, optional): ``dict(uniform_until=0.5,
-            temperature=(T0, T1), arch_step='sampled')``: single-path
+            temperature=(T0, T1), arch_step='reinforce')``: single-path
             training, one discrete architecture per weight step and per
             α/β step (:class:`~.search_remedies.ArchSampling`).
         All four default to None: the paper's search.

@@ -12,33 +12,39 @@ stays the default one setting away:
   skips win early;
 * ``arch_sampling`` (SPOS, then GDAS-style): every weight step trains ONE
   discrete architecture, drawn uniformly for the first part of the search
-  and from α/β afterwards, and the α/β step scores a discrete architecture
-  drawn from α/β with straight-through weights; the supernet's weights are
-  then trained for the discrete networks the decode hands out, instead of a
-  soft mixture no decoded network ever computes;
+  and from α/β afterwards, and the α/β step follows REINFORCE over discrete
+  architectures drawn from α/β; the supernet's weights are then trained for
+  the discrete networks the decode hands out, instead of a soft mixture no
+  decoded network ever computes;
 * ``arch_early_stop`` (DARTS+, Liang et al. 2019): α/β updates stop at the
   end of the first epoch whose decoded cell holds ``max_count`` or more
   ``op`` operators; the weights keep training, the genotype is frozen.
 """
 import contextlib
+import inspect
 
 import numpy as np
 import torch
 
-from ..search_space import check_op_names, decode_cell, normalize_betas
+from ..search_space import check_op_names, decode_cell
 from ..search_space.decode import genotype_weights
 from ..search_space.sampling import (genotype_log_prob, sample_genotype,
                                      sample_genotype_from)
 from ..utils.checks import is_integer
 
 
-def _check_keys(cfg, name, allowed):
+def _build(cls, name, cfg):
+    """``cls(**cfg)`` of the ``train_cfg.<name>`` dict; None stays None."""
+    if cfg is None:
+        return None
     if not isinstance(cfg, dict):
         raise ValueError(f'train_cfg.{name}: expected a dict, got {cfg!r}')
+    allowed = inspect.signature(cls).parameters
     for key in cfg:
         if key not in allowed:
             raise ValueError(f'train_cfg.{name}: unknown key {key!r}; '
                              f'expected one of {", ".join(allowed)}')
+    return cls(**cfg)
 
 
 class ArchNoise:
@@ -57,10 +63,7 @@ class ArchNoise:
 
     @classmethod
     def build(cls, cfg):
-        if cfg is None:
-            return None
-        _check_keys(cfg, 'arch_noise', ('eps', ))
-        return cls(**cfg)
+        return _build(cls, 'arch_noise', cfg)
 
     @contextlib.contextmanager
     def applied(self, alphas):
@@ -99,10 +102,7 @@ class OpDropout:
 
     @classmethod
     def build(cls, cfg):
-        if cfg is None:
-            return None
-        _check_keys(cfg, 'op_dropout', ('prob', 'ops', 'decay'))
-        return cls(**cfg)
+        return _build(cls, 'op_dropout', cfg)
 
     def prob_at(self, progress):
         """Drop probability at ``progress`` in [0, 1] of the search."""
@@ -132,10 +132,7 @@ class ArchEarlyStop:
 
     @classmethod
     def build(cls, cfg):
-        if cfg is None:
-            return None
-        _check_keys(cfg, 'arch_early_stop', ('max_count', 'op'))
-        return cls(**cfg)
+        return _build(cls, 'arch_early_stop', cfg)
 
     def count(self, alphas, primitives):
         """How many ``op`` the greedy decode of raw ``alphas`` keeps."""
@@ -154,10 +151,6 @@ class ArchSampling:
     the space (SPOS) while ``progress < uniform_until``, afterwards from α/β
     (:func:`~..search_space.sampling.sample_genotype_from`) at a temperature
     annealed linearly from ``temperature[0]`` to ``temperature[1]``.
-    α/β step: a genotype drawn from α/β at the same temperature, computed
-    with straight-through weights (forward: exactly the one-hot genotype;
-    backward: the gradient of softmax(α) / normalised β on the drawn
-    operators and moves), so α/β learn from the discrete network's loss.
     Draws use a generator seeded from torch's RNG, which the loop's
     checkpoints carry: resume stays exact.
 
@@ -166,16 +159,15 @@ class ArchSampling:
             uniform draws (1: SPOS throughout).
         temperature (tuple[float, float]): start and end temperature (> 0)
             of the draws from α/β.
-        arch_step (str): ``'sampled'`` (straight-through, above),
-            ``'reinforce'`` (two genotypes drawn from α/β, each computed
-            without gradients; α/β follow the score-function gradient of
-            the expected loss, each draw's loss against the pair's mean as
-            baseline) or ``'mixed'`` (the paper's soft α/β step on the
-            mixture).
+        arch_step (str): ``'reinforce'`` (two genotypes drawn from α/β at
+            the same temperature, each computed without gradients; α/β
+            follow the score-function gradient of the expected loss, each
+            draw's loss against the pair's mean as baseline) or ``'mixed'``
+            (the paper's soft α/β step on the mixture).
     """
 
     def __init__(self, uniform_until=0.5, temperature=(1.0, 1.0),
-                 arch_step='sampled'):
+                 arch_step='reinforce'):
         if not isinstance(uniform_until, (int, float)) or \
                 isinstance(uniform_until, bool) or \
                 not 0 <= uniform_until <= 1:
@@ -188,21 +180,16 @@ class ArchSampling:
                     and t > 0 for t in temperature)):
             raise ValueError('train_cfg.arch_sampling.temperature: expected '
                              f'two positive numbers, got {temperature!r}')
-        if arch_step not in ('sampled', 'reinforce', 'mixed'):
+        if arch_step not in ('reinforce', 'mixed'):
             raise ValueError("train_cfg.arch_sampling.arch_step: expected "
-                             "'sampled', 'reinforce' or 'mixed', got "
-                             f'{arch_step!r}')
+                             f"'reinforce' or 'mixed', got {arch_step!r}")
         self.uniform_until = float(uniform_until)
         self.temperature = tuple(float(t) for t in temperature)
         self.arch_step = arch_step
 
     @classmethod
     def build(cls, cfg):
-        if cfg is None:
-            return None
-        _check_keys(cfg, 'arch_sampling',
-                    ('uniform_until', 'temperature', 'arch_step'))
-        return cls(**cfg)
+        return _build(cls, 'arch_sampling', cfg)
 
     def temperature_at(self, progress):
         """Temperature of the draws from α/β at ``progress`` in [0, 1]."""
@@ -231,20 +218,6 @@ class ArchSampling:
         genotype = self.draw(supernet, progress)
         return supernet.fixed_arch(*genotype_weights(
             genotype, supernet.num_levels, supernet.alphas.dtype))
-
-    def arch_step_context(self, supernet, progress):
-        """Context for the α/β step: a drawn genotype with straight-through
-        weights (``'sampled'``), or nothing (the other modes)."""
-        if self.arch_step != 'sampled':
-            return contextlib.nullcontext()
-        genotype = sample_genotype_from(
-            self._rng(), supernet.alphas, supernet.betas,
-            supernet.search_space(), self.temperature_at(progress))
-        hard_a, hard_b = genotype_weights(genotype, supernet.num_levels,
-                                          supernet.alphas.dtype)
-        return supernet.fixed_arch(
-            straight_through(hard_a, torch.softmax(supernet.alphas, -1)),
-            straight_through(hard_b, normalize_betas(supernet.betas)))
 
     def reinforce_loss(self, forward_loss, supernet, progress):
         """REINFORCE with a two-draw baseline.
@@ -278,10 +251,3 @@ class ArchSampling:
             g, supernet.alphas, supernet.betas, temperature)
             for g, loss in zip(draws, losses))
         return surrogate, log_vars
-
-
-def straight_through(hard, soft):
-    """``hard`` in the forward pass; in backward, the gradient reaches
-    ``soft`` on the entries ``hard`` selects (non-zero)."""
-    mask = (hard != 0).to(soft.dtype)
-    return hard.to(soft.dtype) + mask * (soft - soft.detach())

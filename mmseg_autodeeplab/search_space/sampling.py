@@ -1,4 +1,4 @@
-"""Uniform sampling of a search space, and how much two genotypes agree.
+"""Uniform sampling of a search space, and draws from α/β.
 
 "Random" (the baseline of ``tools/search_vs_random.py``) means uniform over
 the space: every valid cell (per block two DISTINCT inputs, each with a
@@ -149,16 +149,3 @@ def genotype_log_prob(genotype, alphas, betas, temperature=1.0):
         total = total + torch.log(probs[layer, level, nxt - level + 1])
         level = nxt
     return total
-
-
-def genotype_agreement(a, b):
-    """Share of cell branches (input, op) and of path levels two genotypes
-    agree on: ``dict(edges=, ops=, path=)`` in [0, 1]."""
-    edges = ops = total = 0
-    for x, y in zip(a.cell.blocks, b.cell.blocks):
-        total += len(x)
-        edges += len({i for i, _ in x} & {i for i, _ in y})
-        ops += len(set(x) & set(y))
-    same = sum(p == q for p, q in zip(a.path, b.path))
-    return dict(edges=edges / total, ops=ops / total,
-                path=same / max(len(a.path), len(b.path)))

@@ -19,11 +19,6 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 OPS = [p for p in PRIMITIVES if p != 'none']
 
 
-def _free(cfg):
-    """Stand-in for the training-free scores (no model is built)."""
-    return dict(params=1, synflow=0.0)
-
-
 def _valid_paths(num_layers):
     for path in itertools.product(range(4), repeat=num_layers):
         prev, ok = 0, True
@@ -92,17 +87,6 @@ def test_sample_genotype_is_a_valid_genotype():
         assert len(g.path) == 6 and len(g.cell.blocks) == 5
 
 
-def test_agreement():
-    rng = np.random.default_rng(3)
-    space = SearchSpace(num_layers=4, num_blocks=5)
-    a, b = sampling.sample_genotype(rng, space), sampling.sample_genotype(rng, space)
-    assert sampling.genotype_agreement(a, a) == dict(edges=1.0, ops=1.0,
-                                                     path=1.0)
-    got = sampling.genotype_agreement(a, b)
-    assert all(0 <= v <= 1 for v in got.values())
-    assert got['ops'] <= got['edges']
-
-
 def _results(means):
     runs, genotypes = {}, {}
     for name, (kind, values) in means.items():
@@ -156,7 +140,6 @@ def _comparison(tmp_path, monkeypatch, fake_retrain, name, num_random=3,
     the folder and argv of a comparison over seeds 0 and 1."""
     monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
     monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
-    monkeypatch.setattr(svr, 'free_scores', _free)
     out = tmp_path / name
     argv = ['--searched', _searched_file(tmp_path), '--num-random',
             str(num_random), '--seeds', '0', '1', '--out', str(out),
@@ -216,7 +199,6 @@ def test_comparison_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
 def test_macs_matching_rejects_out_of_range(tmp_path, monkeypatch):
     sizes = iter([1000, 5000, 1000] + [2000, 1050, 900, 1099] * 10)
     monkeypatch.setattr(svr, 'model_macs', lambda cfg: next(sizes))
-    monkeypatch.setattr(svr, 'free_scores', _free)
     monkeypatch.setattr(svr, 'run_retrain', lambda cfg: 1.0)
     out = tmp_path / 'm'
     svr.main(['--searched', _searched_file(tmp_path), '--num-random', '3',
@@ -355,265 +337,6 @@ def test_parallel_comparison_in_worker_processes(tmp_path, tiny_cityscapes,
     assert out.count('search_vs_random: searched@') == 2
     log = (tmp_path / 'par' / 'runs' / 'searched_seed0.log').read_text()
     assert 'mmengine' in log  # the Runner's output went to the run's log
-
-
-def test_search_summary_entropy_ratios_and_stability():
-    from mmseg_autodeeplab.cli.search_summary import (entropy_ratios,
-                                                       summarize)
-    import torch
-
-    from mmseg_autodeeplab.search_space import normalize_betas
-    uniform_beta = normalize_betas(torch.zeros(4, 4, 3)).tolist()
-    entry = dict(alpha=[[1 / 8] * 8] * 20, beta=uniform_beta)
-    assert entropy_ratios(entry) == pytest.approx((1.0, 1.0))
-    peaked = torch.full((4, 4, 3), -20.0)
-    peaked[..., 1] = 0.0  # always stay: zero entropy on every built node
-    alpha = [[0.93] + [0.01] * 7] * 20
-    entry = dict(alpha=alpha, beta=normalize_betas(peaked).tolist())
-    a, b = entropy_ratios(entry)
-    h = -(0.93 * math.log(0.93) + 7 * 0.01 * math.log(0.01))
-    assert a == pytest.approx(h / math.log(8)) and b < 1e-6
-    g = lambda k: dict(cell=k)  # noqa: E731
-    history = [dict(entry, genotype=g(k), epoch=e, mIoU=1.0)
-               for e, k in enumerate('abbb')]
-    s = summarize(history)
-    assert (s['same_genotype_validations'], s['validations']) == (3, 4)
-    assert s['path'] == [0, 0, 0, 0]
-    assert s['prior_agreement'] is None  # no validation before training
-    space = SearchSpace(num_layers=4, num_blocks=5)
-    first, last = (sampling.sample_genotype(np.random.default_rng(k), space)
-                   for k in (1, 2))
-    history = [dict(entry, genotype=first.to_dict(), epoch=0, iter=0),
-               dict(entry, genotype=last.to_dict(), epoch=2, iter=32)]
-    assert summarize(history)['prior_agreement'] == \
-        sampling.genotype_agreement(last, first)
-
-
-def test_search_summary_draw_stats_on_planted_alpha_beta(tmp_path, capsys):
-    """Peaked β that always stays at /4: no draw goes coarse; α that puts
-    all weight on skip_connect: every operator is parameter-free."""
-    import torch
-
-    from mmseg_autodeeplab.cli import search_summary
-    from mmseg_autodeeplab.search_space import normalize_betas
-    space = SearchSpace(num_layers=4, num_blocks=5)
-    g = sampling.sample_genotype(np.random.default_rng(0), space)
-    stay = torch.full((4, 4, 3), -30.0)
-    stay[..., 1] = 0.0
-    skip = torch.full((20, 8), 1e-9)
-    skip[:, PRIMITIVES.index('skip_connect')] = 1.0
-    entry = dict(alpha=skip.tolist(), beta=normalize_betas(stay).tolist(),
-                 genotype=g.to_dict())
-    assert search_summary.draw_stats(entry, 200) == (0.0, 10.0)
-    uniform = dict(entry, alpha=[[1 / 8] * 8] * 20,
-                   beta=normalize_betas(torch.zeros(4, 4, 3)).tolist())
-    coarse, free = search_summary.draw_stats(uniform, 2000)
-    # uniform operators: 2 of the 7 non-zero ones are pools, 1 is skip
-    assert free == pytest.approx(10 * 3 / 7, abs=0.15)
-    assert 0.2 < coarse < 0.4  # a random walk reaches /16 in 3 layers
-    (tmp_path / 'search_history.json').write_text(json.dumps(
-        [dict(uniform, epoch=0, iter=0, mIoU=1.0),
-         dict(entry, epoch=2, iter=32, mIoU=1.0)]))
-    assert search_summary.main(['--draws', '50', str(tmp_path)]) == 0
-    assert '-> 0.000; parameter-free ops per cell' in capsys.readouterr().out
-
-
-def test_search_summary_agreement_of_several_searches(tmp_path, capsys):
-    from mmseg_autodeeplab.cli import search_summary
-    import torch
-
-    from mmseg_autodeeplab.search_space import normalize_betas
-    space = SearchSpace(num_layers=4, num_blocks=5)
-    rng = np.random.default_rng(11)
-    genotypes = [sampling.sample_genotype(rng, space) for _ in range(2)]
-    beta = normalize_betas(torch.zeros(4, 4, 3)).tolist()
-    dirs = []
-    for k, g in enumerate(genotypes + genotypes[:1]):
-        d = tmp_path / f'seed{k}'
-        d.mkdir()
-        entry = dict(alpha=[[1 / 8] * 8] * 20, beta=beta, epoch=30,
-                     mIoU=1.0, genotype=g.to_dict())
-        (d / 'search_history.json').write_text(json.dumps([entry]))
-        dirs.append(str(d))
-    assert search_summary.main(dirs) == 0
-    out = capsys.readouterr().out.splitlines()
-    a01 = sampling.genotype_agreement(genotypes[0], genotypes[1])
-    assert out[3] == (f"agreement {dirs[0]} vs {dirs[1]}: cell inputs "
-                      f"{a01['edges']:.0%}, inputs with their op "
-                      f"{a01['ops']:.0%}, path levels {a01['path']:.0%}")
-    assert out[4].endswith('vs ' + dirs[2] + ': cell inputs 100%, inputs '
-                           'with their op 100%, path levels 100%')
-    mean_ops = (2 * a01['ops'] + 1) / 3
-    assert f'inputs with their op {mean_ops:.0%}' in out[6]
-    with pytest.raises(SystemExit):
-        search_summary.main([dirs[0], str(tmp_path / 'nope')])
-
-
-def test_several_searches_get_one_comparison_and_verdict_each(
-        tmp_path, monkeypatch, capsys):
-    """--searched A B: each search has its own comparison (own MACs target)
-    in OUT/NAME and one verdict line; a rerun resumes both."""
-    space = SearchSpace(num_layers=4, num_blocks=5)
-    paths = []
-    for name, seed in (('seed_a', 1), ('seed_b', 2)):
-        path = tmp_path / f'{name}.json'
-        sampling.sample_genotype(np.random.default_rng(seed), space).save(
-            path)
-        paths.append(str(path))
-    calls = []
-
-    def fake_retrain(cfg):
-        parts = cfg.work_dir.split(os.sep)
-        search, run = parts[-3], parts[-1]
-        calls.append((search, run))
-        if run.startswith('searched'):  # a beats its random, b does not
-            return 60.0 if search == 'seed_a' else 1.0
-        return 10.0 + int(run[len('random_'):len('random_00')]) + \
-            cfg.randomness['seed']
-
-    monkeypatch.setattr(svr, 'run_retrain', fake_retrain)
-    monkeypatch.setattr(svr, 'model_macs', lambda cfg: 1000)
-    monkeypatch.setattr(svr, 'free_scores', _free)
-    out = tmp_path / 'multi'
-    argv = ['--searched', *paths, '--num-random', '3', '--seeds', '0', '1',
-            '--paper', '', '--out', str(out), '--jobs', '1']
-    assert svr.main(argv) == 0
-    assert len(calls) == 2 * (1 + 3) * 2
-    verdicts = json.loads((out / 'verdict.json').read_text())
-    a, b = verdicts
-    assert (a['name'], a['beats'], a['num_random']) == ('seed_a', 3, 3)
-    assert a['mean'] == 60.0 and a['p_value'] == pytest.approx(1 / 4)
-    assert (b['name'], b['beats']) == ('seed_b', 0)
-    assert b['p_value'] == 1.0
-    # random means 10.5, 11.5, 12.5
-    assert b['random_median'] == pytest.approx(11.5)
-    md = (out / 'verdict.md').read_text()
-    assert '| seed_a |' in md and '3 of 3' in md and '0 of 3' in md
-    assert '1 of 2 searches beat their prior and their best random' in md
-    # margins in units of the mean within-genotype std (0 for the searched
-    # genotypes, 1/sqrt(2) for each random one: seeds differ by 1)
-    std = 3 * 2**-0.5 / 4
-    assert a['retrain_std'] == pytest.approx(std)
-    assert a['margin_best_random'] == pytest.approx((60 - 12.5) / std)
-    assert a['best_random'] == pytest.approx(12.5)
-    assert a['prior_mean'] is None and a['margin_prior'] is None
-    assert md in capsys.readouterr().out
-    for name in ('seed_a', 'seed_b'):
-        assert (out / name / 'results.json').is_file()
-    calls.clear()
-    assert svr.main(argv) == 0 and calls == []  # resumed: nothing rerun
-
-
-def test_several_searches_need_distinct_names(tmp_path, capsys):
-    d1, d2 = tmp_path / 'x' / 'run', tmp_path / 'y' / 'run'
-    d1.mkdir(parents=True)
-    d2.mkdir(parents=True)
-    with pytest.raises(SystemExit):
-        svr.main(['--searched', str(d1), str(d2)])
-    err = capsys.readouterr().err
-    assert err.startswith('error:') and 'distinct' in err and \
-        err.count('\n') == 1
-
-
-def _history_with_cells(tmp_path, cells):
-    """A search_history.json whose entries decode to ``cells`` (lists of
-    10 op names), uniform α/β otherwise."""
-    import torch
-
-    from mmseg_autodeeplab.search_space import normalize_betas
-    rng = np.random.default_rng(0)
-    base = sampling.sample_genotype(rng, SearchSpace(num_layers=4,
-                                                     num_blocks=5)).to_dict()
-    history = []
-    for epoch, ops in enumerate(cells):
-        g = json.loads(json.dumps(base))
-        flat = [i for block in g['cell'] for i in block['inputs']]
-        for i, op in zip(flat, ops):
-            i['op'] = op
-        history.append(dict(
-            epoch=2 * epoch, mIoU=1.0, arch_start_epoch=2, genotype=g,
-            alpha=[[1 / 8] * 8] * 20,
-            beta=normalize_betas(torch.zeros(4, 4, 3)).tolist()))
-    work_dir = tmp_path / 'search'
-    work_dir.mkdir()
-    (work_dir / 'search_history.json').write_text(json.dumps(history))
-    return work_dir
-
-
-def test_op_counts_and_the_ops_trajectory(tmp_path, capsys):
-    from mmseg_autodeeplab.cli import search_summary
-    cells = [['sep_conv_3x3'] * 10,
-             ['skip_connect'] * 3 + ['max_pool_3x3'] * 2 +
-             ['sep_conv_5x5'] * 5]
-    work_dir = _history_with_cells(tmp_path, cells)
-    history = json.loads((work_dir / 'search_history.json').read_text())
-    assert search_summary.op_counts(history[0]) == (0, 0, 10)
-    assert search_summary.op_counts(history[1]) == (5, 3, 10)
-    assert search_summary.main(['--ops', str(work_dir)]) == 0
-    out = capsys.readouterr().out
-    assert 'per validation: e0: 0/0, e2: 5/3' in out
-
-
-def test_plot_op_share_writes_a_png_and_refuses_bad_runs(tmp_path, capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'plot_op_share', osp.join(REPO, 'tools', 'analysis',
-                                  'plot_op_share.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    work_dir = _history_with_cells(tmp_path, [['skip_connect'] * 10] * 3)
-    out = tmp_path / 'share.png'
-    assert tool.main([str(out), f'a={work_dir}']) == 0
-    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    with pytest.raises(SystemExit):
-        tool.main([str(tmp_path / 'x.png'), f'a={tmp_path / "missing"}'])
-    err = capsys.readouterr().err
-    assert err.startswith('error:') and 'search_history.json' in err
-    assert not (tmp_path / 'x.png').exists()
-
-
-def test_split_half_tau_and_baseline_taus():
-    """τ between two retrain seeds' rankings (planted: seed 1 swaps the
-    two best of five), and the baselines' τ against the mean mIoU."""
-    names = [f'random_{i:02d}' for i in range(5)]
-    runs = {}
-    for i, n in enumerate(names):
-        runs[f'{n}@0'] = dict(mIoU=float(i))
-        runs[f'{n}@1'] = dict(mIoU=float({3: 4, 4: 3}.get(i, i)))
-    assert svr.split_half_tau(runs, names, [0, 1]) == pytest.approx(0.8)
-    assert svr.split_half_tau(runs, names, [0]) is None
-    results = dict(runs=runs, genotypes={
-        n: dict(kind='random', macs=1000, params=10 * i, synflow=-i)
-        for i, n in enumerate(names)})
-    spread = svr.summarize(results)['spread']
-    assert spread['split_half_tau'] == pytest.approx(0.8)
-    # means 0, 1, 2, 3.5, 3.5: params rank them (ties aside) exactly
-    assert spread['baseline_tau']['params'] == pytest.approx(
-        svr._tau([0, 1, 2, 3, 4], [0, 1, 2, 3.5, 3.5]))
-    assert spread['baseline_tau']['synflow'] == pytest.approx(
-        -spread['baseline_tau']['params'])
-    assert spread['baseline_tau']['macs'] is None  # constant
-    md = svr.render_markdown(svr.summarize(results), dict(
-        config='c.py', seeds=[0, 1], match_macs=False))
-    assert 'split-half, random genotypes): 0.800' in md
-    assert 'MACs n/a' in md
-
-
-def test_free_scores_of_a_real_retrain_model(tmp_path, tiny_retrain_cfg):
-    g = sampling.sample_genotype(np.random.default_rng(3),
-                                 SearchSpace(num_layers=3, num_blocks=5))
-    g.save(tmp_path / 'g.json')
-    cfg = svr.retrain_cfg(tiny_retrain_cfg(), str(tmp_path / 'g.json'), g,
-                          0, str(tmp_path / 'w'))
-    a, b = svr.free_scores(cfg), svr.free_scores(cfg)
-    assert a == b  # deterministic
-    from mmseg_autodeeplab.analysis import build_segmentor
-    model = build_segmentor(cfg)
-    head_aux = sum(p.numel() for n, p in model.named_parameters()
-                   if n.startswith('auxiliary_head'))
-    assert a['params'] == sum(p.numel() for p in model.parameters()) - \
-        head_aux
-    assert math.isfinite(a['synflow']) and a['synflow'] > 0
 
 
 def test_the_untrained_prior_is_a_row_of_its_own(tmp_path):

@@ -5,6 +5,7 @@ GenotypeHook writes); the data a plot function returns (outlined α cells,
 highlighted path, cell edges, curves) is checked against an independent
 decode of the entry with :func:`decode_cell` / :func:`decode_path`.
 """
+import importlib.util
 import json
 import math
 import os
@@ -19,12 +20,21 @@ from matplotlib.image import imread
 from mmseg_autodeeplab import (PRIMITIVES, SearchSpace, decode_cell,
                                decode_genotype, decode_path, normalize_betas)
 from mmseg_autodeeplab.search_space import input_names, num_edges
-from mmseg_autodeeplab.visualization.search_plots import (
-    SearchHistoryError, infer_arch_start, load_history, main,
-    plot_alpha_heatmap, plot_beta_trellis, plot_cell, plot_search_curves)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
+# tools/plot_search.py is a script (tools/ is no package)
+_spec = importlib.util.spec_from_file_location(
+    'tools_plot_search', os.path.join(REPO, 'tools', 'plot_search.py'))
+_tool = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_tool)
+SearchHistoryError, infer_arch_start, load_history, main = (
+    _tool.SearchHistoryError, _tool.infer_arch_start, _tool.load_history,
+    _tool.main)
+plot_alpha_heatmap, plot_beta_trellis, plot_cell, plot_search_curves = (
+    _tool.plot_alpha_heatmap, _tool.plot_beta_trellis, _tool.plot_cell,
+    _tool.plot_search_curves)
+
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 PLOTS = {'alpha_heatmap.png', 'beta_trellis.png', 'cell.png',
          'search_curves.png'}

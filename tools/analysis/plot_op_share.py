@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from mmseg_autodeeplab.cli.search_summary import op_counts  # noqa: E402
+from search_dynamics import op_counts  # noqa: E402
 from mmseg_autodeeplab.utils import (atomic_write_bytes,  # noqa: E402
                                      exit_with_error)
 
