@@ -351,13 +351,6 @@ def _plan(args, out, config):
     return records, tries
 
 
-def _project_file(path):
-    """``path`` if it exists, else the project's ``configs/...`` copy."""
-    from ..utils import find_project_config
-    return path if osp.isfile(path) else find_project_config(
-        path[len('configs/'):] if path.startswith('configs/') else path)
-
-
 def _jobs(text):
     """``--jobs``; 'auto': one run at a time on a GPU, on CPU up to 4
     sharing the cores (the proxy's runs gain little from many threads)."""
@@ -432,11 +425,13 @@ def parse_args(argv=None):
     if not osp.exists(args.searched):
         p.error(f'--searched {args.searched}: no such work_dir or genotype '
                 'file (run `make demo` first)')
-    args.config_path = _project_file(args.config)
-    if args.config_path is None:
+    from ..utils.configs import find_project_file, resolve_config
+    try:
+        args.config_path = resolve_config(args.config)
+    except FileNotFoundError:
         p.error(f'--config {args.config}: no such config file')
     if args.paper:
-        args.paper = _project_file(args.paper) or args.paper
+        args.paper = find_project_file(args.paper)[0] or args.paper
     return args
 
 

@@ -96,11 +96,11 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
         checkpoint (str, optional): default: the work_dir's last one.
         calib_batches (int): trainA batches for the BN statistics.
         cfg_options (dict, optional): merged into the dumped config.
-        metric (str | None): the IoUMetric key returned (``'mIoU'``,
-            ``'aAcc'``, ``'mAcc'``); None: all three, as a dict.
+        metric (str): the IoUMetric key returned (``'mIoU'``, ``'aAcc'``,
+            ``'mAcc'``).
 
     Returns:
-        dict[str, float]: mIoU per genotype name.
+        dict[str, float]: the score per genotype name.
     """
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -135,12 +135,10 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
                         genotype, supernet.num_levels)):
                 recalibrate_bn(model, batches)
                 metrics = runner.val_loop.run()
-            scores[name] = {k: float(metrics[k]) for k in METRICS}
-            print(f'supernet_rank: {name}: supernet ' + ', '.join(
-                f'{k} {v:.2f}' for k, v in scores[name].items()),
-                  flush=True)
-    return scores if metric is None else {
-        n: v[metric] for n, v in scores.items()}
+            scores[name] = float(metrics[metric])
+            print(f'supernet_rank: {name}: supernet {metric} '
+                  f'{scores[name]:.2f}', flush=True)
+    return scores
 
 
 def main(argv=None):

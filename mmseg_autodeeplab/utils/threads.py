@@ -3,14 +3,13 @@ running on this machine.
 
 Why: torch's OpenMP threads spin while they wait for each other, so two
 torch processes with as many threads as cores each spin on a core the other
-needs. Measured on a 2-core machine (demo supernet weight step): 0.60 s
-alone with two threads; 30-37 s beside a second copy; 1.05-1.08 s with one
-thread each. So every search registers itself (an empty file named by its
-pid, in one folder per host) and uses ``cores // searches running``, and no
-more than the cores that other processes leave free (the 1-minute load
-average less its own threads: a test run or a benchmark beside a search
-counts too), re-read before each iteration. No descriptor is held: forked
-DataLoader workers inherit nothing.
+needs (measured: docs/benchmarks.md). So every search registers itself (an
+empty file named by its pid, in one folder per host) and uses ``cores //
+searches running``, and no more than the cores that other processes leave
+free (the 1-minute load average less its own threads: a test run beside a
+search counts too), re-read before each iteration. No descriptor is held:
+forked DataLoader workers inherit nothing. A distributed run's ranks are
+pinned to one thread by mmengine (``OMP_NUM_THREADS``, as torchrun).
 """
 import os
 import os.path as osp
@@ -20,19 +19,11 @@ import torch
 
 
 def default_num_threads():
-    """Intra-op threads for one process: the cores of its affinity mask
-    divided among the local ranks of a launcher."""
+    """Intra-op threads for one process: the cores of its affinity mask."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
-        cores = os.cpu_count() or 1
-    ranks = 1
-    for key in ('LOCAL_WORLD_SIZE', 'SLURM_NTASKS_PER_NODE'):
-        value = os.environ.get(key, '')
-        if value.isdigit() and int(value) > 0:
-            ranks = int(value)
-            break
-    return max(1, cores // ranks)
+        return os.cpu_count() or 1
 
 
 def user_num_threads():
