@@ -28,17 +28,14 @@
 _base_ = './autodeeplab-search_f8-l12_1xb2-40e_cityscapes-321x321.py'
 data_root = 'data/demo_cityscapes/'
 crop_size = (64, 64)
+# the search's pipelines without its resize: the generated images are used
+# at their size
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs')
+    dict(step, crop_size=crop_size) if step.type == 'RandomCrop' else step
+    for step in _base_.train_pipeline if step.type != 'Resize'
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs')
+    step for step in _base_.test_pipeline if step.type != 'Resize'
 ]
 model = dict(
     data_preprocessor=dict(size=crop_size),

@@ -3,6 +3,7 @@ the tasks of torchrun, srun and mpirun would start it (their environment
 variables, gloo on CPU, one process per rank). No rank of a refused run
 deletes anything in a live owner's work_dir; a launcher's missing variables
 give one line naming them."""
+import contextlib
 import os
 import socket
 import subprocess
@@ -11,7 +12,8 @@ import pytest
 
 from mmseg_autodeeplab.utils.launcher import (REQUIRED, LauncherError,
                                               global_rank, launcher_env)
-from test_work_dir_lock import ENV, REPO, _holder, _search, _snapshot
+from test_work_dir_lock import (ENV, REPO, _holder, _paused_search, _run,
+                                _search, _snapshot)
 
 #: every variable a launcher sets: none leaks in from the test's own shell
 LAUNCHER_KEYS = {k for keys in REQUIRED.values() for k in keys} | {
@@ -52,6 +54,22 @@ def _previous_run(work):
         (work / name).write_text(name)
 
 
+@contextlib.contextmanager
+def _live_owner(work):
+    """A search's files in ``work`` (:func:`_previous_run`) and a live
+    process holding its lock, yielded; the block must leave every file as
+    it was."""
+    _previous_run(work)
+    holder = _holder(work)
+    try:
+        before = _snapshot(work)
+        yield holder
+        assert _snapshot(work) == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def _start(cmd, env):
     return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -69,20 +87,13 @@ def test_every_rank_of_a_refused_overwrite_deletes_nothing(
     with its name (exit 2); its checkpoints and genotypes are untouched.
     Before, under srun/mpirun task 1 deleted them (it read only RANK)."""
     work = tmp_path / 'w'
-    _previous_run(work)
-    holder = _holder(work)
-    try:
-        before = _snapshot(work)
+    with _live_owner(work) as holder:
         port = _free_port()
         cmd = _search(tiny_cityscapes, work, '--overwrite', '--launcher',
                       launcher) + ['env_cfg.dist_cfg.timeout=120']
         tasks = [_start(cmd, _task_env(launcher, rank, port))
                  for rank in (1, 0)]  # task 1 first: it must wait
         outs = [t.communicate(timeout=300) for t in tasks]
-        assert _snapshot(work) == before
-    finally:
-        holder.kill()
-        holder.wait()
     for task, (_, err) in zip(tasks, outs):
         lines = _errors(err)
         assert task.returncode == 2 and len(lines) == 1, err[-2000:]
@@ -96,18 +107,9 @@ def test_stray_rank_without_a_launcher_still_takes_the_lock(
     rank 0, so it is refused by the owner like any second run (before, it
     skipped the lock and ran in the owner's work_dir)."""
     work = tmp_path / 'w'
-    _previous_run(work)
-    holder = _holder(work)
-    try:
-        before = _snapshot(work)
+    with _live_owner(work) as holder:
         env = dict(_task_env('none', 0, 0), RANK='1', WORLD_SIZE='2')
-        run = subprocess.run(_search(tiny_cityscapes, work, '--overwrite'),
-                             env=env, cwd=REPO, capture_output=True,
-                             text=True, timeout=300)
-        assert _snapshot(work) == before
-    finally:
-        holder.kill()
-        holder.wait()
+        run = _run(_search(tiny_cityscapes, work, '--overwrite'), env)
     lines = _errors(run.stderr)
     assert run.returncode == 2 and len(lines) == 1, run.stderr[-2000:]
     assert f'(pid {holder.pid} on host' in lines[0]
@@ -120,20 +122,11 @@ def test_srun_task_without_a_node_list_is_one_line_and_deletes_nothing(
     deleted its epoch_1.pth, then stopped with ``error: 'SLURM_NODELIST'``.
     """
     work = tmp_path / 'w'
-    _previous_run(work)
-    holder = _holder(work)
-    try:
-        before = _snapshot(work)
+    with _live_owner(work):
         env = _task_env('slurm', 1, _free_port(),
                         drop=('SLURM_NODELIST', 'SLURM_LOCALID'))
-        run = subprocess.run(_search(tiny_cityscapes, work, '--overwrite',
-                                     '--launcher', 'slurm'),
-                             env=env, cwd=REPO, capture_output=True,
-                             text=True, timeout=300)
-        assert _snapshot(work) == before
-    finally:
-        holder.kill()
-        holder.wait()
+        run = _run(_search(tiny_cityscapes, work, '--overwrite',
+                           '--launcher', 'slurm'), env)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1] == (
         'error: --launcher slurm: SLURM_NODELIST is not set (set by srun); '
@@ -150,9 +143,7 @@ def test_a_task_whose_rank_zero_never_comes_stops_and_deletes_nothing(
     before = _snapshot(work)
     cmd = _search(tiny_cityscapes, work, '--overwrite', '--launcher',
                   'slurm') + ['env_cfg.dist_cfg.timeout=3']
-    run = subprocess.run(cmd, env=_task_env('slurm', 1, _free_port()),
-                         cwd=REPO, capture_output=True, text=True,
-                         timeout=300)
+    run = _run(cmd, _task_env('slurm', 1, _free_port()))
     assert _snapshot(work) == before
     lines = _errors(run.stderr)
     assert run.returncode == 2 and len(lines) == 1, run.stderr[-2000:]
@@ -197,24 +188,7 @@ def test_a_live_search_keeps_every_checkpoint_against_every_launcher(
     ``--overwrite`` run under torchrun's, srun's and mpirun's variables and
     a run with a stray ``RANK`` are all refused; nothing the owner wrote
     changes, and the owner ends rc 0 with its solo result."""
-    import signal
-    import time
-
-    from test_work_dir_lock import _outputs
-    solo = subprocess.run(_search(tiny_cityscapes, tmp_path / 'solo'),
-                          env=ENV, cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    assert solo.returncode == 0, solo.stderr[-2000:]
-    work = tmp_path / 'w'
-    owner = subprocess.Popen(_search(tiny_cityscapes, work), env=ENV,
-                             cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 300
-        while not (work / 'epoch_1.pth').is_file():
-            assert owner.poll() is None and time.time() < deadline
-            time.sleep(0.05)
-        owner.send_signal(signal.SIGSTOP)
+    with _paused_search(tiny_cityscapes, tmp_path) as (owner, work):
         before = _snapshot(work)
         assert 'epoch_1.pth' in before
         for launcher in ('pytorch', 'slurm', 'mpi'):
@@ -229,16 +203,10 @@ def test_a_live_search_keeps_every_checkpoint_against_every_launcher(
                 assert task.returncode == 2 and len(lines) == 1, err[-2000:]
                 assert f'(pid {owner.pid} on host' in lines[0]
             assert _snapshot(work) == before, launcher
-        stray = subprocess.run(
-            _search(tiny_cityscapes, work, '--overwrite'),
-            env=dict(_task_env('none', 0, 0), RANK='1'), cwd=REPO,
-            capture_output=True, text=True, timeout=300)
+        stray = _run(_search(tiny_cityscapes, work, '--overwrite'),
+                     dict(_task_env('none', 0, 0), RANK='1'))
         assert stray.returncode == 2, stray.stderr[-2000:]
         assert _snapshot(work) == before
-    finally:
-        owner.send_signal(signal.SIGCONT)
-    assert owner.wait(timeout=600) == 0, owner.stderr.read()[-2000:]
-    assert _outputs(work) == _outputs(tmp_path / 'solo')
 
 
 def test_overwrite_skips_a_file_removed_meanwhile(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """One owner per work_dir: a second run refuses in one line (exit 2) and
 writes nothing; a killed owner leaves no stale lock."""
+import contextlib
 import hashlib
 import json
 import os
@@ -149,29 +150,44 @@ def _outputs(work_dir):
             if k.split(os.sep)[0] in keep}
 
 
+def _run(cmd, env=ENV, timeout=300):
+    """``cmd`` run from the repository, its output captured as text."""
+    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def _paused_search(data_root, tmp_path):
+    """``(owner, work_dir)``: a search in ``tmp_path / 'w'``, paused
+    (SIGSTOP) in mid-search, once it has files to lose. On leaving it
+    continues, and must end rc 0 with the outputs of the same search run
+    alone first (``tmp_path / 'solo'``)."""
+    solo = _run(_search(data_root, tmp_path / 'solo'), timeout=600)
+    assert solo.returncode == 0, solo.stderr[-2000:]
+    work = tmp_path / 'w'
+    owner = subprocess.Popen(_search(data_root, work), env=ENV, cwd=REPO,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while not osp.isfile(work / 'epoch_1.pth'):
+            assert owner.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        owner.send_signal(signal.SIGSTOP)
+        yield owner, work
+    finally:
+        owner.send_signal(signal.SIGCONT)
+    assert owner.wait(timeout=600) == 0, owner.stderr.read()[-2000:]
+    assert _outputs(work) == _outputs(tmp_path / 'solo')
+
+
 @pytest.mark.slow
 def test_second_search_refuses_and_the_first_equals_a_solo_run(
         tiny_cityscapes, tmp_path):
-    solo = subprocess.run(_search(tiny_cityscapes, tmp_path / 'solo'),
-                          env=ENV, cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    assert solo.returncode == 0, solo.stderr[-2000:]
-    work = tmp_path / 'w'
-    first = subprocess.Popen(_search(tiny_cityscapes, work), env=ENV,
-                             cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        # pause it in mid-search, once it has files to lose
-        deadline = time.time() + 300
-        while not osp.isfile(work / 'epoch_1.pth'):
-            assert first.poll() is None and time.time() < deadline
-            time.sleep(0.05)
-        first.send_signal(signal.SIGSTOP)
+    with _paused_search(tiny_cityscapes, tmp_path) as (first, work):
         before = _snapshot(work)
         for flags in ((), ('--resume', ), ('--overwrite', )):
-            second = subprocess.run(_search(tiny_cityscapes, work, *flags),
-                                    env=ENV, cwd=REPO, capture_output=True,
-                                    text=True, timeout=300)
+            second = _run(_search(tiny_cityscapes, work, *flags))
             err = second.stderr.strip().splitlines()
             assert second.returncode == 2, flags
             assert len(err) == 1, (flags, err)
@@ -180,14 +196,8 @@ def test_second_search_refuses_and_the_first_equals_a_solo_run(
                 err[0] and 'tools/search.py' in err[0]
             assert 'wait for it to finish' in err[0]
             assert _snapshot(work) == before, flags  # nothing written
-    finally:
-        first.send_signal(signal.SIGCONT)
-    assert first.wait(timeout=600) == 0, first.stderr.read()[-2000:]
-    assert _outputs(work) == _outputs(tmp_path / 'solo')
     # the owner has ended: the same work_dir is free to resume
-    resumed = subprocess.run(_search(tiny_cityscapes, work, '--resume'),
-                             env=ENV, cwd=REPO, capture_output=True,
-                             text=True, timeout=600)
+    resumed = _run(_search(tiny_cityscapes, work, '--resume'), timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
 

@@ -30,8 +30,8 @@ HERE = osp.dirname(osp.abspath(__file__))
 sys.path[:0] = [p for p in (HERE, osp.dirname(osp.dirname(HERE)))
                 if p not in sys.path]
 
-from measure import (load_avg, machine_info, machine_line,  # noqa: E402
-                     markdown_table, timed, write_report)
+from measure import (add_report_args, load_avg, machine_info,  # noqa: E402
+                     machine_line, markdown_table, timed, write_report)
 
 from mmseg_autodeeplab.analysis import (OneLineParser,  # noqa: E402
                                         SegmentorLogits, build_segmentor,
@@ -215,12 +215,9 @@ def parse_args(argv=None):
                         help='cpu, cuda or cuda:N (default cpu)')
     parser.add_argument('--repeat', type=int_at_least(1), default=10,
                         help='timed runs per model (default 10)')
-    parser.add_argument('--warmup', type=int_at_least(0), default=2,
-                        help='untimed runs before timing (default 2)')
+    add_report_args(parser, 'benchmark', 2, 'untimed runs')
     parser.add_argument('--no-latency', action='store_true',
                         help='count parameters and MACs only')
-    parser.add_argument('--no-macs', action='store_true',
-                        help='skip MAC counting (parameters and latency)')
     parser.add_argument('--config', action='append', default=[],
                         metavar='FILE', help='also measure this segmentor '
                         'config (repeatable; e.g. a decoded one)')
@@ -236,8 +233,6 @@ def parse_args(argv=None):
                         'models (e.g. for a quick smoke run)')
     parser.add_argument('--threads', type=int_at_least(1), default=None,
                         help='torch CPU threads (default: torch\'s choice)')
-    parser.add_argument('--out', default='work_dirs/benchmark',
-                        help='folder for benchmark.json and benchmark.md')
     return parser.parse_args(argv)
 
 

@@ -51,8 +51,9 @@ sys.path[:0] = [p for p in (HERE, osp.dirname(osp.dirname(HERE)))
 from benchmark_search import (add_supernet_args,  # noqa: E402
                               count_supernet_macs, matmul_rate,
                               search_steps)
-from measure import (count_dense_macs, machine_info,  # noqa: E402
-                     machine_line, markdown_table, timed, write_report)
+from measure import (add_report_args, count_dense_macs,  # noqa: E402
+                     machine_info, machine_line, markdown_table, timed,
+                     write_report)
 
 from mmseg_autodeeplab.analysis import (OneLineParser,  # noqa: E402
                                         SegmentorLogits, count_macs,
@@ -74,12 +75,7 @@ def parse_args(argv=None):
     add_supernet_args(p, 129)  # F and L: of both supernets
     p.add_argument('--rounds', type=int_at_least(1), default=5,
                    help='timed rounds, each a port step then one of ours')
-    p.add_argument('--warmup', type=int_at_least(0), default=1,
-                   help='untimed steps of each before the rounds')
-    p.add_argument('--no-macs', action='store_true',
-                   help='skip the multiply-add counts')
-    p.add_argument('--out', default='work_dirs/compare_public_port',
-                   help='folder for compare_public_port.{json,md}')
+    add_report_args(p, 'compare_public_port', 1, 'untimed steps of each')
     return p.parse_args(argv)
 
 

@@ -1,6 +1,6 @@
 """What the measurement tools of tools/analysis share: multiply-adds
 counted at dispatch and in TF's convention, timing, the machine the
-numbers come from, and their reports."""
+numbers come from, their reports and the flags for those."""
 import contextlib
 import os
 import platform
@@ -9,6 +9,7 @@ import time
 import torch
 import torch.nn as nn
 
+from mmseg_autodeeplab.analysis import int_at_least
 from mmseg_autodeeplab.utils.atomic import (atomic_write_json,
                                             atomic_write_text)
 from mmseg_autodeeplab.utils.devices import cpu_model, gpu_model
@@ -171,3 +172,16 @@ def write_report(out_dir, name, result, markdown):
     """``out_dir/name.json`` and ``out_dir/name.md``, each atomically."""
     atomic_write_json(os.path.join(out_dir, name + '.json'), result)
     atomic_write_text(os.path.join(out_dir, name + '.md'), markdown)
+
+
+def add_report_args(parser, name, warmup, untimed):
+    """The flags of a timed report: ``--warmup`` (the ``untimed`` calls
+    before the timed ones, default ``warmup``), ``--no-macs`` and
+    ``--out``, the folder :func:`write_report` writes ``name.json`` and
+    ``name.md`` into (default ``work_dirs/name``)."""
+    parser.add_argument('--warmup', type=int_at_least(0), default=warmup,
+                        help=f'{untimed} before timing (default {warmup})')
+    parser.add_argument('--no-macs', action='store_true',
+                        help='skip counting the multiply-adds')
+    parser.add_argument('--out', default=f'work_dirs/{name}',
+                        help=f'folder for {name}.json and {name}.md')
