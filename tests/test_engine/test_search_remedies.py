@@ -125,6 +125,7 @@ def _run(tiny_cityscapes, tiny_cfg, work_dir, favour=None, **options):
     return runner, snaps
 
 
+@pytest.mark.slow  # three tiny searches; the count is unit-tested above
 def test_early_stop_freezes_alpha_beta_and_survives_resume(
         tiny_cityscapes, tiny_cfg, tmp_path):
     """α starts favouring sep_conv_3x3 on every edge (10 decoded): with
@@ -157,6 +158,7 @@ def test_early_stop_freezes_alpha_beta_and_survives_resume(
     assert not torch.equal(free.alphas[3], free.alphas[1])
 
 
+@pytest.mark.slow  # three tiny searches; both options are unit-tested above
 def test_noise_and_dropout_change_the_weight_step_only_when_on(
         tiny_cityscapes, tiny_cfg, tmp_path):
     base = {'train_cfg.max_epochs': 1, 'train_cfg.arch_start_epoch': 0,

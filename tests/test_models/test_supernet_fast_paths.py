@@ -31,11 +31,14 @@ def _pair(**fast):
     return ref, net
 
 
+# the plain fused path in the default suite; its variants (seconds each)
+# in the slow pass .ci/run adds
 @pytest.mark.parametrize('fast', [
     dict(impl='fused'),
-    dict(impl='fused', with_cp=True),
-    dict(impl='fused', with_cp=[0, 2]),
-    dict(impl='fused', bn_convention='tf'),
+    pytest.param(dict(impl='fused', with_cp=True), marks=pytest.mark.slow),
+    pytest.param(dict(impl='fused', with_cp=[0, 2]), marks=pytest.mark.slow),
+    pytest.param(dict(impl='fused', bn_convention='tf'),
+                 marks=pytest.mark.slow),
 ], ids=['fused', 'fused+checkpointing', 'fused+checkpointing-levels-0-2',
         'fused+tf-bn'])
 def test_fast_path_equals_reference(fast):

@@ -133,6 +133,7 @@ def test_srun_task_without_a_node_list_is_one_line_and_deletes_nothing(
         'start the tool with that launcher or pass --launcher none')
 
 
+@pytest.mark.slow  # waits out the rendezvous timeout
 def test_a_task_whose_rank_zero_never_comes_stops_and_deletes_nothing(
         tiny_cityscapes, tmp_path):
     """Task 1 of an srun step whose task 0 never starts: it waits

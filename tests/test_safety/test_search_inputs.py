@@ -78,6 +78,7 @@ def test_resume_with_no_checkpoint_at_all_is_refused_first(capsys, tmp_path,
     assert not list(work.glob('2*'))  # refused before the Runner's log dir
 
 
+@pytest.mark.slow  # two tiny searches; the choice itself: test_resume_choice
 def test_resume_decides_once_and_hashes_the_choice_once(
         capsys, tmp_path, tiny_cityscapes, monkeypatch):
     """tools/search.py leaves the choice to the train loop: the chosen
