@@ -154,7 +154,7 @@ def main(argv=None):
     p.add_argument('--calib-batches', type=int_at_least(1), default=8)
     p.add_argument('--out', help='default: the comparison folder')
     p.add_argument('--metric', choices=METRICS, default='mIoU',
-                   help='the supernet score the τ and the selection use')
+                   help='the supernet score the τ uses')
     args = p.parse_args(argv)
     out = args.out or args.comparison
     from ..utils.work_dir_lock import WorkDirBusy, work_dir_lock
