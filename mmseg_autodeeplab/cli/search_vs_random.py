@@ -389,7 +389,7 @@ def parse_args(argv=None):
     p.add_argument('--searched', default='work_dirs/demo_search',
                    help='search work_dir or genotype JSON (several searches: '
                    'one comparison each, then '
-                   'tools/analysis/search_study.py verdict)')
+                   'tools/analysis/search_verdict.py)')
     p.add_argument('--decode', nargs='+', default=['none', 'uniform'],
                    choices=['none', 'uniform'],
                    help='path priors to decode a search work_dir with')

@@ -78,11 +78,14 @@ def test_one_verdict_line_per_search(tmp_path, monkeypatch, capsys):
                          '0', '1', '--paper', '', '--out', folders[-1],
                          '--jobs', '1']) == 0
     # the baselines build every random genotype's model: planted here
-    monkeypatch.setattr(study, 'baselines', lambda folder, results: dict(
-        params=0.5, synflow=-0.5, macs=None))
+    seen = []
+    monkeypatch.setattr(study, 'baselines', lambda folder, results, names: (
+        seen.append(names) or dict(params=0.5, synflow=-0.5, macs=None)))
     out = tmp_path / 'verdict'
     assert study.main([*folders, '--out', str(out)]) == 0
     a, b = json.loads((out / 'verdict.json').read_text())
+    # the baselines rank each comparison's random genotypes only
+    assert seen == [[f'random_{i:02d}' for i in range(3)]] * 2
     assert (a['name'], a['beats'], a['num_random']) == ('seed_a', 3, 3)
     assert a['mean'] == 60.0 and a['p_value'] == pytest.approx(1 / 4)
     assert (b['name'], b['beats']) == ('seed_b', 0)

@@ -29,9 +29,9 @@ def kendall(x, y):
     constant sequence)."""
     if len(x) < 3 or any(v is None for v in list(x) + list(y)):
         return None
-    from scipy.stats import kendalltau
-    tau = float(kendalltau(x, y).statistic)
-    return None if tau != tau else tau
+    from mmseg_autodeeplab.cli.supernet_rank import kendall_tau
+    tau = kendall_tau(x, y)[0]
+    return None if tau != tau else tau  # NaN: a constant sequence
 
 
 def split_half_tau(runs, names, seeds):
@@ -84,9 +84,10 @@ def load_comparison(folder):
     return results
 
 
-def baselines(folder, results):
-    """τ of parameters, SynFlow and MACs against the random genotypes'
-    mean mIoU (fewer parameters rank better than more: see the sign)."""
+def baselines(folder, results, names):
+    """τ of parameters, SynFlow and MACs against the mean mIoU of the
+    genotypes ``names`` (fewer parameters rank better than more: see the
+    sign)."""
     from mmseg_autodeeplab.analysis import load_config
     from mmseg_autodeeplab.cli.search_vs_random import retrain_cfg
     from mmseg_autodeeplab.search_space import Genotype
@@ -94,7 +95,6 @@ def baselines(folder, results):
     settings, per = results['settings'], results['summary']['genotypes']
     config = load_config(resolve_config(settings['config']),
                          settings.get('cfg_options'))
-    names = [n for n, v in per.items() if v['kind'] == 'random']
     scores = {}
     for n in names:
         info = results['genotypes'][n]
@@ -114,7 +114,8 @@ def verdict(name, folder, results):
     summary = results['summary']
     per = summary['genotypes']
     me, prior = per['searched'], per.get('prior')
-    rand = [v['mean'] for v in per.values() if v['kind'] == 'random']
+    names = [n for n, v in per.items() if v['kind'] == 'random']
+    rand = [per[n]['mean'] for n in names]
     std = summary['spread'].get('within_genotype_std') or None
     seeds = sorted({int(k.split('@')[1]) for k in results['runs']})
 
@@ -131,9 +132,8 @@ def verdict(name, folder, results):
         margin_best_random=margin(max(rand) if rand else None),
         prior_mean=prior and prior['mean'], prior_macs=prior and prior['macs'],
         margin_prior=margin(prior and prior['mean']), retrain_std=std,
-        split_half_tau=split_half_tau(results['runs'], [
-            n for n, v in per.items() if v['kind'] == 'random'], seeds),
-        baseline_tau=baselines(folder, results))
+        split_half_tau=split_half_tau(results['runs'], names, seeds),
+        baseline_tau=baselines(folder, results, names))
 
 
 def render_verdicts(verdicts):

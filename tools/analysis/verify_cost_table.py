@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from mmseg_autodeeplab.analysis import (OneLineParser,  # noqa: E402
                                         count_macs, int_at_least,
                                         load_config)
-from mmseg_autodeeplab.arch_cost import CostTable, format_cost  # noqa: E402
+from mmseg_autodeeplab.arch_cost import (  # noqa: E402
+    LATENCY_DEFAULTS, CostTable, format_cost)
 from mmseg_autodeeplab.utils import (atomic_write_json,  # noqa: E402
                                      exit_with_error)
 
@@ -57,7 +58,8 @@ def verify(layout, table, num, seed=1):
                         generator=torch.Generator().manual_seed(0))
         actual = time_modules(
             [(layout.network(g).to(dev), (x.to(dev), )) for g in genotypes],
-            table.data.get('repeats', 20), table.data.get('warmup', 5), dev)
+            *(table.data.get(k, LATENCY_DEFAULTS[k])
+              for k in ('repeats', 'warmup')), dev)
         name, diff = 'measured', dict(max_rel_diff=max(
             abs(p - m) / m for p, m in zip(predicted, actual)))
     rho = float(spearmanr(predicted, actual).correlation) if num > 1 \
