@@ -206,3 +206,15 @@ def test_tool_writes_table_with_size_and_device(tmp_path, capsys,
     assert json.loads((tmp_path / 'v.json').read_text())[
         'max_abs_diff'] == 0
     assert 'Spearman(predicted, counted)' in capsys.readouterr().out
+
+
+def test_verify_tool_refuses_a_bad_table_in_one_line(tmp_path, capsys):
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"format": "x"}')
+    for path in (tmp_path / 'missing.json', bad):
+        with pytest.raises(SystemExit) as info:
+            verify_main([str(path)])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.count('\n') == 1
+        # named once, at the start
+        assert err.startswith(f'error: {path}: ') and err.count(str(path)) == 1

@@ -81,8 +81,11 @@ def main(argv=None):
     from mmseg_autodeeplab.cost_tables import Layout
     from mmseg_autodeeplab.utils.configs import resolve_config
     try:
-        table = CostTable.load(args.table)
-        data = table.data
+        table = CostTable.load(args.table)  # its errors name the file
+    except ValueError as e:
+        exit_with_error(e)
+    data = table.data
+    try:
         layout = Layout(load_config(resolve_config(data['config'])),
                         tuple(data['input_size']), data['num_layers'],
                         data['num_blocks'])
