@@ -1,4 +1,5 @@
 from .autodeeplab_net import AutoDeepLabNet
+from .autodeeplab_oneshot import AutoDeepLabOneShot
 from .autodeeplab_supernet import AutoDeepLabSupernet
 
-__all__ = ['AutoDeepLabNet', 'AutoDeepLabSupernet']
+__all__ = ['AutoDeepLabNet', 'AutoDeepLabOneShot', 'AutoDeepLabSupernet']

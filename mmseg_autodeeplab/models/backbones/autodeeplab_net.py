@@ -71,29 +71,59 @@ def drop_path(x, drop_prob, training):
     return x * mask / keep
 
 
+class CellLayers:
+    """Where a network's layers come from: built anew (the static network).
+
+    :class:`AutoDeepLabNet` asks ``stem(...)`` once and ``cell(layer, level,
+    prev, prev_prev)`` per cell (``prev``/``prev_prev``: the source of
+    ``H(l-1)``/``H(l-2)``, ``'stem1'`` the stem's ``/2`` conv, ``'stem'`` its
+    output, else the level as a string); the cell then asks the returned
+    object for its ``preprocess`` and ``op`` layers. The one-shot network
+    (:class:`AutoDeepLabOneShot`) answers with shared layers instead.
+    """
+
+    def __init__(self, norm_cfg):
+        self.norm_cfg = norm_cfg
+
+    def stem(self, in_channels, stem_channels):
+        return AutoDeepLabStem(in_channels, stem_channels, self.norm_cfg)
+
+    def cell(self, layer, level, prev, prev_prev):
+        return self
+
+    def preprocess(self, which, in_channels, channels):
+        """The 1×1 projection of input ``which`` (0: ``H(l-2)``, 1:
+        ``H(l-1)``); TF projects ``H(l-2)`` only when its width differs."""
+        if which == 0 and in_channels == channels:
+            return nn.Identity()
+        return ReLUConvBN(in_channels, channels, 1, norm_cfg=self.norm_cfg)
+
+    def op(self, block, index, name, channels, stride):
+        """Operator ``name`` of block ``block`` on input ``index``."""
+        return build_op(name, channels, stride, self.norm_cfg)
+
+
 class AutoDeepLabCell(nn.Module):
     """One cell of the static network: ``blocks`` as in
     :class:`CellGenotype`, ``channels`` per block (``F * 2**level``),
-    ``stride`` 2 when it is one level coarser than ``H(l-1)``."""
+    ``stride`` 2 when it is one level coarser than ``H(l-1)``; ``layers``
+    (a :class:`CellLayers`) supplies its layers."""
 
     def __init__(self, blocks, channels, prev_channels, prev_prev_channels,
-                 stride, norm_cfg):
+                 stride, norm_cfg=None, layers=None):
         super().__init__()
+        layers = layers or CellLayers(norm_cfg)
         self.channels = channels
         self.stride = stride
-        self.preprocess1 = ReLUConvBN(prev_channels, channels, 1,
-                                      norm_cfg=norm_cfg)
-        # TF projects H(l-2) only when its channel count differs
-        self.preprocess0 = ReLUConvBN(
-            prev_prev_channels, channels, 1, norm_cfg=norm_cfg
-        ) if prev_prev_channels != channels else nn.Identity()
+        self.preprocess1 = layers.preprocess(1, prev_channels, channels)
+        self.preprocess0 = layers.preprocess(0, prev_prev_channels, channels)
         self.inputs = []
         self.droppable = []
         self.ops = nn.ModuleList()
-        for block in blocks:
+        for b, block in enumerate(blocks):
             for index, op in block:
                 s = stride if index < 2 else 1
-                self.ops.append(build_op(op, channels, s, norm_cfg))
+                self.ops.append(layers.op(b, index, op, channels, s))
                 self.inputs.append(index)
                 # as TF: drop path never drops a skip connection
                 self.droppable.append(op != 'skip_connect')
@@ -167,6 +197,9 @@ class AutoDeepLabNet(BaseModule):
             ``progress`` (``iter / max_iters``, 1 until set) is set by
             :class:`DropPathScheduleHook`.
         with_cp (bool): exact gradient checkpointing per cell.
+        layers (CellLayers, optional): where the stem and the cells' layers
+            come from; default new ones (the one-shot passes its shared
+            layers).
         init_cfg (dict, optional): mmengine init config (PyTorch's default
             conv init already equals TF's NAS initialiser).
 
@@ -193,8 +226,10 @@ class AutoDeepLabNet(BaseModule):
                  out_indices=(2, -1),
                  drop_path_prob=0.0,
                  with_cp=False,
+                 layers=None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        layers = layers or CellLayers(norm_cfg)
         self.genotype = load_genotype(genotype)
         cell_blocks, path = self.genotype.cell.blocks, self.genotype.path
         num_layers = len(path)
@@ -223,16 +258,19 @@ class AutoDeepLabNet(BaseModule):
         self.drop_path_prob = float(drop_path_prob)
         self.drop_path_progress = 1.  # set by DropPathScheduleHook
 
-        self.stem = AutoDeepLabStem(in_channels, stem_channels, norm_cfg)
+        self.stem = layers.stem(in_channels, stem_channels)
         self.cells = nn.ModuleList()
         self.upsample = []
         # H(l-2), H(l-1) of cell 0: TF's stem conv1 (/2) and stem output
         pp_ch, p_ch, p_level = stem_channels[1], stem_channels[2], 0
-        for level in path:
+        sources = ['stem1', 'stem'] + [str(level) for level in path]
+        for layer, level in enumerate(path):
             channels = filter_multiplier * 2**level
             self.cells.append(AutoDeepLabCell(
                 cell_blocks, channels, p_ch, pp_ch,
-                stride=2 if level > p_level else 1, norm_cfg=norm_cfg))
+                stride=2 if level > p_level else 1,
+                layers=layers.cell(layer, level, sources[layer + 1],
+                                   sources[layer])))
             self.upsample.append(level < p_level)
             pp_ch, p_ch, p_level = p_ch, self.cells[-1].out_channels, level
         self.out_channels = [self.cells[i].out_channels
