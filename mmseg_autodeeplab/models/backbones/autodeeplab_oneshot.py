@@ -170,7 +170,7 @@ class AutoDeepLabOneShot(BaseModule):
             for level in range(max_level(layer, levels) + 1)})
             for layer in range(num_layers))
         self.drop_path_progress = 1.
-        self._active = None  # outside the module tree: its layers are ours
+        self._active = None  # the active AutoDeepLabNet (see activate)
         if genotype is not None:
             self.activate(genotype)
 
@@ -202,7 +202,8 @@ class AutoDeepLabOneShot(BaseModule):
 
     def activate(self, genotype):
         """Make ``genotype`` the network :meth:`forward` runs."""
-        self._active = self.build_subnet(genotype)
+        # a plain attribute, not a child: its layers are already ours
+        self.__dict__['_active'] = self.build_subnet(genotype)
 
     @property
     def genotype(self):
