@@ -18,6 +18,7 @@ import os
 import os.path as osp
 
 from ..utils import atomic_write_text, exit_with_error
+from ..utils.atomic import atomic_torch_save
 
 #: Per dataset: the shipped S retraining config (relative to configs/).
 DATASETS = {
@@ -168,11 +169,13 @@ def render_config(genotype, args, source):
         exit_with_error(
             f'{source}: the genotype has {len(genotype.path)} layers; the '
             'DeepLabv3+ decoder needs Cell_2 (at least 3)')
-    base_path = find_project_config(DATASETS[args.dataset])
+    shipped = args.base or DATASETS[args.dataset]
+    base_path = find_project_config(shipped)
     if base_path is None:
-        exit_with_error(f'cannot find the shipped config '
-                        f'{DATASETS[args.dataset]}')
+        exit_with_error(f'cannot find the config {shipped}')
     base = Config.fromfile(base_path)
+    args.filter_multiplier = args.filter_multiplier or \
+        base.model.backbone.filter_multiplier
     cfg = copy.deepcopy(base)
     folder = osp.dirname(osp.abspath(args.out))
     # the head reads Cell_2 and the last cell; level j has B*F*2**j channels
@@ -195,6 +198,9 @@ def render_config(genotype, args, source):
         leaf.update(copy.deepcopy(values))
     if args.work_dir:
         cfg.work_dir = args.work_dir
+    if args.inherit:
+        cfg.load_from = '{{ fileDirname }}/' + osp.relpath(
+            osp.abspath(inherited_path(args)), folder)
     if args.smoke:
         _smoke(cfg)
     iters = args.max_iters or (2 if args.smoke else None)
@@ -221,7 +227,63 @@ def render_config(genotype, args, source):
               + genotype.describe().replace('\n', '\n# ') + '\n'
               '# Paths are relative to this file. Train: mim train '
               'mmsegmentation THIS_CONFIG\n')
-    return f'{header}_base_ = {osp.relpath(base_path, folder)!r}\n{body}'
+    model = copy.deepcopy(cfg.model)
+    model.backbone.genotype = genotype.to_dict()
+    return (f'{header}_base_ = {osp.relpath(base_path, folder)!r}\n{body}',
+            model)
+
+
+def inherited_path(args):
+    """``<config>_inherited.pth`` beside ``--out``."""
+    return osp.splitext(args.out)[0] + '_inherited.pth'
+
+
+def inherited_weights(genotype, source, model_cfg):
+    """The decoded segmentor's weights from a one-shot search ``source``
+    (its work_dir or checkpoint; the config is the one .py beside it),
+    checked by a strict load into ``model_cfg`` (the decoded config's
+    model). Nothing in the checkpoint runs."""
+    import glob
+
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+
+    from ..models.backbones.autodeeplab_oneshot import (activate_subnet,
+                                                        subnet_state_dict)
+    from ..utils.checkpoint import CheckpointError, safe_load_checkpoint
+    from ..utils.resume import find_resumable_checkpoint
+    folder = source if osp.isdir(source) else osp.dirname(source)
+    ckpt = find_resumable_checkpoint(source, logger=lambda line: None) \
+        if osp.isdir(source) else source
+    configs = glob.glob(osp.join(folder, '*.py'))
+    if not ckpt or len(configs) != 1:
+        exit_with_error(f'--inherit {source}: expected a one-shot work_dir '
+                        '(or a checkpoint in one) holding a checkpoint and '
+                        f'its one config; found {len(configs)} config(s)'
+                        + ('' if ckpt else ' and no checkpoint'))
+    try:
+        state = safe_load_checkpoint(ckpt)['state_dict']
+    except (CheckpointError, KeyError, TypeError) as e:
+        exit_with_error(f'--inherit: cannot read checkpoint {ckpt}: {e}')
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        oneshot = MODELS.build(Config.fromfile(configs[0]).model)
+        decoded = MODELS.build(model_cfg)
+    if not hasattr(oneshot.backbone, 'activate'):
+        exit_with_error(f'--inherit {source}: its model is not a one-shot '
+                        '(AutoDeepLabOneShot) network')
+    try:
+        oneshot.load_state_dict(state, strict=True)
+        activate_subnet(oneshot, genotype)
+        weights = subnet_state_dict(oneshot)
+        decoded.load_state_dict(weights, strict=True)
+    except (RuntimeError, ValueError) as e:  # GenotypeError included
+        exit_with_error(f'--inherit {source}: the one-shot does not give '
+                        'the decoded network (match --base and -F to the '
+                        f'one-shot config): {" ".join(str(e).split())[:300]}')
+    return dict(state_dict={k: v.detach().clone() for k, v in
+                            weights.items()},
+                meta=dict(genotype=genotype.to_dict(), inherited_from=ckpt))
 
 
 def _rgb(text):
@@ -247,8 +309,15 @@ def parse_args(argv=None):
     p.add_argument('--dataset', default='cityscapes', choices=list(DATASETS),
                    help="target dataset ('custom': mmseg's img_dir/ann_dir "
                    'layout, with --classes)')
-    p.add_argument('--filter-multiplier', '-F', type=int, default=20,
-                   help='F of the retrained network (S/M/L: 20/32/48)')
+    p.add_argument('--filter-multiplier', '-F', type=int,
+                   help='F of the retrained network (S/M/L: 20/32/48; '
+                   "default: the base config's)")
+    p.add_argument('--base', help='the retraining config to write the delta '
+                   "over (default: the dataset's shipped S config)")
+    p.add_argument('--inherit', metavar='ONESHOT', help='a one-shot '
+                   'search work_dir or checkpoint: write its weights of the '
+                   'decoded network beside --out (<config>_inherited.pth) '
+                   'and load them in the config (load_from)')
     p.add_argument('--out', required=True, help='config file to write')
     p.add_argument('--genotype-out', help='genotype JSON to write (default: '
                    'next to --out, <config>_genotype.json)')
@@ -309,18 +378,27 @@ def parse_args(argv=None):
 def main(argv=None):
     """Decode, render and check, then write both files."""
     args = parse_args(argv)
+    existed = {p for p in (args.genotype_out, inherited_path(args))
+               if osp.exists(p)}
     import mmseg_autodeeplab  # noqa: F401  (compat fixes)
     from ..search_space import GenotypeError
     try:
         genotype, source, cost = load_source(args.source, args.end_level)
-        text = render_config(genotype, args, source)
-        existed = osp.exists(args.genotype_out)
-        atomic_write_text(args.genotype_out, genotype.to_json())
+        text, model = render_config(genotype, args, source)
+        weights = args.inherit and inherited_weights(genotype, args.inherit,
+                                                     model)
+        written = []
         try:
+            if weights:
+                written.append(inherited_path(args))
+                atomic_torch_save(weights, written[-1])
+            written.append(args.genotype_out)
+            atomic_write_text(args.genotype_out, genotype.to_json())
             atomic_write_text(args.out, text)
         except BaseException:
-            if not existed:  # leave no orphan genotype behind
-                os.remove(args.genotype_out)
+            for path in written:  # leave no orphan behind
+                if path not in existed:
+                    os.remove(path)
             raise
     except (GenotypeError, OSError) as e:
         exit_with_error(str(e) or repr(e))
@@ -329,6 +407,9 @@ def main(argv=None):
     if line:
         print(line)
     print(f'genotype: {args.genotype_out}')
+    if weights:
+        print(f'weights:  {inherited_path(args)} (inherited from '
+              f'{weights["meta"]["inherited_from"]}; the config loads it)')
     print(f'config:   {args.out}')
     print(f'train:    mim train mmsegmentation {args.out}')
     return 0

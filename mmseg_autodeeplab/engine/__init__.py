@@ -7,10 +7,11 @@ from .drop_path_hook import DropPathScheduleHook
 from .genotype_hook import GenotypeHook
 from .optim_constructor import AutoDeepLabOptimWrapperConstructor
 from .search_loop import AutoDeepLabSearchLoop
+from .subnet_sampler_hook import SubnetSamplerHook
 
 __all__ = [
     'AtomicCheckpointHook', 'AutoDeepLabOptimWrapperConstructor',
     'AutoDeepLabSearchLoop', 'CheckedIterBasedTrainLoop', 'CheckedTestLoop',
     'CheckedValLoop', 'CheckpointMatchHook', 'DropPathScheduleHook',
-    'GenotypeHook', 'SearchAmpOptimWrapper'
+    'GenotypeHook', 'SearchAmpOptimWrapper', 'SubnetSamplerHook'
 ]

@@ -36,3 +36,13 @@ def atomic_write_text(path, text):
 def atomic_write_json(path, obj):
     """Atomically write ``obj`` as indented JSON (trailing newline)."""
     atomic_write_text(path, json.dumps(obj, indent=2) + '\n')
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save(obj)`` to ``path`` atomically."""
+    import io
+
+    import torch
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
