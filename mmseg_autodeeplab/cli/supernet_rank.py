@@ -15,12 +15,10 @@ discretization gap is how far the discrete sub-networks fall below it.
 Writes ``OUT/supernet_rank.json`` and ``.md``; nothing is written into the
 search work_dir.
 """
-import contextlib
 import glob
 import json
 import os.path as osp
 import sys
-import tempfile
 
 
 from ..utils import atomic_write_json, atomic_write_text, exit_with_error
@@ -39,27 +37,6 @@ def kendall_tau(x, y):
     from scipy.stats import kendalltau
     res = kendalltau(x, y)
     return float(res.statistic), float(res.pvalue)
-
-
-def recalibrate_bn(model, batches):
-    """Re-estimate every BN's running statistics as the cumulative average
-    over ``batches`` (torch's ``update_bn``: train mode, no gradient);
-    returns the model in eval mode."""
-    import torch
-    from torch.optim.swa_utils import update_bn
-
-    class Forward(torch.nn.Module):  # update_bn calls module(batch)
-
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, batch):
-            data = self.model.data_preprocessor(batch, True)
-            return self.model._run_forward(data, mode='tensor')
-
-    update_bn(batches, Forward())
-    return model.eval()
 
 
 def _work_dir_config(work_dir):
@@ -103,41 +80,23 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
         dict[str, float]: the score per genotype name.
     """
     from mmengine.config import Config
-    from mmengine.runner import Runner
 
-    from ..engine.utils import find_supernet
-    from ..search_space.decode import genotype_weights
+    from ..oneshot_eval import GenotypeScorer
     cfg = Config.fromfile(_work_dir_config(work_dir))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg.work_dir = tmp  # logs of the scoring, not in the search's dir
-        cfg.custom_hooks = []  # no genotype files, no checkpoints
-        cfg.default_hooks.pop('checkpoint', None)
-        cfg.load_from, cfg.resume = None, False
-        cfg.log_level = 'WARNING'
-        runner = Runner.from_cfg(cfg)
-        runner.load_checkpoint(_checkpoint(work_dir, checkpoint),
-                               map_location='cpu')
-        model = runner.model
-        supernet = find_supernet(model)
-        loader = runner.build_dataloader(cfg.train_dataloader,
-                                         seed=runner.seed)
-        batches = []
-        for batch in loader:
-            if len(batches) >= calib_batches:
-                break
-            batches.append(batch)
-        scores = {}
+    scorer = GenotypeScorer(cfg, _checkpoint(work_dir, checkpoint),
+                            calib_batches, metric)
+    scores = {}
+    try:
         for name, genotype in genotypes.items():
-            with contextlib.nullcontext() if genotype is None else \
-                    supernet.fixed_arch(*genotype_weights(
-                        genotype, supernet.num_levels)):
-                recalibrate_bn(model, batches)
-                metrics = runner.val_loop.run()
-            scores[name] = float(metrics[metric])
+            if genotype is None and scorer.oneshot:
+                continue  # a one-shot has no mixed form
+            scores[name] = scorer(genotype)
             print(f'supernet_rank: {name}: supernet {metric} '
                   f'{scores[name]:.2f}', flush=True)
+    finally:
+        scorer.close()
     return scores
 
 
@@ -149,13 +108,16 @@ def main(argv=None):
     p.add_argument('work_dir', help='a finished search work_dir')
     p.add_argument('comparison',
                    help='the search_vs_random --out folder of this search '
-                   '(its results.json)')
+                   '(its results.json), or such a results .json (e.g. '
+                   'docs/demo_plots/ground_truth.json)')
     p.add_argument('--checkpoint', help="default: the work_dir's last")
     p.add_argument('--calib-batches', type=int_at_least(1), default=8)
     p.add_argument('--out', help='default: the comparison folder')
     p.add_argument('--metric', choices=METRICS, default='mIoU',
                    help='the supernet score the τ uses')
     args = p.parse_args(argv)
+    if args.comparison.endswith('.json') and not args.out:
+        p.error('--out is needed when COMPARISON is a .json file')
     out = args.out or args.comparison
     from ..utils.work_dir_lock import WorkDirBusy, work_dir_lock
     try:  # one writer of the folder; a comparison still running refuses
@@ -166,7 +128,8 @@ def main(argv=None):
     # an early exit too)
     if not osp.isdir(args.work_dir):
         exit_with_error(f'{args.work_dir}: no such search work_dir')
-    res_path = osp.join(args.comparison, 'results.json')
+    res_path = args.comparison if args.comparison.endswith('.json') else \
+        osp.join(args.comparison, 'results.json')
     try:
         with open(res_path, encoding='utf-8') as f:
             results = json.load(f)
@@ -183,7 +146,7 @@ def main(argv=None):
     scores = score_genotypes(args.work_dir, {**genotypes, MIXED: None},
                              checkpoint, args.calib_batches,
                              metric=args.metric)
-    mixed = scores.pop(MIXED)
+    mixed = scores.pop(MIXED, None)
     names = sorted(scores, key=lambda n: -summary[n]['mean'])
     retrained = [summary[n]['mean'] for n in names]
     supernet = [scores[n] for n in names]
@@ -195,7 +158,7 @@ def main(argv=None):
     gap = dict(mixed=mixed, discrete_mean=sum(supernet) / len(supernet),
                discrete_best=max(supernet))
     gap['ratio_mean'], gap['ratio_best'] = (
-        (x / mixed if mixed > 0 else None)
+        (x / mixed if mixed else None)
         for x in (gap['discrete_mean'], gap['discrete_best']))
     report = dict(work_dir=args.work_dir, comparison=args.comparison,
                   scores=scores, retrained={n: summary[n]['mean']
@@ -210,8 +173,10 @@ def main(argv=None):
     line = (f'Kendall τ (supernet {args.metric} vs retrained mIoU, '
             f'{len(names)} genotypes): '
             f'{tau:.3f} (p = {p_value:.3f}); random genotypes only: '
-            f'{tau_r:.3f} (p = {p_r:.3f}); mixed supernet {args.metric} '
-            f"{mixed:.2f}, discrete mean {gap['discrete_mean']:.2f} / best "
+            f'{tau_r:.3f} (p = {p_r:.3f}); ' + (
+                '' if mixed is None else
+                f'mixed supernet {args.metric} {mixed:.2f}, ') +
+            f"discrete mean {gap['discrete_mean']:.2f} / best "
             f"{gap['discrete_best']:.2f}" + (
                 '' if gap['ratio_mean'] is None else
                 f" ({gap['ratio_mean']:.0%} / {gap['ratio_best']:.0%} of "

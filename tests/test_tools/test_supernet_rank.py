@@ -8,6 +8,7 @@ import torch
 from mmengine.runner import Runner
 
 from mmseg_autodeeplab.cli import supernet_rank
+from mmseg_autodeeplab.oneshot_eval import recalibrate_bn
 from mmseg_autodeeplab.models.backbones.autodeeplab_supernet import \
     AutoDeepLabSupernet
 from mmseg_autodeeplab.search_space import (SearchSpace, decode_cell,
@@ -182,7 +183,7 @@ def test_recalibrate_bn_is_the_cumulative_average_over_the_batches():
 
     model = Model()
     batches = [dict(inputs=torch.randn(2, 3, 5, 4) + i) for i in range(3)]
-    assert supernet_rank.recalibrate_bn(model, batches) is model
+    assert recalibrate_bn(model, batches) is model
     assert not model.training and model.bn.momentum == 0.3
     x = [2 * b['inputs'] for b in batches]
     mean = torch.stack([v.mean((0, 2, 3)) for v in x]).mean(0)

@@ -1,0 +1,97 @@
+"""Scoring genotypes with a search's trained weights (the ranking tools'
+score and the one-shot evolution's fitness).
+
+A genotype's network is run by the trained model itself: an
+:class:`AutoDeepLabOneShot` activates it (its exact sub-network), an
+:class:`AutoDeepLabSupernet` fixes α/β to its one-hot weights. The running
+BN statistics of either were gathered over many networks, so each
+candidate's are re-estimated first (SPOS): torch's ``update_bn`` (reset,
+then the cumulative average over a few training batches in train mode, no
+gradient). mmseg's IoUMetric then scores it through the val loop.
+"""
+import contextlib
+import tempfile
+
+
+def recalibrate_bn(model, batches):
+    """Re-estimate every BN's running statistics as the cumulative average
+    over ``batches`` (torch's ``update_bn``: train mode, no gradient);
+    returns the model in eval mode."""
+    import torch
+    from torch.optim.swa_utils import update_bn
+
+    class Forward(torch.nn.Module):  # update_bn calls module(batch)
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, batch):
+            data = self.model.data_preprocessor(batch, True)
+            return self.model._run_forward(data, mode='tensor')
+
+    update_bn(batches, Forward())
+    return model.eval()
+
+
+class GenotypeScorer:
+    """``scorer(genotype) -> float``: ``metric`` of the genotype's network
+    in a search's trained model on the config's val set.
+
+    Args:
+        cfg (Config): the search's config (its dumped copy); not modified.
+        checkpoint (str): weights to load (read weights-only).
+        calib_batches (int): training batches for the BN statistics.
+        metric (str): the IoUMetric key (``'mIoU'``, ``'aAcc'``, ...).
+
+    ``scorer(None)`` scores a supernet's mixed α/β as trained.
+    """
+
+    def __init__(self, cfg, checkpoint, calib_batches=8, metric='mIoU'):
+        import copy
+
+        from mmengine.runner import Runner
+        self.metric, cfg = metric, copy.deepcopy(cfg)
+        self._tmp = tempfile.TemporaryDirectory()
+        cfg.work_dir = self._tmp.name  # the scoring's logs, not the search's
+        cfg.custom_hooks = []  # no genotype files, no checkpoints
+        cfg.default_hooks.pop('checkpoint', None)
+        cfg.load_from, cfg.resume = None, False
+        cfg.log_level = 'WARNING'
+        self.runner = runner = Runner.from_cfg(cfg)
+        runner.load_checkpoint(checkpoint, map_location='cpu')
+        loader = runner.build_dataloader(cfg.train_dataloader,
+                                         seed=runner.seed)
+        self.batches = []
+        for batch in loader:
+            if len(self.batches) >= calib_batches:
+                break
+            self.batches.append(batch)
+
+    @property
+    def oneshot(self):
+        """True for a one-shot model (no mixed α/β to score)."""
+        from .engine.utils import unwrap_model
+        return hasattr(unwrap_model(self.runner.model).backbone, 'activate')
+
+    def _network(self, genotype):
+        from .engine.utils import find_supernet, unwrap_model
+        from .models.backbones.autodeeplab_oneshot import activate_subnet
+        from .search_space.decode import genotype_weights
+        model = unwrap_model(self.runner.model)
+        if self.oneshot:
+            activate_subnet(model, genotype)
+            return contextlib.nullcontext()
+        supernet = find_supernet(model)
+        return contextlib.nullcontext() if genotype is None else \
+            supernet.fixed_arch(*genotype_weights(genotype,
+                                                  supernet.num_levels))
+
+    def __call__(self, genotype):
+        with self._network(genotype):
+            recalibrate_bn(self.runner.model, self.batches)
+            metrics = self.runner.val_loop.run()
+        return float(metrics[self.metric])
+
+    def close(self):
+        self._tmp.cleanup()
