@@ -1,16 +1,14 @@
 """Evolutionary search under a cost band (SPOS's recipe), and its baseline.
 
 Recipe (SPOS; mmrazor's ``EvolutionSearchLoop`` names): generation 0 is
-``num_candidates`` uniform genotypes; each generation is scored, the best
-``top_k`` of all scored so far kept, and the next one is ``num_mutation``
-mutants of random top-k parents (each block's input pair, each branch's
-operator and each layer's level redrawn with probability ``mutate_prob``),
-``num_crossover`` children of two top-k parents (each block from either,
-the path spliced where the levels meet), then uniform draws up to
-``num_candidates``. A draw whose cost is outside ``[lo, hi] * target`` or
-that was scored or drawn before is redrawn and counted in ``rejections``:
-every scored candidate is in the band and scored once, and ``max_epochs``
-generations score ``num_candidates * max_epochs`` genotypes.
+``num_candidates`` uniform genotypes; each is scored, the best ``top_k`` of
+all scored so far kept, and the next generation is ``num_mutation`` mutants
+of top-k parents (each block's input pair, each branch's operator, each
+layer's level redrawn with probability ``mutate_prob``), ``num_crossover``
+children of two (each block from either, the path spliced where the levels
+meet), then uniform draws up to ``num_candidates``. A draw outside the cost
+band ``constraints_range * target`` or drawn before is redrawn and counted
+in ``rejections``: every scored candidate is in the band and new.
 
 No library: optuna 5.0.0's NSGAIISampler keeps its generator out of the
 storage (a seeded SQLite study resumed after 20 of 40 trials diverged at
@@ -18,10 +16,10 @@ trial 20), its ``constraints_func`` ranks infeasible trials after scoring
 them, and its per-parameter operators break paths; pymoo resumes from a
 pickled algorithm (loading runs code).
 
-Resume: a run is a function of its settings and its scores, so the state
-is the scored list (JSON, rewritten atomically after each score); a resumed
-run replays the recipe, taking known scores from it, and ends exactly as
-an uninterrupted run would.
+Resume: a run is a function of its settings and scores, so the state is
+the scored list (JSON, rewritten atomically after each score); a resumed
+run replays the recipe taking known scores, and ends as an uninterrupted
+run would.
 """
 import json
 import math
@@ -91,21 +89,19 @@ def pareto_front(candidates):
 class _Run:
     """Draws, the band, the score cache, progress and the state file."""
 
-    def __init__(self, space, fns, target, constraints_range, settings,
-                 state_file, progress, max_tries, total):
+    def __init__(self, space, fns, target, band, settings, state_file,
+                 progress, max_tries, total):
         for key, value in dict(settings, max_tries=max_tries).items():
             if key in _MINIMUM and not is_integer(value, _MINIMUM[key]):
                 raise ValueError(f'{key}: expected an integer >= '
                                  f'{_MINIMUM[key]}, got {value!r}')
-        lo, hi = (constraints_range if isinstance(constraints_range, (
-            list, tuple)) and len(constraints_range) == 2 else (0, 0))
-        if not (isinstance(target, (int, float)) and 0 < target < math.inf
-                and all(isinstance(v, (int, float)) for v in (lo, hi))
-                and 0 < lo <= hi < math.inf):
-            raise ValueError(
-                f'constraints_range, target: expected (lo, hi) with 0 < lo '
-                f'<= hi, fractions of a target cost > 0; got '
-                f'{constraints_range!r}, {target!r}')
+        lo, hi = band if isinstance(band, (list, tuple)) and len(
+            band) == 2 else (0, 0)
+        if not (all(isinstance(v, (int, float)) for v in (lo, hi, target))
+                and 0 < lo <= hi < math.inf and 0 < target < math.inf):
+            raise ValueError(f'constraints_range, target: expected (lo, hi) '
+                             f'with 0 < lo <= hi, fractions of a cost > 0; '
+                             f'got {band!r}, {target!r}')
         self.score_fn, self.cost_fn = fns
         self.band, self.total, self.progress = (lo * target, hi * target), \
             total, progress
@@ -117,14 +113,15 @@ class _Run:
         if state_file and os.path.exists(state_file):
             with open(state_file, encoding='utf-8') as f:
                 state = json.load(f)
-            saved = state.get('settings', {}) if isinstance(state, dict) \
-                and state.get('format') == FORMAT else {}
+            if not (isinstance(state, dict) and state.get('format') == FORMAT):
+                raise ValueError(f'{state_file}: not an evolution state')
             for key, now in self.settings.items():
-                if saved.get(key) != now:
+                if state['settings'].get(key) != now:
                     raise ValueError(
-                        f'{state_file}: {key} is {saved.get(key)!r:.80} '
-                        f'there, {now!r:.80} now; resume with the same '
-                        'settings or another state file')
+                        f'{state_file}: {key} is '
+                        f'{state["settings"].get(key)!r:.80} there, '
+                        f'{now!r:.80} now; resume with the same settings '
+                        'or another state file')
             for cell, levels, score, cost in state['evaluated']:
                 self.known[Genotype(CellGenotype(cell), levels, space)] = (
                     float(score), float(cost))
@@ -197,17 +194,17 @@ def evolution_search(space, score_fn, cost_fn, target,
 
     Args:
         space (SearchSpace): the space searched.
-        score_fn (callable): ``genotype -> float``, higher is better.
-        cost_fn (callable): ``genotype -> float`` (e.g. multiply-adds).
+        score_fn, cost_fn (callable): ``genotype -> float``; a higher score
+            is better; cost e.g. multiply-adds (``arch_cost``).
         target (float): the cost aimed at; ``constraints_range`` (lo, hi)
             is the band as fractions of it.
         num_candidates, top_k, num_mutation, num_crossover, mutate_prob,
             max_epochs: the recipe's sizes (``max_epochs`` generations).
-        seed (int): the run's seed; same seed and scores, same run.
+        seed (int): same seed and scores, same run.
         state_file (str, optional): JSON state; an existing one is resumed.
         progress (callable, optional): ``(index, total, genotype, score,
             cost)`` after each new score.
-        max_tries (int): uniform draws per candidate before giving up.
+        max_tries (int): uniform draws per candidate before RuntimeError.
 
     Returns:
         SearchResult: ``top_k`` best, Pareto front, all scored, rejections.

@@ -1,10 +1,6 @@
-"""Single-path samplers for training a one-shot network: one genotype a step.
-
-Both draw step ``t`` from a generator seeded by ``(seed, t)`` (and the
-fair sampler's counters), so their state is plain data (ints and lists, no
-generator object) and a resumed run draws exactly what an uninterrupted
-one draws.
-"""
+"""Single-path samplers for a one-shot network: one genotype a step, drawn
+from a generator seeded by ``(seed, step, ...)``: the state is plain ints
+and lists, and a resumed run draws what an uninterrupted one draws."""
 from itertools import combinations
 
 import numpy as np
@@ -45,12 +41,10 @@ class UniformSampler:
         return dict(type=type(self).__name__, seed=self.seed, step=self.step)
 
     def load_state_dict(self, state):
-        """Continue from :meth:`state_dict`'s ``state`` (ValueError if it is
-        another sampler's)."""
-        if not isinstance(state, dict) or state.get('type') != type(
-                self).__name__:
-            got = state.get('type') if isinstance(state, dict) else state
-            raise ValueError(f'sampler state: type {got!r:.60}, expected '
+        """Continue from :meth:`state_dict`'s ``state``."""
+        kind = state.get('type') if isinstance(state, dict) else state
+        if kind != type(self).__name__:
+            raise ValueError(f'sampler state: type {kind!r:.60}, expected '
                              f'{type(self).__name__!r}')
         for key in ('seed', 'step'):
             if not is_integer(state.get(key), 0):
@@ -70,9 +64,8 @@ class FairSampler(UniformSampler):
     Exactly fair:
 
     * operators: in every group of ``n`` steps (``g * n ... g * n + n - 1``)
-      each branch of each block runs every operator exactly once. A block
-      keeps its input pair through a group, so this also holds per edge
-      (block, input) that the group uses.
+      each branch of each block runs every operator exactly once; a block
+      keeps its input pair through a group, so each edge it uses does too.
     * input pairs: block ``b`` takes one pair a group, each of its
       ``C(b + 2, 2)`` pairs once in every ``C(b + 2, 2)`` groups (counted
       from group 0); over those ``C(b + 2, 2) * n`` steps each of its edges
@@ -86,8 +79,8 @@ class FairSampler(UniformSampler):
     Not exact, because the boundaries forbid it: how often each node is
     visited (set by the walk, not chosen), and so the count of each move
     per layer (layer 0 never moves down). The path is a walk with uniform
-    moves: unlike :class:`UniformSampler` it does not draw paths uniformly
-    but visits the finest and coarsest levels more often.
+    moves, so it visits the finest and coarsest levels more often than
+    :class:`UniformSampler`'s uniform paths do.
 
     Args:
         space (SearchSpace): the space to draw from.
