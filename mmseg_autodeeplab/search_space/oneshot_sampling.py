@@ -72,9 +72,9 @@ class FairSampler(UniformSampler):
       runs every operator exactly ``b + 1`` times. A group cannot hold all
       pairs (15 for block 5 against ``n = 7`` steps).
     * moves: the path leaves each node (a level of layer ``l - 1``; the
-      stem for ``l = 0``) by its valid moves in turn: in every ``m`` visits
-      of the node each move once, ``m = 3`` (down, stay, up) inside, 2 at
-      level 0 (no down) and at the coarsest level (no up).
+      stem for ``l = 0``) by its valid moves in turn: each move once in its
+      visits ``r * m ... r * m + m - 1``; ``m = 3`` (down, stay, up) inside,
+      2 at level 0 (no down) and at the coarsest level (no up).
 
     Not exact, because the boundaries forbid it: how often each node is
     visited (set by the walk, not chosen), and so the count of each move
