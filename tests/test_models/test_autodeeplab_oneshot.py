@@ -71,20 +71,24 @@ def _check_backbone(one, g, x):
     return worst
 
 
-def test_every_subnet_is_the_static_network(paper_cell, paper_path):
+@pytest.mark.parametrize('op_sharing', ['edge', 'branch'])
+def test_every_subnet_is_the_static_network(paper_cell, paper_path,
+                                            op_sharing):
     torch.manual_seed(0)
     genotypes = _genotypes(4, 50, seed=0)
     needed = {('move', m) for m in (-1, 0, 1)} | {
         ('pp distance', 2), ('layer 0 level', 0), ('layer 0 level', 1),
         ('layer 1 level', 2)} | {(op, s) for op in OPS for s in (1, 2)}
     assert needed <= _coverage(genotypes), needed - _coverage(genotypes)
-    one = AutoDeepLabOneShot(num_layers=4, num_blocks=5, **KW)
+    one = AutoDeepLabOneShot(num_layers=4, num_blocks=5,
+                             op_sharing=op_sharing, **KW)
     x = torch.randn(2, 3, 37, 29)  # odd sizes: ceil at every level
     worst = max(_check_backbone(one, g, x) for g in genotypes)
     assert worst <= TOL
     # the paper's genotype in the paper's space (L=12)
     paper = Genotype(CellGenotype(paper_cell), paper_path)
-    big = AutoDeepLabOneShot(num_layers=12, num_blocks=5, **KW)
+    big = AutoDeepLabOneShot(num_layers=12, num_blocks=5,
+                             op_sharing=op_sharing, **KW)
     assert _check_backbone(big, paper, torch.randn(1, 3, 65, 65)) <= TOL
 
 

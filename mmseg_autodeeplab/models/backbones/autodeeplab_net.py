@@ -98,8 +98,9 @@ class CellLayers:
             return nn.Identity()
         return ReLUConvBN(in_channels, channels, 1, norm_cfg=self.norm_cfg)
 
-    def op(self, block, index, name, channels, stride):
-        """Operator ``name`` of block ``block`` on input ``index``."""
+    def op(self, block, branch, index, name, channels, stride):
+        """Operator ``name`` of branch ``branch`` (0 or 1) of block
+        ``block``, on input ``index``."""
         return build_op(name, channels, stride, self.norm_cfg)
 
 
@@ -121,9 +122,9 @@ class AutoDeepLabCell(nn.Module):
         self.droppable = []
         self.ops = nn.ModuleList()
         for b, block in enumerate(blocks):
-            for index, op in block:
+            for branch, (index, op) in enumerate(block):
                 s = stride if index < 2 else 1
-                self.ops.append(layers.op(b, index, op, channels, s))
+                self.ops.append(layers.op(b, branch, index, op, channels, s))
                 self.inputs.append(index)
                 # as TF: drop path never drops a skip connection
                 self.droppable.append(op != 'skip_connect')

@@ -3,8 +3,11 @@
 
 One set of weights serves a whole search space (``L`` layers, ``B`` blocks,
 ``primitives``). Sharing follows shape: the stem once; per cell position
-(layer, level) one operator per (block, input, primitive) and one 1×1
-projection per source of ``H(l-1)``/``H(l-2)`` (the stem or a level).
+(layer, level) one operator per (block, input, primitive) (``op_sharing=
+'edge'``) or per (block, branch, primitive) (``'branch'``: the first or
+second operator of a block, whatever input it reads; each weight then
+trains in more steps), and one 1×1 projection per source of
+``H(l-1)``/``H(l-2)`` (the stem or a level).
 ``activate(genotype)`` assembles the genotype's :class:`AutoDeepLabNet` from
 those very modules (the static network's own cell and forward; no copy, no
 masking), so a step runs, and its optimizer and BN statistics touch, only
@@ -52,23 +55,27 @@ def _sources(layer, num_levels, offset):
 class OneShotCell(nn.Module):
     """The shared layers of one cell position (``layer``, ``level``).
 
-    ``ops['{block}_{input}_{primitive}']`` (stride-1 form; the skip's
-    stride-2 1×1 conv as ``..._skip_connect_s2``), ``preprocess1[source]``
-    and ``preprocess0[source]`` per source of ``H(l-1)`` and ``H(l-2)``.
+    ``ops['{block}_{slot}_{primitive}']`` (stride-1 form; the skip's
+    stride-2 1×1 conv as ``..._skip_connect_s2``; ``slot`` the input, or
+    the branch with ``op_sharing='branch'``), ``preprocess1[source]`` and
+    ``preprocess0[source]`` per source of ``H(l-1)`` and ``H(l-2)``.
     """
 
     def __init__(self, layer, level, num_blocks, primitives, channels,
-                 widths, num_levels, norm_cfg):
+                 widths, num_levels, norm_cfg, op_sharing='edge'):
         super().__init__()
+        self.by_branch = op_sharing == 'branch'
         self.ops = nn.ModuleDict()
         for b in range(num_blocks):
-            for i in range(b + 2):
+            for slot in range(2 if self.by_branch else b + 2):
                 for name in primitives:
                     if name != ZERO_OP:
-                        self.ops[f'{b}_{i}_{name}'] = build_op(
+                        self.ops[f'{b}_{slot}_{name}'] = build_op(
                             name, channels, 1, norm_cfg)
-                if i < 2 and level > 0 and 'skip_connect' in primitives:
-                    self.ops[f'{b}_{i}_skip_connect_s2'] = build_op(
+                # a branch may read H(l-2)/H(l-1) (stride 2) from any slot
+                if (self.by_branch or slot < 2) and level > 0 and \
+                        'skip_connect' in primitives:
+                    self.ops[f'{b}_{slot}_skip_connect_s2'] = build_op(
                         'skip_connect', channels, 2, norm_cfg)
         # only the sources a valid path can bring here (at most one level
         # away for H(l-1), two for H(l-2))
@@ -94,8 +101,9 @@ class _BoundCell(CellLayers):
     def preprocess(self, which, in_channels, channels):
         return getattr(self.shared, f'preprocess{which}')[self.sources[which]]
 
-    def op(self, block, index, name, channels, stride):
-        key = f'{block}_{index}_{name}'
+    def op(self, block, branch, index, name, channels, stride):
+        slot = branch if self.shared.by_branch else index
+        key = f'{block}_{slot}_{name}'
         if stride == 1:
             return self.shared.ops[key]
         if name == 'skip_connect':
@@ -117,6 +125,8 @@ class AutoDeepLabOneShot(BaseModule):
             ``'none'`` is never built.
         filter_multiplier, in_channels, stem_channels, norm_cfg,
         out_indices, drop_path_prob, with_cp: as :class:`AutoDeepLabNet`.
+        op_sharing (str): ``'edge'``: one operator per (block, input,
+            primitive); ``'branch'``: per (block, branch, primitive).
         genotype (str | dict | Genotype, optional): activated at build.
         init_cfg (dict, optional): mmengine init config.
 
@@ -143,6 +153,7 @@ class AutoDeepLabOneShot(BaseModule):
                  out_indices=(2, -1),
                  drop_path_prob=0.0,
                  with_cp=False,
+                 op_sharing='edge',
                  genotype=None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -151,6 +162,9 @@ class AutoDeepLabOneShot(BaseModule):
                                      tuple(primitives))
         except GenotypeError as e:
             raise ValueError(f'AutoDeepLabOneShot: {e}') from None
+        if op_sharing not in ('edge', 'branch'):
+            raise ValueError(f'AutoDeepLabOneShot: op_sharing={op_sharing!r};'
+                             " expected 'edge' or 'branch'")
         levels = self.space.num_levels
         self.net_kwargs = dict(
             filter_multiplier=filter_multiplier, in_channels=in_channels,
@@ -166,7 +180,7 @@ class AutoDeepLabOneShot(BaseModule):
             str(level): OneShotCell(layer, level, num_blocks,
                                     self.space.primitives,
                                     filter_multiplier * 2**level, widths,
-                                    levels, norm_cfg)
+                                    levels, norm_cfg, op_sharing)
             for level in range(max_level(layer, levels) + 1)})
             for layer in range(num_layers))
         self.drop_path_progress = 1.
