@@ -36,37 +36,45 @@ def recalibrate_bn(model, batches):
 
 class GenotypeScorer:
     """``scorer(genotype) -> float``: ``metric`` of the genotype's network
-    in a search's trained model on the config's val set.
+    in a runner's trained model on its val loop.
 
     Args:
-        cfg (Config): the search's config (its dumped copy); not modified.
-        checkpoint (str): weights to load (read weights-only).
+        runner (Runner): holds the trained model and the val loop.
         calib_batches (int): training batches for the BN statistics.
         metric (str): the IoUMetric key (``'mIoU'``, ``'aAcc'``, ...).
 
     ``scorer(None)`` scores a supernet's mixed α/β as trained.
     """
 
-    def __init__(self, cfg, checkpoint, calib_batches=8, metric='mIoU'):
-        import copy
-
-        from mmengine.runner import Runner
-        self.metric, cfg = metric, copy.deepcopy(cfg)
-        self._tmp = tempfile.TemporaryDirectory()
-        cfg.work_dir = self._tmp.name  # the scoring's logs, not the search's
-        cfg.custom_hooks = []  # no genotype files, no checkpoints
-        cfg.default_hooks.pop('checkpoint', None)
-        cfg.load_from, cfg.resume = None, False
-        cfg.log_level = 'WARNING'
-        self.runner = runner = Runner.from_cfg(cfg)
-        runner.load_checkpoint(checkpoint, map_location='cpu')
-        loader = runner.build_dataloader(cfg.train_dataloader,
+    def __init__(self, runner, calib_batches=8, metric='mIoU'):
+        self.runner, self.metric, self._tmp = runner, metric, None
+        loader = runner.build_dataloader(runner.cfg.train_dataloader,
                                          seed=runner.seed)
         self.batches = []
         for batch in loader:
             if len(self.batches) >= calib_batches:
                 break
             self.batches.append(batch)
+
+    @classmethod
+    def from_checkpoint(cls, cfg, checkpoint, calib_batches=8,
+                        metric='mIoU'):
+        """A scorer of a search's config (its dumped copy; not modified)
+        and ``checkpoint`` (read weights-only), in a runner of its own."""
+        import copy
+
+        from mmengine.runner import Runner
+        cfg, tmp = copy.deepcopy(cfg), tempfile.TemporaryDirectory()
+        cfg.work_dir = tmp.name  # the scoring's logs, not the search's
+        cfg.custom_hooks = []  # no genotype files, no checkpoints
+        cfg.default_hooks.pop('checkpoint', None)
+        cfg.load_from, cfg.resume = None, False
+        cfg.log_level = 'WARNING'
+        runner = Runner.from_cfg(cfg)
+        runner.load_checkpoint(checkpoint, map_location='cpu')
+        scorer = cls(runner, calib_batches, metric)
+        scorer._tmp = tmp
+        return scorer
 
     @property
     def oneshot(self):
@@ -88,10 +96,16 @@ class GenotypeScorer:
                                                   supernet.num_levels))
 
     def __call__(self, genotype):
-        with self._network(genotype):
-            recalibrate_bn(self.runner.model, self.batches)
-            metrics = self.runner.val_loop.run()
+        logger, level = self.runner.logger, self.runner.logger.level
+        logger.setLevel('WARNING')  # no metric table per candidate
+        try:
+            with self._network(genotype):
+                recalibrate_bn(self.runner.model, self.batches)
+                metrics = self.runner.val_loop.run()
+        finally:
+            logger.setLevel(level)
         return float(metrics[self.metric])
 
     def close(self):
-        self._tmp.cleanup()
+        if self._tmp is not None:
+            self._tmp.cleanup()

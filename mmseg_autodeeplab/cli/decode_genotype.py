@@ -165,14 +165,21 @@ def render_config(genotype, args, source):
     from mmengine.config import Config
 
     from ..utils import find_project_config
+    from ..utils.configs import resolve_config
     if len(genotype.path) < 3:
         exit_with_error(
             f'{source}: the genotype has {len(genotype.path)} layers; the '
             'DeepLabv3+ decoder needs Cell_2 (at least 3)')
-    shipped = args.base or DATASETS[args.dataset]
-    base_path = find_project_config(shipped)
-    if base_path is None:
-        exit_with_error(f'cannot find the config {shipped}')
+    if args.base:
+        try:
+            base_path = resolve_config(args.base)
+        except FileNotFoundError as e:
+            exit_with_error(f'--base: {e}')
+    else:
+        base_path = find_project_config(DATASETS[args.dataset])
+        if base_path is None:
+            exit_with_error(f'cannot find the shipped config '
+                            f'{DATASETS[args.dataset]}')
     base = Config.fromfile(base_path)
     args.filter_multiplier = args.filter_multiplier or \
         base.model.backbone.filter_multiplier

@@ -45,7 +45,8 @@ def parse_args(argv=None):
 
 
 #: What a search leaves in its work_dir (checked before a new run starts).
-SEARCH_OUTPUTS = ('genotype.json', 'search_history.json', 'genotypes')
+SEARCH_OUTPUTS = ('genotype.json', 'search_history.json', 'genotypes',
+                  'evolution_state.json', 'pareto.json')
 
 
 def existing_search(work_dir):

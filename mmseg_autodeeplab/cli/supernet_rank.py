@@ -85,8 +85,8 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
     cfg = Config.fromfile(_work_dir_config(work_dir))
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    scorer = GenotypeScorer(cfg, _checkpoint(work_dir, checkpoint),
-                            calib_batches, metric)
+    scorer = GenotypeScorer.from_checkpoint(
+        cfg, _checkpoint(work_dir, checkpoint), calib_batches, metric)
     scores = {}
     try:
         for name, genotype in genotypes.items():

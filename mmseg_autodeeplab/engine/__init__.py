@@ -6,6 +6,7 @@ from .checkpoint_match_hook import CheckpointMatchHook
 from .drop_path_hook import DropPathScheduleHook
 from .genotype_hook import GenotypeHook
 from .optim_constructor import AutoDeepLabOptimWrapperConstructor
+from .oneshot_search_loop import OneShotSearchLoop
 from .search_loop import AutoDeepLabSearchLoop
 from .subnet_sampler_hook import SubnetSamplerHook
 
@@ -13,5 +14,6 @@ __all__ = [
     'AtomicCheckpointHook', 'AutoDeepLabOptimWrapperConstructor',
     'AutoDeepLabSearchLoop', 'CheckedIterBasedTrainLoop', 'CheckedTestLoop',
     'CheckedValLoop', 'CheckpointMatchHook', 'DropPathScheduleHook',
-    'GenotypeHook', 'SearchAmpOptimWrapper', 'SubnetSamplerHook'
+    'GenotypeHook', 'OneShotSearchLoop', 'SearchAmpOptimWrapper',
+    'SubnetSamplerHook'
 ]

@@ -25,7 +25,7 @@ for path in (REPO, osp.dirname(osp.abspath(__file__))):
         sys.path.insert(0, path)
 
 ONESHOT_CONFIG = osp.join(
-    REPO, 'configs', 'autodeeplab_oneshot',
+    REPO, 'configs', 'autodeeplab_search',
     'autodeeplab-oneshot_f8-l4_1xb4-3000i_demo-cityscapes-64x64.py')
 RETRAIN_CONFIG = osp.join(
     REPO, 'configs', 'search_vs_random',

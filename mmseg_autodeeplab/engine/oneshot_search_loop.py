@@ -1,0 +1,108 @@
+"""The one-shot search: single-path training, then SPOS's evolution."""
+import os.path as osp
+
+from mmengine.registry import LOOPS
+from mmengine.runner import IterBasedTrainLoop
+
+from ..utils.atomic import atomic_write_json
+
+#: what the search writes into the work_dir (tools/search.py's outputs)
+STATE_FILE, PARETO_FILE = 'evolution_state.json', 'pareto.json'
+#: the evolution's settings (mmrazor's SPOS names) and their defaults
+SEARCH_DEFAULTS = dict(num_candidates=20, top_k=5, num_mutation=8,
+                       num_crossover=8, mutate_prob=0.1, max_epochs=10,
+                       constraints_range=(0.9, 1.1), seed=0)
+
+
+@LOOPS.register_module()
+class OneShotSearchLoop(IterBasedTrainLoop):
+    """Train an :class:`AutoDeepLabOneShot` segmentor ``max_iters``
+    iterations (a :class:`SubnetSamplerHook` activates one genotype per
+    iteration), then search it: SPOS's evolution
+    (:func:`~mmseg_autodeeplab.search_space.evolution.evolution_search`),
+    each candidate scored with its inherited weights, BN statistics
+    re-estimated, on the val set (:class:`GenotypeScorer`).
+
+    Writes ``genotype.json`` (the best, with its score and cost),
+    ``pareto.json`` (score against cost over every scored candidate) and
+    ``evolution_state.json`` (resume: a killed search continues from it and
+    ends as an uninterrupted one would).
+
+    Args:
+        search (dict): the evolution's settings (:data:`SEARCH_DEFAULTS`
+            keys) plus ``calib_batches`` (8) and ``metric`` ('mIoU').
+        arch_cost (dict, optional): the paper search's ``arch_cost`` (a
+            cost table and ``target``); every candidate's cost is within
+            ``constraints_range`` of the target. None: unconstrained.
+        **kwargs: :class:`IterBasedTrainLoop` arguments.
+    """
+
+    def __init__(self, runner, dataloader, max_iters, search=None,
+                 arch_cost=None, **kwargs):
+        super().__init__(runner, dataloader, max_iters, **kwargs)
+        search = dict(search or {})
+        self.calib_batches = search.pop('calib_batches', 8)
+        self.metric = search.pop('metric', 'mIoU')
+        unknown = sorted(set(search) - set(SEARCH_DEFAULTS))
+        if unknown:
+            raise ValueError(f'train_cfg.search.{unknown[0]}: unknown key; '
+                             f'expected {", ".join(SEARCH_DEFAULTS)}, '
+                             'calib_batches, metric')
+        self.search_cfg = {**SEARCH_DEFAULTS, **search}
+        from .arch_cost_option import ArchCost
+        self.arch_cost = ArchCost.build(arch_cost)
+
+    def run(self):
+        model = super().run()
+        self.search()
+        return model
+
+    def _cost(self):
+        """``(cost_fn, target, record)`` of the constraint."""
+        if self.arch_cost is None:
+            return (lambda genotype: 1.0), 1.0, None
+        table = self.arch_cost.table
+        return table.predicted, self.arch_cost.target, dict(
+            kind=self.arch_cost.kind, target=self.arch_cost.target)
+
+    def search(self):
+        """The evolution over the trained one-shot; returns its result."""
+        from mmengine.dist import is_main_process
+
+        from ..oneshot_eval import GenotypeScorer
+        from ..search_space.evolution import evolution_search
+        runner, logger = self.runner, self.runner.logger
+        space = runner.model.backbone.space if not hasattr(
+            runner.model, 'module') else runner.model.module.backbone.space
+        scorer = GenotypeScorer(runner, self.calib_batches, self.metric)
+        cost_fn, target, record = self._cost()
+        total = self.search_cfg['num_candidates'] * \
+            self.search_cfg['max_epochs']
+
+        def progress(index, total_, genotype, score, cost):
+            logger.info(f'evolution [{index}/{total_}] {self.metric} '
+                        f'{score:.2f} cost {cost / 1e6:.2f}M path '
+                        f'{list(genotype.path)}')
+
+        logger.info(f'evolution: {total} candidates ('
+                    + ', '.join(f'{k}={v}' for k, v in
+                                self.search_cfg.items()) + ')')
+        result = evolution_search(
+            space, scorer, cost_fn, target, progress=progress,
+            state_file=osp.join(runner.work_dir, STATE_FILE),
+            **self.search_cfg)
+        best = result.top_k[0]
+        if is_main_process():
+            data = best.genotype.to_dict()
+            data['score'] = {self.metric: best.score}
+            if record:
+                data['cost'] = dict(record, predicted=best.cost)
+            atomic_write_json(osp.join(runner.work_dir, 'genotype.json'),
+                              data)
+            atomic_write_json(osp.join(runner.work_dir, PARETO_FILE), [
+                dict(score=c.score, cost=c.cost,
+                     genotype=c.genotype.to_dict()) for c in result.pareto])
+        logger.info(f'evolution: best {self.metric} {best.score:.2f} at '
+                    f'cost {best.cost / 1e6:.2f}M; pareto front of '
+                    f'{len(result.pareto)}; rejections {result.rejections}')
+        return result
