@@ -2,9 +2,9 @@
 import os.path as osp
 
 from mmengine.registry import LOOPS
-from mmengine.runner import IterBasedTrainLoop
 
 from ..utils.atomic import atomic_write_json
+from .checked_loops import CheckedIterBasedTrainLoop
 
 #: what the search writes into the work_dir (tools/search.py's outputs)
 STATE_FILE, PARETO_FILE = 'evolution_state.json', 'pareto.json'
@@ -15,7 +15,7 @@ SEARCH_DEFAULTS = dict(num_candidates=20, top_k=5, num_mutation=8,
 
 
 @LOOPS.register_module()
-class OneShotSearchLoop(IterBasedTrainLoop):
+class OneShotSearchLoop(CheckedIterBasedTrainLoop):
     """Train an :class:`AutoDeepLabOneShot` segmentor ``max_iters``
     iterations (a :class:`SubnetSamplerHook` activates one genotype per
     iteration), then search it: SPOS's evolution
@@ -35,6 +35,10 @@ class OneShotSearchLoop(IterBasedTrainLoop):
             cost table and ``target``); every candidate's cost is within
             ``constraints_range`` of the target. None: unconstrained.
         **kwargs: :class:`IterBasedTrainLoop` arguments.
+
+    Data and checkpoints are checked first, and ``--resume`` continues from
+    the intact checkpoint with the highest iteration
+    (:class:`CheckedIterBasedTrainLoop`).
     """
 
     def __init__(self, runner, dataloader, max_iters, search=None,

@@ -1,4 +1,5 @@
 """Single-path training of a one-shot network: one genotype per iteration."""
+import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -22,8 +23,10 @@ class SubnetSamplerHook(Hook):
         val_genotype (str, optional): genotype JSON validated and tested
             (default: the one active at the time).
 
-    The sampler's state and the active genotype go into every checkpoint as
-    plain data, so a resumed run draws what the uninterrupted one would.
+    The sampler's state, the active genotype and torch's RNG go into every
+    checkpoint as plain data: a resumed run draws what the uninterrupted one
+    would, and its first step (mmengine replays the skipped batches, and
+    with them the pipeline's numpy draws) runs with the same dropout RNG.
     """
     priority = 'NORMAL'
 
@@ -35,7 +38,7 @@ class SubnetSamplerHook(Hook):
                              f'expected one of {", ".join(kinds)}')
         self.kind, self.seed, self.val_genotype = kinds[sampler], seed, \
             val_genotype
-        self.sampler, self._loaded = None, None
+        self.sampler, self._loaded, self._rng = None, None, None
 
     def _build(self, runner):
         model = unwrap_model(runner.model)
@@ -56,6 +59,9 @@ class SubnetSamplerHook(Hook):
         self._build(runner)
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if self._rng is not None:  # the first step after a resume
+            torch.set_rng_state(self._rng)
+            self._rng = None
         self._activate(runner, self._build(runner).sample())
 
     def _before_eval(self, runner):
@@ -72,9 +78,11 @@ class SubnetSamplerHook(Hook):
         genotype = unwrap_model(runner.model).backbone.genotype
         checkpoint[STATE_KEY] = dict(
             state=self._build(runner).state_dict(),
-            genotype=None if genotype is None else genotype.to_dict())
+            genotype=None if genotype is None else genotype.to_dict(),
+            torch_rng=torch.get_rng_state())
 
     def after_load_checkpoint(self, runner, checkpoint):
         self._loaded, self.sampler = checkpoint.get(STATE_KEY), None
+        self._rng = (self._loaded or {}).get('torch_rng')
         if self._loaded and self._loaded['genotype'] is not None:
             self._activate(runner, self._loaded['genotype'])
