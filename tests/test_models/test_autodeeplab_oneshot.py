@@ -217,3 +217,23 @@ def test_forward_before_activate_is_one_line():
     one = AutoDeepLabOneShot(num_layers=3, num_blocks=2, **KW)
     with pytest.raises(RuntimeError, match='call activate'):
         one(torch.randn(1, 3, 16, 16))
+
+
+def test_branch_sharing_shares_an_operator_across_its_inputs():
+    one = AutoDeepLabOneShot(num_layers=4, num_blocks=5,
+                             op_sharing='branch', **KW)
+    edge = AutoDeepLabOneShot(num_layers=4, num_blocks=5, **KW)
+    cell = [((0, 'sep_conv_3x3'), (1, 'sep_conv_5x5'))] * 5
+    g = Genotype(CellGenotype(cell), (0, 0, 0, 0), SPACE4)
+    # block 3 (H4): its first branch on H1 instead of H(l-2), the second
+    # on H3 instead of H(l-1)
+    h = Genotype(CellGenotype(cell[:3] + [((2, 'sep_conv_3x3'),
+                                           (4, 'sep_conv_5x5'))] + cell[4:]),
+                 (0, 0, 0, 0), SPACE4)
+    for net, shared in ((one, True), (edge, False)):
+        a, b = net.build_subnet(g), net.build_subnet(h)
+        same = a.cells[1].ops[6][1].weight is b.cells[1].ops[6][1].weight
+        assert same is shared
+    # per (block, branch, op) instead of per (block, input, op)
+    assert sum(p.numel() for p in one.parameters()) < sum(
+        p.numel() for p in edge.parameters())
