@@ -46,7 +46,7 @@ def parse_args(argv=None):
 
 #: What a search leaves in its work_dir (checked before a new run starts).
 SEARCH_OUTPUTS = ('genotype.json', 'search_history.json', 'genotypes',
-                  'evolution_state.json', 'pareto.json')
+                  'evolution_state.json', 'pareto.json', 'pareto')
 
 
 def existing_search(work_dir):

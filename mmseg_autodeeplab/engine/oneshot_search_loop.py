@@ -24,7 +24,9 @@ class OneShotSearchLoop(CheckedIterBasedTrainLoop):
     re-estimated, on the val set (:class:`GenotypeScorer`).
 
     Writes ``genotype.json`` (the best, with its score and cost),
-    ``pareto.json`` (score against cost over every scored candidate) and
+    ``pareto.json`` (score against cost over every scored candidate; each
+    of its genotypes also as ``pareto/NN_<cost>M.json``, for
+    ``tools/decode_genotype.py``) and
     ``evolution_state.json`` (resume: a killed search continues from it and
     ends as an uninterrupted one would).
 
@@ -106,6 +108,9 @@ class OneShotSearchLoop(CheckedIterBasedTrainLoop):
             atomic_write_json(osp.join(runner.work_dir, PARETO_FILE), [
                 dict(score=c.score, cost=c.cost,
                      genotype=c.genotype.to_dict()) for c in result.pareto])
+            for i, c in enumerate(result.pareto):  # one decodable file each
+                c.genotype.save(osp.join(runner.work_dir, 'pareto',
+                                         f'{i:02d}_{c.cost / 1e6:.2f}M.json'))
         logger.info(f'evolution: best {self.metric} {best.score:.2f} at '
                     f'cost {best.cost / 1e6:.2f}M; pareto front of '
                     f'{len(result.pareto)}; rejections {result.rejections}')

@@ -222,7 +222,8 @@ def test_forward_before_activate_is_one_line():
 def test_branch_sharing_shares_an_operator_across_its_inputs():
     one = AutoDeepLabOneShot(num_layers=4, num_blocks=5,
                              op_sharing='branch', **KW)
-    edge = AutoDeepLabOneShot(num_layers=4, num_blocks=5, **KW)
+    edge = AutoDeepLabOneShot(num_layers=4, num_blocks=5, op_sharing='edge',
+                              **KW)
     cell = [((0, 'sep_conv_3x3'), (1, 'sep_conv_5x5'))] * 5
     g = Genotype(CellGenotype(cell), (0, 0, 0, 0), SPACE4)
     # block 3 (H4): its first branch on H1 instead of H(l-2), the second
