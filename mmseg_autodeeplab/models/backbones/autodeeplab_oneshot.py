@@ -126,9 +126,8 @@ class AutoDeepLabOneShot(BaseModule):
         filter_multiplier, in_channels, stem_channels, norm_cfg,
         out_indices, drop_path_prob, with_cp: as :class:`AutoDeepLabNet`.
         op_sharing (str): ``'branch'``: one operator per (block, branch,
-            primitive); ``'edge'``: per (block, input, primitive). Branch
-            sharing ranked the ground truth better in every seed measured
-            (docs/oneshot.md).
+            primitive); ``'edge'``: per (block, input, primitive) (the
+            two are compared in docs/oneshot.md).
         genotype (str | dict | Genotype, optional): activated at build.
         init_cfg (dict, optional): mmengine init config.
 
