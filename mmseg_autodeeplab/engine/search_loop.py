@@ -352,17 +352,17 @@ class AutoDeepLabSearchLoop(BaseLoop, SearchSteps):
         self._pending_rng = state['rng']
 
     def run(self):
-        self.runner.call_hook('before_train')
-        main = threading.current_thread() is threading.main_thread()
-        previous = {sig: signal.signal(sig, self._on_signal)
-                    for sig in (signal.SIGINT, signal.SIGTERM) if main}
-        try:
-            return self._run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            if self.threads is not None:
-                self.threads.close()
+        # registered among the searches sharing the cores for the run only
+        with self.threads or contextlib.nullcontext():
+            self.runner.call_hook('before_train')
+            main = threading.current_thread() is threading.main_thread()
+            previous = {sig: signal.signal(sig, self._on_signal)
+                        for sig in (signal.SIGINT, signal.SIGTERM) if main}
+            try:
+                return self._run()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
     def _validates_after(self, epoch):
         return (self.runner.val_loop is not None and epoch >= self.val_begin
