@@ -164,6 +164,11 @@ class SearchSteps:
         self.arch_noise = ArchNoise.build(arch_noise)
         self.op_dropout = OpDropout.build(op_dropout)
         self.arch_sampling = ArchSampling.build(arch_sampling)
+        if self.arch_noise and self.arch_sampling:
+            raise ValueError(
+                'train_cfg.arch_noise: not with arch_sampling, whose weight '
+                'step computes one architecture drawn from α, not α (the '
+                'noise would only move the draws); choose one of them')
         if self.arch_cost is not None:
             self.arch_cost.check_supernet(self.supernet)
 
