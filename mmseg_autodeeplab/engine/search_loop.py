@@ -36,6 +36,7 @@ from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
+from ..utils.checks import is_integer
 from ..utils.threads import set_cpu_threads
 from .amp import scale_loss
 from .arch_cost_option import ArchCost
@@ -92,8 +93,7 @@ def _epoch_iterator(loader, epoch, skip):
 
 def check_schedule(max_epochs, arch_start_epoch):
     """Raise a one-line ``ValueError`` unless α/β get updated at all."""
-    if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or \
-            max_epochs <= 0:
+    if not is_integer(max_epochs, 1):
         raise ValueError('train_cfg.max_epochs: expected a positive '
                          f'integer, got {max_epochs!r}')
     if not isinstance(arch_start_epoch, int) or not \

@@ -52,15 +52,13 @@ def _first_host(nodelist, env):
             out = subprocess.run(['scontrol', 'show', 'hostnames', nodelist],
                                  capture_output=True, text=True,
                                  timeout=SCONTROL_TIMEOUT_S)
+            if out.returncode == 0 and out.stdout.split():
+                return out.stdout.split()[0]
         except subprocess.TimeoutExpired:
-            raise LauncherError(
-                f'--launcher slurm: scontrol did not expand SLURM_NODELIST='
-                f'{nodelist!r} within {SCONTROL_TIMEOUT_S} s; set '
-                'MASTER_ADDR') from None
-        if out.returncode == 0 and out.stdout.split():
-            return out.stdout.split()[0]
+            pass
     raise LauncherError(f'--launcher slurm: cannot expand SLURM_NODELIST='
-                        f'{nodelist!r} without scontrol; set MASTER_ADDR')
+                        f'{nodelist!r} (scontrol missing, failed or silent '
+                        f'for {SCONTROL_TIMEOUT_S} s); set MASTER_ADDR')
 
 
 def launcher_env(launcher, environ=None):
@@ -119,20 +117,14 @@ def launcher_env(launcher, environ=None):
 
 
 def main_decides(work, what):
-    """Run ``work()`` on the run's main process alone, then give every rank
-    its outcome in one broadcast that each of them reaches (a rank deciding
-    by itself could skip a collective the others wait in).
-
-    Args:
-        work (Callable[[], Any]): the decision (locks, checks, deletions).
-        what (str): names the input in the line of a failure that is not
-            already one of ours (an ``OSError``: a path that is a file, a
-            folder without write permission).
+    """Run ``work()`` on the main process alone and give every rank its
+    outcome in one broadcast each of them reaches (a rank deciding alone
+    could skip a collective the others wait in).
 
     Raises:
-        ConfigError: on every rank, with the same line, when ``work``
-            failed; on the main process a failure that is neither a
-            ``ValueError`` nor an ``OSError`` (a bug) keeps its traceback.
+        ConfigError: on every rank, the same line, when ``work`` failed (an
+            ``OSError``'s named by ``what``); on the main process a failure
+            that is neither that nor a ``ValueError`` (a bug) is re-raised.
     """
     from mmengine.dist import broadcast_object_list, is_main_process
 

@@ -14,11 +14,14 @@ and is not used. No descriptor is held: forked DataLoader workers inherit
 nothing. A distributed run's ranks are pinned to one thread by mmengine
 (``OMP_NUM_THREADS``, as torchrun).
 """
+import contextlib
 import os
 import os.path as osp
 import tempfile
 
 import torch
+
+from .checks import is_integer
 
 
 def default_num_threads():
@@ -82,7 +85,8 @@ class SharedCores:
     def __exit__(self, *exc):
         """Unregister: the others take the cores at their next iteration."""
         if self.path is not None:
-            self._remove(self.path)
+            with contextlib.suppress(OSError):  # already gone
+                os.remove(self.path)
             self.path = None
 
     def running(self):
@@ -94,7 +98,8 @@ class SharedCores:
             return 1
         dead = [p for p in pids if p != os.getpid() and not _alive(p)]
         for pid in dead:
-            self._remove(osp.join(self.folder, str(pid)))
+            with contextlib.suppress(OSError):  # removed by another search
+                os.remove(osp.join(self.folder, str(pid)))
         return max(1, len(pids) - len(dead))
 
     def update(self):
@@ -111,13 +116,6 @@ class SharedCores:
             torch.set_num_threads(threads)
         return changed
 
-    @staticmethod
-    def _remove(path):
-        try:
-            os.remove(path)
-        except OSError:  # already gone
-            pass
-
 
 def set_cpu_threads(cpu_threads='auto', deterministic=False):
     """Set torch's CPU threads; return a :class:`SharedCores` (to enter for
@@ -131,8 +129,7 @@ def set_cpu_threads(cpu_threads='auto', deterministic=False):
     if torch.cuda.is_available():
         return None
     if cpu_threads != 'auto':
-        if not isinstance(cpu_threads, int) or \
-                isinstance(cpu_threads, bool) or cpu_threads <= 0:
+        if not is_integer(cpu_threads, 1):
             raise ValueError('train_cfg.cpu_threads: expected a positive '
                              f"integer or 'auto', got {cpu_threads!r}")
         torch.set_num_threads(cpu_threads)

@@ -298,9 +298,10 @@ def test_scontrol_that_does_not_answer_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv('PATH', f'{tmp_path}{os.pathsep}{os.environ["PATH"]}')
     monkeypatch.setattr(launcher, 'SCONTROL_TIMEOUT_S', 0.5, raising=False)
     env = dict(_task_env('slurm', 1, 29500), SLURM_NODELIST='node[1-2]')
-    with pytest.raises(LauncherError, match='^--launcher slurm: scontrol '
-                       "did not expand SLURM_NODELIST='node\\[1-2\\]' "
-                       'within 0.5 s; set MASTER_ADDR$'):
+    with pytest.raises(LauncherError, match='^--launcher slurm: cannot '
+                       "expand SLURM_NODELIST='node\\[1-2\\]' \\(scontrol "
+                       'missing, failed or silent for 0.5 s\\); set '
+                       'MASTER_ADDR$'):
         launcher_env('slurm', env)
     scontrol.write_text('#!/bin/sh\necho node1\necho node2\n')
     assert launcher_env('slurm', env)['master_addr'] == 'node1'
