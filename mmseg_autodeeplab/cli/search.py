@@ -58,16 +58,13 @@ def existing_search(work_dir):
     return found
 
 
-def clear_search_outputs(work_dir, launcher='none'):
+def clear_search_outputs(work_dir):
     """Delete a previous search's outputs (``--overwrite``); logs stay.
 
-    Only the run's rank 0 (:func:`~..utils.launcher.is_main`) deletes, and
-    only while it holds the work_dir's lock (:func:`own_work_dir`). A file
-    that is already gone (removed by someone else meanwhile) is skipped.
+    Called by the run's main process alone, while it holds the work_dir's
+    lock (:func:`own_work_dir`). A file that is already gone (removed by
+    someone else meanwhile) is skipped.
     """
-    from ..utils.launcher import is_main
-    if not is_main(launcher):
-        return
     for name in SEARCH_OUTPUTS + ('last_checkpoint', ):
         path = osp.join(work_dir, name)
         if osp.isdir(path):
@@ -110,35 +107,26 @@ def own_work_dir(cfg, owner, resume=False, overwrite=False):
     """Take ``cfg.work_dir`` for this run: its lock (held until ``owner``
     closes), the checks of what it holds and the ``--overwrite`` deletion.
 
-    Rank 0 of the run (launcher-aware) does all three; the other ranks wait
-    for its verdict (one broadcast every rank reaches), so no rank of a
-    refused run deletes or reads anything there, every rank stops with the
-    same line, and no rank starts before the deletion has finished.
+    The main process does all three; the other ranks wait for its verdict
+    (:func:`~..utils.launcher.main_decides`), so no rank of a refused run
+    deletes or reads anything there, every rank stops with the same line,
+    and no rank starts before the deletion has finished.
 
     Raises:
-        WorkDirBusy: another live run owns the work_dir (on every rank).
-        ConfigError: the work_dir's content is refused (on every rank).
+        ConfigError: the work_dir is owned by another live run, refused
+            for its content, or cannot be used (a file, no permission): one
+            line, on every rank.
     """
-    from ..utils import ConfigError, error_line
-    from ..utils.launcher import is_main
+    from ..utils.launcher import main_decides
     from ..utils.work_dir_lock import work_dir_lock
-    refused = None
-    if is_main(cfg.launcher):
-        try:
-            owner.enter_context(work_dir_lock(cfg.work_dir).acquire())
-            check_work_dir(cfg, resume, overwrite)
-            if overwrite and osp.isdir(cfg.work_dir):
-                clear_search_outputs(cfg.work_dir, cfg.launcher)
-        except Exception as e:  # any failure: the others must hear of it
-            refused = e
-    verdict = [None if refused is None else error_line(refused)]
-    if cfg.launcher != 'none':
-        from mmengine.dist import broadcast_object_list
-        broadcast_object_list(verdict, src=0)  # no-op in a 1-process run
-    if refused is not None:
-        raise refused
-    if verdict[0] is not None:
-        raise ConfigError(verdict[0])
+
+    def take():
+        owner.enter_context(work_dir_lock(cfg.work_dir).acquire())
+        check_work_dir(cfg, resume, overwrite)
+        if overwrite and osp.isdir(cfg.work_dir):
+            clear_search_outputs(cfg.work_dir)
+
+    main_decides(take, f'work_dir {cfg.work_dir!r}')
 
 
 def enable_amp(cfg):
@@ -180,8 +168,8 @@ def load_search_cfg(config, cfg_options=None, work_dir=None, resume=False,
             deletion, by rank 0 only).
 
     Raises:
-        ConfigError: with a one-line message on bad input.
-        WorkDirBusy: another live run owns the work_dir.
+        ConfigError: with a one-line message on bad input (another live
+            run owning the work_dir included).
     """
     from mmengine.config import Config
 
@@ -280,7 +268,8 @@ def start_process_group(cfg):
 
     Raises:
         LauncherError: the launcher's variables are incomplete, or this
-            rank could not join the others within ``dist_cfg.timeout``.
+            rank could not join the others within ``dist_cfg.timeout``
+            (with CUDA too).
     """
     import datetime
 
@@ -292,21 +281,22 @@ def start_process_group(cfg):
         return
     layout = launcher_env(cfg.launcher)
     dist_cfg = dict(cfg.get('env_cfg', {}).get('dist_cfg', {}))
-    if torch.cuda.is_available():
-        from mmengine.dist import init_dist
-        init_dist(cfg.launcher, **dist_cfg)
-        return
-    os.environ.update(
-        RANK=str(layout['rank']), WORLD_SIZE=str(layout['world_size']),
-        LOCAL_RANK=str(layout['local_rank']),
-        MASTER_ADDR=layout['master_addr'],
-        MASTER_PORT=str(layout['master_port']))
-    timeout = dist_cfg.get('timeout')
-    kwargs = {} if timeout is None else dict(
-        timeout=datetime.timedelta(seconds=timeout))
     try:
-        torch_dist.init_process_group(
-            backend=dist_cfg.get('backend', 'gloo'), **kwargs)
+        if torch.cuda.is_available():
+            from mmengine.dist import init_dist
+            init_dist(cfg.launcher, **dist_cfg)
+        else:
+            os.environ.update(
+                RANK=str(layout['rank']),
+                WORLD_SIZE=str(layout['world_size']),
+                LOCAL_RANK=str(layout['local_rank']),
+                MASTER_ADDR=layout['master_addr'],
+                MASTER_PORT=str(layout['master_port']))
+            timeout = dist_cfg.get('timeout')
+            torch_dist.init_process_group(
+                backend=dist_cfg.get('backend', 'gloo'),
+                **({} if timeout is None else dict(
+                    timeout=datetime.timedelta(seconds=timeout))))
     except (RuntimeError, TimeoutError) as e:  # DistStoreError, refused
         detail = (str(e).strip().splitlines() or [''])[0]
         raise LauncherError(

@@ -118,6 +118,21 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.comparison.endswith('.json') and not args.out:
         p.error('--out is needed when COMPARISON is a .json file')
+    if not osp.isdir(args.work_dir):
+        exit_with_error(f'{args.work_dir}: no such search work_dir')
+    res_path = args.comparison if args.comparison.endswith('.json') else \
+        osp.join(args.comparison, 'results.json')
+
+    def comparison():
+        try:
+            with open(res_path, encoding='utf-8') as f:
+                results = json.load(f)
+            return results, results['summary']['genotypes']
+        except (OSError, ValueError, KeyError) as e:
+            exit_with_error(f'{res_path}: not a finished comparison ({e})')
+
+    comparison()  # every input checked before --out is made or locked
+    checkpoint = _checkpoint(args.work_dir, args.checkpoint)
     out = args.out or args.comparison
     from ..utils.work_dir_lock import WorkDirBusy, work_dir_lock
     try:  # one writer of the folder; a comparison still running refuses
@@ -125,18 +140,8 @@ def main(argv=None):
     except WorkDirBusy as e:
         exit_with_error(e)
     # held until this function returns (OutputLock.__del__ releases it on
-    # an early exit too)
-    if not osp.isdir(args.work_dir):
-        exit_with_error(f'{args.work_dir}: no such search work_dir')
-    res_path = args.comparison if args.comparison.endswith('.json') else \
-        osp.join(args.comparison, 'results.json')
-    try:
-        with open(res_path, encoding='utf-8') as f:
-            results = json.load(f)
-        summary = results['summary']['genotypes']
-    except (OSError, ValueError, KeyError) as e:
-        exit_with_error(f'{res_path}: not a finished comparison ({e})')
-    checkpoint = _checkpoint(args.work_dir, args.checkpoint)
+    # an early exit too); the comparison read again under it
+    results, summary = comparison()
     from mmseg.utils import register_all_modules
 
     from ..search_space import Genotype

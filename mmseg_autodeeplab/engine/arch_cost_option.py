@@ -127,29 +127,16 @@ def ensure_table(path, spec, kind):
     """Make table ``path`` if it is missing, once for the whole run.
 
     The main process alone looks and builds; every rank, whatever it would
-    find on disk, then reaches the same one broadcast of the outcome (a
-    rank deciding by itself could skip a collective the others wait in),
-    and a failed build stops every rank with the same line.
+    find on disk, then hears the same outcome
+    (:func:`~..utils.launcher.main_decides`), and a failed build stops every
+    rank with the same line.
     """
-    from mmengine.dist import broadcast_object_list
     from mmengine.logging import print_log
 
-    from ..utils import error_line
-    from ..utils.launcher import is_main
-    failure = None
-    if is_main():
-        try:
-            _build_if_missing(path, spec, kind, functools.partial(
-                print_log, logger='current'))
-        except Exception as e:  # any failure: the others must hear of it
-            failure = e
-    outcome = [None if failure is None else error_line(failure)]
-    broadcast_object_list(outcome, src=0)  # no-op without a process group
-    if failure is not None:
-        raise failure
-    if outcome[0] is not None:
-        raise ValueError(f'arch_cost.table: the main process could not '
-                         f'build {path}: {outcome[0]}')
+    from ..utils.launcher import main_decides
+    log = functools.partial(print_log, logger='current')
+    main_decides(lambda: _build_if_missing(path, spec, kind, log),
+                 f'arch_cost.table: cannot build {path}')
 
 
 class ArchCost:

@@ -5,13 +5,13 @@ import glob
 import os
 import os.path as osp
 
+from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 
 from ..utils.checkpoint import (DIGEST_SUFFIX, from_plain, record_digest,
                                 to_plain)
 from ..utils.errors import exit_with_error
-from ..utils.launcher import is_main
 
 
 def remove_stale_files(folder):
@@ -75,7 +75,7 @@ class AtomicCheckpointHook(CheckpointHook):
 
     def before_run(self, runner):
         super().before_run(runner)
-        if is_main():
+        if is_main_process():
             # out_dir: None unless configured (mmengine sets it later)
             for folder in filter(None, {runner.work_dir, self.out_dir}):
                 removed = remove_stale_files(folder)
@@ -108,11 +108,11 @@ class AtomicCheckpointHook(CheckpointHook):
             with exit_on_write_failure(final):
                 try:
                     save(out_dir, osp.basename(tmp), *args, **kwargs)
-                    if is_main():
+                    if is_main_process():
                         record_digest(tmp, final, runner.iter)
                         os.replace(tmp, final)
                 except (OSError, RuntimeError):
-                    if is_main() and osp.exists(tmp):
+                    if is_main_process() and osp.exists(tmp):
                         os.remove(tmp)
                     raise
 
@@ -121,7 +121,7 @@ class AtomicCheckpointHook(CheckpointHook):
             yield
         finally:
             del runner.save_checkpoint
-        if is_main():
+        if is_main_process():
             # mmengine deletes checkpoints beyond max_keep_ckpts (and the
             # previous best): drop their digest records too
             remove_stale_files(self.out_dir)

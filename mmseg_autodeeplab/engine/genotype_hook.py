@@ -3,6 +3,7 @@ import json
 import os.path as osp
 
 import torch
+from mmengine.dist import is_main_process, master_only
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
@@ -11,7 +12,6 @@ from ..arch_cost import format_cost
 from ..search_space import decode_genotype
 from ..search_space.decode import arch_entropies
 from ..utils import atomic_write_json
-from ..utils.launcher import is_main
 from .atomic_checkpoint_hook import exit_on_write_failure, remove_stale_files
 from .utils import find_supernet
 
@@ -53,7 +53,7 @@ class GenotypeHook(Hook):
         self._history = []
 
     def before_train(self, runner):
-        if is_main():  # leftovers of a killed write
+        if is_main_process():  # leftovers of a killed write
             remove_stale_files(osp.join(runner.work_dir, 'genotypes'))
         path = osp.join(runner.work_dir, 'search_history.json')
         if osp.isfile(path) and runner.iter > 0:  # resumed: keep history
@@ -115,9 +115,8 @@ class GenotypeHook(Hook):
         with exit_on_write_failure(runner.work_dir):
             self._write(runner, genotype, summary, cost, metrics)
 
+    @master_only  # rank 0 alone writes the files
     def _write(self, runner, genotype, summary, cost, metrics):
-        if not is_main():  # rank 0 alone writes the files
-            return
         loop = runner.train_loop
         epoch = runner.iter // loop.iters_per_epoch
         data = genotype.to_dict()

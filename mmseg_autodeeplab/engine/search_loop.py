@@ -36,6 +36,7 @@ from mmengine.logging import print_log
 from mmengine.registry import LOOPS
 from mmengine.runner import BaseLoop
 
+from ..utils.checks import is_integer
 from ..utils.threads import set_cpu_threads
 from .amp import scale_loss
 from .arch_cost_option import ArchCost
@@ -92,8 +93,7 @@ def _epoch_iterator(loader, epoch, skip):
 
 def check_schedule(max_epochs, arch_start_epoch):
     """Raise a one-line ``ValueError`` unless α/β get updated at all."""
-    if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or \
-            max_epochs <= 0:
+    if not is_integer(max_epochs, 1):
         raise ValueError('train_cfg.max_epochs: expected a positive '
                          f'integer, got {max_epochs!r}')
     if not isinstance(arch_start_epoch, int) or not \
@@ -164,6 +164,11 @@ class SearchSteps:
         self.arch_noise = ArchNoise.build(arch_noise)
         self.op_dropout = OpDropout.build(op_dropout)
         self.arch_sampling = ArchSampling.build(arch_sampling)
+        if self.arch_noise and self.arch_sampling:
+            raise ValueError(
+                'train_cfg.arch_noise: not with arch_sampling, whose weight '
+                'step computes one architecture drawn from α, not α (the '
+                'noise would only move the draws); choose one of them')
         if self.arch_cost is not None:
             self.arch_cost.check_supernet(self.supernet)
 
@@ -352,17 +357,17 @@ class AutoDeepLabSearchLoop(BaseLoop, SearchSteps):
         self._pending_rng = state['rng']
 
     def run(self):
-        self.runner.call_hook('before_train')
-        main = threading.current_thread() is threading.main_thread()
-        previous = {sig: signal.signal(sig, self._on_signal)
-                    for sig in (signal.SIGINT, signal.SIGTERM) if main}
-        try:
-            return self._run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            if self.threads is not None:
-                self.threads.close()
+        # registered among the searches sharing the cores for the run only
+        with self.threads or contextlib.nullcontext():
+            self.runner.call_hook('before_train')
+            main = threading.current_thread() is threading.main_thread()
+            previous = {sig: signal.signal(sig, self._on_signal)
+                        for sig in (signal.SIGINT, signal.SIGTERM) if main}
+            try:
+                return self._run()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
     def _validates_after(self, epoch):
         return (self.runner.val_loop is not None and epoch >= self.val_begin

@@ -86,19 +86,6 @@ def _as_tensor(x, name, ndim):
     return x
 
 
-def path_log_score(probs, path, path_prior='none'):
-    """Log score of ``path`` (a level per layer) under normalised β
-    ``probs``: ``sum log p`` (prior ``'none'``) or ``sum log(n_out * p)``
-    (``'uniform'``)."""
-    probs = _with_prior(_as_tensor(probs, 'probs', 3), path_prior)
-    src, total = 0, 0.0
-    for layer, dst in enumerate(path):
-        p = probs[layer, src, dst - src + 1].item()
-        total += math.log(p) if p > 0 else -math.inf
-        src = dst
-    return total
-
-
 def decode_cell(alphas, primitives=PRIMITIVES):
     """Greedy cell decode of raw α ``(E, P)`` (columns named by
     ``primitives``) into a :class:`CellGenotype`.

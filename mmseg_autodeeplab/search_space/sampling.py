@@ -67,12 +67,6 @@ def _gumbel_top(rng, log_w, k):
     return sorted(np.argsort(-keys, kind='stable')[:k].tolist())
 
 
-def _log_softmax(x):
-    x = np.asarray(x, float)
-    x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
-
-
 def sample_genotype_from(rng, alphas, betas, space, temperature=1.0):
     """A genotype drawn from α/β (GDAS-style sampling of one architecture).
 
@@ -95,11 +89,11 @@ def sample_genotype_from(rng, alphas, betas, space, temperature=1.0):
         Genotype
     """
     import torch
-    alphas = np.asarray(torch.as_tensor(alphas).detach().double().cpu())
+    alphas = torch.as_tensor(alphas).detach().double().cpu()
     betas = torch.as_tensor(betas).detach().double().cpu()
     primitives = tuple(space.primitives)
     nonzero = [k for k, p in enumerate(primitives) if p != ZERO_OP]
-    logp = _log_softmax(alphas)[:, nonzero]
+    logp = torch.log_softmax(alphas, -1)[:, nonzero].numpy()
     blocks = []
     for b in range(space.num_blocks):
         rows = logp[num_edges(b):num_edges(b + 1)]
@@ -135,11 +129,15 @@ def genotype_log_prob(genotype, alphas, betas, temperature=1.0):
     for b, block in enumerate(genotype.cell.blocks):
         rows = logp[num_edges(b):num_edges(b + 1)]
         # the unordered pair under Plackett-Luce (Gumbel top-2):
-        # p_i p_j / (1 - p_i) + p_j p_i / (1 - p_j)
-        edge = torch.softmax(rows.max(-1).values / temperature, -1)
+        # p_i p_j / (1 - p_i) + p_j p_i / (1 - p_j), in log space with
+        # log(1 - p_k) the others' log-mass: finite when one edge dominates
+        # and p_k rounds to 1 (a low temperature)
+        edge = torch.log_softmax(rows.max(-1).values / temperature, -1)
         (i, op_i), (j, op_j) = block
-        p_i, p_j = edge[i], edge[j]
-        total = total + torch.log(p_i * p_j * (1 / (1 - p_i) + 1 / (1 - p_j)))
+        rest = [torch.logsumexp(edge[torch.arange(len(edge)) != k], 0)
+                for k in (i, j)]
+        total = total + edge[i] + edge[j] + torch.logaddexp(-rest[0],
+                                                            -rest[1])
         for k, op in ((i, op_i), (j, op_j)):
             col = nonzero.index(space.primitives.index(op))
             total = total + torch.log_softmax(rows[k] / temperature, -1)[col]

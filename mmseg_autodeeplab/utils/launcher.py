@@ -1,14 +1,13 @@
-"""Which process of a run this is, under each launcher mmengine knows
-(``--launcher none|pytorch|slurm|mpi``).
+"""A run's layout under each launcher mmengine knows (``--launcher
+none|pytorch|slurm|mpi``), and the main process's decisions for the run.
 
-Why one place: the decisions taken before the process group exists (the
-work_dir's lock, the ``--overwrite`` deletion) and those taken after it (the
-hooks that write files) must agree on which process is rank 0. The variable
-that says so depends on the launcher: torchrun sets ``RANK``, srun
-``SLURM_PROCID``, mpirun ``OMPI_COMM_WORLD_RANK``; mmengine copies them into
-``RANK`` only inside ``init_dist``. Without a launcher this process is rank
-0 whatever a stray ``RANK`` in the environment says. Standard library only:
-tools read it before importing torch.
+The variables that give a rank depend on the launcher: torchrun sets
+``RANK``, srun ``SLURM_PROCID``, mpirun ``OMPI_COMM_WORLD_RANK``; mmengine
+copies them into ``RANK`` only inside ``init_dist``. They are read once, to
+join the process group; every "rank 0 only" decision is taken after that,
+by mmengine's ``is_main_process`` (without a launcher this process is rank
+0, whatever a stray ``RANK`` in the environment says). Standard library at
+import: tools read it before importing torch.
 """
 import os
 import shutil
@@ -28,6 +27,8 @@ STARTED_BY = dict(pytorch='torchrun (tools/dist_search.sh)', slurm='srun',
 RANK_KEY = dict(pytorch='RANK', slurm='SLURM_PROCID',
                 mpi='OMPI_COMM_WORLD_RANK')
 LAUNCHERS = ('none', ) + tuple(REQUIRED)
+#: seconds ``scontrol show hostnames`` may take
+SCONTROL_TIMEOUT_S = 30
 
 
 class LauncherError(ValueError):
@@ -47,12 +48,17 @@ def _first_host(nodelist, env):
     if '[' not in nodelist:
         return nodelist.split(',')[0]
     if shutil.which('scontrol'):
-        out = subprocess.run(['scontrol', 'show', 'hostnames', nodelist],
-                             capture_output=True, text=True)
-        if out.returncode == 0 and out.stdout.split():
-            return out.stdout.split()[0]
+        try:  # a slurmctld that does not answer must not hang the start
+            out = subprocess.run(['scontrol', 'show', 'hostnames', nodelist],
+                                 capture_output=True, text=True,
+                                 timeout=SCONTROL_TIMEOUT_S)
+            if out.returncode == 0 and out.stdout.split():
+                return out.stdout.split()[0]
+        except subprocess.TimeoutExpired:
+            pass
     raise LauncherError(f'--launcher slurm: cannot expand SLURM_NODELIST='
-                        f'{nodelist!r} without scontrol; set MASTER_ADDR')
+                        f'{nodelist!r} (scontrol missing, failed or silent '
+                        f'for {SCONTROL_TIMEOUT_S} s); set MASTER_ADDR')
 
 
 def launcher_env(launcher, environ=None):
@@ -110,17 +116,30 @@ def launcher_env(launcher, environ=None):
     return layout
 
 
-def global_rank(launcher='none'):
-    """This process's rank in its run: the process group's once it is
-    initialised, before that the launcher's variable (``'none'``: 0)."""
-    import sys
-    dist = sys.modules.get('torch.distributed')  # not imported: no group
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return launcher_env(launcher)['rank']
+def main_decides(work, what):
+    """Run ``work()`` on the main process alone and give every rank its
+    outcome in one broadcast each of them reaches (a rank deciding alone
+    could skip a collective the others wait in).
 
+    Raises:
+        ConfigError: on every rank, the same line, when ``work`` failed (an
+            ``OSError``'s named by ``what``); on the main process a failure
+            that is neither that nor a ``ValueError`` (a bug) is re-raised.
+    """
+    from mmengine.dist import broadcast_object_list, is_main_process
 
-def is_main(launcher='none'):
-    """Whether this process takes the run's "rank 0 only" decisions: the
-    work_dir's lock, the ``--overwrite`` deletion, the files hooks write."""
-    return global_rank(launcher) == 0
+    from .checks import ConfigError
+    from .errors import error_line
+    failure, line = None, [None]
+    if is_main_process():
+        try:
+            work()
+        except Exception as e:  # any failure: the others must hear of it
+            failure = e
+            line[0] = error_line(e) if isinstance(e, ValueError) else \
+                f'{what}: {error_line(e)}'
+    broadcast_object_list(line, src=0)  # no-op without a process group
+    if failure is not None and not isinstance(failure, (ValueError, OSError)):
+        raise failure
+    if line[0] is not None:
+        raise ConfigError(line[0])

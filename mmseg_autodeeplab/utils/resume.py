@@ -4,6 +4,7 @@ import os.path as osp
 
 from .checkpoint import (DIGEST_SUFFIX, CheckpointError, safe_load_checkpoint,
                          verify_checkpoint)
+from .checks import is_integer
 
 
 def _iteration(path):
@@ -11,8 +12,7 @@ def _iteration(path):
     ckpt = safe_load_checkpoint(path, verify=False, mmap=True)
     meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
     it = meta.get('iter') if isinstance(meta, dict) else None
-    if not isinstance(it, int) or isinstance(it, bool) or \
-            not isinstance(ckpt.get('state_dict'), dict):
+    if not is_integer(it) or not isinstance(ckpt.get('state_dict'), dict):
         raise CheckpointError(f'{path}: not a training checkpoint (no '
                               'state_dict or meta.iter)')
     return it

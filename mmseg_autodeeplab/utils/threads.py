@@ -4,18 +4,24 @@ running on this machine.
 Why: torch's OpenMP threads spin while they wait for each other, so two
 torch processes with as many threads as cores each spin on a core the other
 needs (measured: docs/benchmarks.md). So every search registers itself (an
-empty file named by its pid, in one folder per host) and uses ``cores //
-searches running``, and no more than the cores that other processes leave
-free (the 1-minute load average less its own threads: a test run beside a
-search counts too), re-read before each iteration. No descriptor is held:
-forked DataLoader workers inherit nothing. A distributed run's ranks are
-pinned to one thread by mmengine (``OMP_NUM_THREADS``, as torchrun).
+empty file named by its pid, in one folder per host) for as long as it runs
+and uses ``cores // searches running`` of its affinity mask, re-read before
+each iteration. When the mask holds every core of the machine, no more than
+the cores other processes leave free (the 1-minute load average less its own
+threads: a test run beside a search counts too); inside a smaller mask (a
+cpuset, a container) the machine-wide load cannot say which cores are busy,
+and is not used. No descriptor is held: forked DataLoader workers inherit
+nothing. A distributed run's ranks are pinned to one thread by mmengine
+(``OMP_NUM_THREADS``, as torchrun).
 """
+import contextlib
 import os
 import os.path as osp
 import tempfile
 
 import torch
+
+from .checks import is_integer
 
 
 def default_num_threads():
@@ -54,18 +60,33 @@ class SharedCores:
     """This process's share of ``cores`` among the searches registered in
     ``folder`` (default: one in the system's temporary directory), within
     the cores that other processes leave free (``load``: the load average).
+
+    Registered while used as a context manager: the registration lasts
+    exactly as long as the work it announces, whatever ends that work.
     """
 
     def __init__(self, folder=None, cores=None, load=None):
         self.folder = folder or osp.join(tempfile.gettempdir(),
                                          'mmseg_autodeeplab-searches')
         self.cores = cores or default_num_threads()
-        self.path = osp.join(self.folder, str(os.getpid()))
-        self.threads, self.load = None, load or load_average
+        self.path, self.threads, self.load = None, None, load or load_average
+
+    def __enter__(self):
+        path = osp.join(self.folder, str(os.getpid()))
         try:
             os.makedirs(self.folder, exist_ok=True)
-            open(self.path, 'w').close()
+            open(path, 'w').close()
+            self.path = path
         except OSError:  # no shared folder: this search counts alone
+            pass
+        self.update()
+        return self
+
+    def __exit__(self, *exc):
+        """Unregister: the others take the cores at their next iteration."""
+        if self.path is not None:
+            with contextlib.suppress(OSError):  # already gone
+                os.remove(self.path)
             self.path = None
 
     def running(self):
@@ -77,37 +98,29 @@ class SharedCores:
             return 1
         dead = [p for p in pids if p != os.getpid() and not _alive(p)]
         for pid in dead:
-            self._remove(osp.join(self.folder, str(pid)))
+            with contextlib.suppress(OSError):  # removed by another search
+                os.remove(osp.join(self.folder, str(pid)))
         return max(1, len(pids) - len(dead))
 
     def update(self):
         """Set torch's threads to this search's share; True if it changed."""
-        # the load counts this search's own threads while they run
-        others = round(max(0.0, self.load() - (self.threads or 0)))
-        free = (os.cpu_count() or self.cores) - others
-        threads = max(1, min(self.cores // self.running(), free))
+        threads = self.cores // self.running()
+        mask = default_num_threads()
+        if mask >= (os.cpu_count() or mask):  # the load's cores are ours
+            # the load counts this search's own threads while they run
+            others = round(max(0.0, self.load() - (self.threads or 0)))
+            threads = min(threads, mask - others)
+        threads = max(1, threads)
         changed, self.threads = threads != self.threads, threads
         if changed:
             torch.set_num_threads(threads)
         return changed
 
-    def close(self):
-        """Unregister: the others take the cores at their next iteration."""
-        if self.path is not None:
-            self._remove(self.path)
-            self.path = None
-
-    @staticmethod
-    def _remove(path):
-        try:
-            os.remove(path)
-        except OSError:  # already gone
-            pass
-
 
 def set_cpu_threads(cpu_threads='auto', deterministic=False):
-    """Set torch's CPU threads; return a :class:`SharedCores` when they
-    follow the searches running on this host (else None).
+    """Set torch's CPU threads; return a :class:`SharedCores` (to enter for
+    the search's run) when they follow the searches running on this host
+    (else None).
 
     An integer ``cpu_threads`` pins the count, as do ``OMP_NUM_THREADS`` and
     ``deterministic`` (a count that follows other processes would make a
@@ -116,8 +129,7 @@ def set_cpu_threads(cpu_threads='auto', deterministic=False):
     if torch.cuda.is_available():
         return None
     if cpu_threads != 'auto':
-        if not isinstance(cpu_threads, int) or \
-                isinstance(cpu_threads, bool) or cpu_threads <= 0:
+        if not is_integer(cpu_threads, 1):
             raise ValueError('train_cfg.cpu_threads: expected a positive '
                              f"integer or 'auto', got {cpu_threads!r}")
         torch.set_num_threads(cpu_threads)
@@ -126,6 +138,4 @@ def set_cpu_threads(cpu_threads='auto', deterministic=False):
     if user_num_threads() or deterministic or threads <= 1:
         torch.set_num_threads(threads)
         return None
-    shared = SharedCores(cores=threads)
-    shared.update()
-    return shared
+    return SharedCores(cores=threads)

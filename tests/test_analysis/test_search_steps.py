@@ -1,13 +1,10 @@
 """The benchmark times the search's own steps: one SearchSteps serves the
 loop and tools/analysis/benchmark_search.py, so the two cannot drift."""
 import os.path as osp
-from unittest import mock
-
 import pytest
 import torch
 from benchmark_search import parse_args, search_steps
 
-from mmseg_autodeeplab.engine import AutoDeepLabSearchLoop
 from mmseg_autodeeplab.engine.amp import SearchAmpOptimWrapper
 from mmseg_autodeeplab.engine.search_loop import SearchSteps
 
@@ -15,28 +12,62 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 ROBUST = osp.join('configs', 'autodeeplab_search', 'autodeeplab-search-'
                   'robust_f4-l4_1xb2-30e_demo-cityscapes-64x64.py')
+SAMPLED = ROBUST.replace('robust', 'sampled')
 
 
-def test_the_loop_runs_the_shared_steps_unchanged():
-    assert issubclass(AutoDeepLabSearchLoop, SearchSteps)
-    for name in ('weight_step', 'arch_step'):
-        assert getattr(AutoDeepLabSearchLoop, name) is \
-            getattr(SearchSteps, name), f'the loop overrides {name}'
-    # run_iter: the weight step on the trainA batch at the search's
-    # progress, then the α/β step on the next trainB batch
-    loop = object.__new__(AutoDeepLabSearchLoop)
-    loop._runner, loop.threads, loop._stop_signal = mock.Mock(), None, None
-    loop._iter, loop.max_iters, loop.arch_start_iter = 3, 4, 0
-    loop._arch_stop_iter, loop.iters_per_epoch = None, 10
-    loop._next_arch_batch = lambda: 'trainB batch'
-    calls = []
-    loop.weight_step = lambda batch, progress: calls.append(
-        ('weights', batch, progress)) or {}
-    loop.arch_step = lambda batch, progress: calls.append(
-        ('arch', batch, progress)) or {}
-    loop.run_iter(3, 'trainA batch')
-    assert calls == [('weights', 'trainA batch', 0.75),
-                     ('arch', 'trainB batch', 0.75)]
+def test_the_loop_and_the_benchmark_take_the_same_steps(
+        tmp_path, tiny_cityscapes, tiny_cfg):
+    """A weight step and an α/β step of the loop the Runner builds from a
+    config, and of the benchmark's steps built from the same config, from
+    the same weights on the same batches, leave the same weights, BN
+    statistics and α/β (a drift in an optimizer setting, a remedy or the
+    data preprocessing would not)."""
+    from mmengine.runner import Runner
+    cfg = tiny_cfg(tiny_cityscapes, str(tmp_path / 'w'),
+                   **{'train_cfg.cpu_threads': 1})
+    runner = Runner.from_cfg(cfg)
+    # what Runner.train builds before it runs the loop
+    loop = runner._train_loop = runner.build_train_loop(runner._train_loop)
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    cfg.dump(str(tmp_path / 'config.py'))
+    bench, batch_a, batch_b = search_steps(parse_args([
+        '--config', str(tmp_path / 'config.py'), '--crop', '64x64']),
+        'fused', 'cpu')
+    bench.model.load_state_dict(runner.model.state_dict())
+    before = {k: v.clone() for k, v in bench.model.state_dict().items()}
+    for steps in (loop, bench):
+        steps.model.train()
+        torch.manual_seed(0)
+        steps.weight_step(batch_a, 0.5)
+        steps.arch_step(batch_b, 0.5)
+    ran, timed = runner.model.state_dict(), bench.model.state_dict()
+    assert ran.keys() == timed.keys() == before.keys()
+    assert all(torch.equal(ran[k], timed[k]) for k in ran)
+    assert not torch.equal(timed['backbone.alphas'], before['backbone.alphas'])
+    assert not torch.equal(timed['backbone.stem.0.weight'],
+                           before['backbone.stem.0.weight'])
+
+
+@pytest.mark.parametrize('arch_step', ['reinforce', 'mixed'])
+def test_the_sampled_config_runs_the_arch_step_it_names(arch_step,
+                                                        monkeypatch):
+    """``arch_sampling.arch_step='reinforce'``: the α/β step computes two
+    drawn architectures without gradients (REINFORCE); ``'mixed'``: the
+    mixture, with gradients. The supernet's forwards tell them apart."""
+    args = parse_args(['--config', SAMPLED, '--crop', '33x33',
+                       '--filter-multiplier', '2', '--num-layers', '3'])
+    steps, _, batch_b = search_steps(args, 'fused', 'cpu')
+    steps.arch_sampling.arch_step = arch_step
+    net, forwards = steps.supernet, []
+    forward = net.forward
+    monkeypatch.setattr(net, 'forward', lambda *a, **k: forwards.append(
+        (torch.is_grad_enabled(), net._fixed_weights is not None))
+        or forward(*a, **k))
+    alphas = net.alphas.detach().clone()
+    steps.arch_step(batch_b, 0.9)
+    assert forwards == ([(False, True)] * 2 if arch_step == 'reinforce'
+                        else [(True, False)])
+    assert not torch.equal(net.alphas, alphas)
 
 
 def test_the_benchmark_times_the_configured_steps(monkeypatch):

@@ -104,8 +104,31 @@ def test_one_verdict_line_per_search(tmp_path, monkeypatch, capsys):
     md = (out / 'verdict.md').read_text()
     assert '| seed_a |' in md and '3 of 3' in md and '0 of 3' in md
     assert '| 0.500 / -0.500 /  |' in md
-    assert '1 of 2 searches beat their prior and their best random' in md
+    # neither comparison recorded a prior: not measured, not beaten
+    assert ('0 of 2 searches beat their prior and their best random '
+            'genotype by more than one retrain std (2 without a measured '
+            'prior).') in md
     assert md in capsys.readouterr().out
+
+
+def test_a_missing_prior_or_macs_is_not_measured():
+    """A search without a ``prior`` row has not beaten its prior (before:
+    counted as if it had); MACs that were not recorded print empty (before:
+    ``None / 1e6`` raised)."""
+    base = dict(mean=60.0, std=0.5, beats=3, num_random=3, macs=None,
+                random_median=11.5, best_random=12.5, margin_best_random=5.0,
+                split_half_tau=None, p_value=0.25, prior_macs=None,
+                baseline_tau=dict(params=None, synflow=None, macs=None))
+    md = study.render_verdicts([
+        dict(base, name='no_prior', prior_mean=None, margin_prior=None),
+        dict(base, name='beat_it', prior_mean=50.0, margin_prior=2.0),
+        dict(base, name='lost', prior_mean=61.0, prior_macs=2e6,
+             margin_prior=-0.5)])
+    assert ('\n1 of 3 searches beat their prior and their best random '
+            'genotype by more than one retrain std (1 without a measured '
+            'prior).\n') in md
+    assert '| no_prior |  | 60.00 ± 0.50 | 3 of 3 |' in md
+    assert '| 50.00,  (+2.0) |' in md and '| 61.00, 2.0 (-0.5) |' in md
 
 
 def test_an_unfinished_comparison_is_one_line(tmp_path, capsys):

@@ -115,21 +115,76 @@ def test_uniform_phase_then_draws_from_alpha():
     assert s.draw(net, 0.1) == a
 
 
-def test_weight_step_computes_the_drawn_network_only():
+def test_weight_step_trains_the_drawn_network():
+    """Within the weight step, gradients reach the operators the draw
+    picked in each cell of its path and no other operator there (every
+    operator runs, the others with weight 0): a step on the mixture, or on
+    another genotype than the one drawn, would move others."""
     torch.manual_seed(0)
     net = AutoDeepLabSupernet(num_layers=3, num_blocks=3,
-                              filter_multiplier=2).eval()
+                              filter_multiplier=2, impl='per_edge')
     s = ArchSampling(uniform_until=1.0)
-    x = torch.rand(1, 3, 33, 33)
     torch.manual_seed(5)
     g = s.draw(net, 0.0)
     torch.manual_seed(5)
     with s.weight_step(net, 0.0):
-        out = net(x)
-    with net.fixed_arch(*genotype_weights(g)):
-        ref = net(x)
-    assert all(torch.equal(a, b) for a, b in zip(out, ref))
+        sum(o.square().mean() for o in net(torch.rand(2, 3, 33, 33))
+            ).backward()
     assert net._fixed_weights is None  # restored
+    drawn = {(num_edges(b) + i, op) for b, block in enumerate(g.cell.blocks)
+             for i, op in block}
+    trained = []
+    for layer, level in enumerate(g.path):
+        for e, edge in enumerate(net.cells[f'{layer}_{level}'].edges):
+            for k, op in zip(edge.index, edge.ops):
+                grads = [p.grad for p in op.parameters()]
+                if grads:  # an operator with weights
+                    moved = any(gr is not None and bool(gr.abs().sum() > 0)
+                                for gr in grads)
+                    assert moved == ((e, PRIMITIVES[k]) in drawn), \
+                        (layer, e, PRIMITIVES[k])
+                    trained.append(moved)
+    assert sum(trained) >= len(g.path)  # a drawn operator with weights
+
+
+def test_log_prob_stays_finite_when_one_edge_dominates():
+    """float32 at a low temperature: the drawn edge's probability rounds
+    to 1 (before: 1 / (1 - p) overflowed, the log-probability and its
+    gradient were NaN). Block 1's pair {2, 3} beside a dominant edge 2 has
+    probability 1/2 (p2 p3 / (1 - p2) + p3 p2 / (1 - p3) ~ 1/2 + p3)."""
+    from mmseg_autodeeplab.search_space import CellGenotype, Genotype
+    from mmseg_autodeeplab.search_space.decode import normalize_betas
+    from mmseg_autodeeplab.search_space.sampling import genotype_log_prob
+    prims = ('none', 'skip_connect', 'sep_conv_3x3')
+    space = SearchSpace(num_layers=1, num_blocks=2, primitives=prims)
+    alphas = torch.zeros(num_edges(2), 3)
+    alphas[2, 1] = 10.0  # edge 2 (input 0 of block 1): skip, by far
+    alphas.requires_grad_()
+    betas = torch.zeros(1, 4, 3)
+    cell = (((0, 'skip_connect'), (1, 'skip_connect')),
+            ((0, 'skip_connect'), (1, 'sep_conv_3x3')))
+    g = Genotype(cell=CellGenotype(cell), path=(1, ), search_space=space)
+    got = genotype_log_prob(g, alphas, betas, temperature=0.01)
+    got.backward()
+    # ops: 1/2 each on the uniform edges 0, 1, 3; skip certain on edge 2;
+    # block 0's pair is its only pair
+    path = torch.log(normalize_betas(betas.double() / 0.01)[0, 0, 2])
+    want = 4 * np.log(0.5) + float(path)
+    assert got.dtype == torch.float32 and torch.isfinite(got)
+    assert float(got) == pytest.approx(want, abs=1e-4)
+    assert torch.isfinite(alphas.grad).all()
+
+
+def test_arch_noise_is_refused_beside_arch_sampling():
+    """The weight step of arch_sampling computes a drawn architecture, not
+    α: noise on α would silently move the draws only."""
+    from mmseg_autodeeplab.engine.search_loop import SearchSteps
+    net = AutoDeepLabSupernet(num_layers=3, num_blocks=2,
+                              filter_multiplier=2)
+    with pytest.raises(ValueError, match='^train_cfg.arch_noise: not with '
+                       'arch_sampling'):
+        SearchSteps(net, arch_noise=dict(eps=0.3), arch_sampling=dict())
+    assert SearchSteps(net, arch_noise=dict(eps=0.3)).arch_noise.eps == 0.3
 
 
 def _tiny_space_genotypes(space):

@@ -54,3 +54,27 @@ def test_tiny_supernet_step_op_count_does_not_regress():
     assert ops <= MAX_OPS, (
         f'one step of the tiny supernet dispatched {ops} non-view ops '
         f'(bound {MAX_OPS}); see docs/gpu.md, "Ops per step"')
+
+
+def test_the_counted_steps_are_the_searchs_own():
+    """count_ops counts the loop's ``SearchSteps`` built from the config, so
+    the robust config's remedies are in the counts: SDARTS's noise on α
+    (one ``uniform_`` per weight step) and P-DARTS's dropout on the three
+    parameter-free operators of every edge (before: the tool rebuilt bare
+    steps, without either)."""
+    tool = _tool()
+    args = tool.parse_args([
+        '--config', osp.join(REPO, 'configs', 'autodeeplab_search',
+                             'autodeeplab-search-robust_f4-l4_1xb2-30e_'
+                             'demo-cityscapes-64x64.py'),
+        '--crop', '33x33', '--filter-multiplier', '2', '--num-layers', '3'])
+    counts, kernels = tool.measure(args, 'fused')
+    weight, arch = counts['weight'], counts['arch']
+    assert weight[torch.ops.aten.uniform_.default] == 1
+    assert arch[torch.ops.aten.uniform_.default] == 0
+    # the fused cell drops a parameter-free operator's output once per
+    # state feeding edges: 9 cells (L=3) x 6 states (2 inputs, blocks 1-4)
+    # x 3 operators; the α/β step runs in train mode too
+    assert weight[torch.ops.aten.bernoulli_.float] == 9 * 6 * 3 == \
+        arch[torch.ops.aten.bernoulli_.float]
+    assert kernels is None

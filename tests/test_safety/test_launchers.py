@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from mmseg_autodeeplab.utils.launcher import (REQUIRED, LauncherError,
-                                              global_rank, launcher_env)
+                                              launcher_env)
 from test_work_dir_lock import (ENV, REPO, _holder, _paused_search, _run,
                                 _search, _snapshot)
 
@@ -168,18 +168,17 @@ def test_missing_launcher_variables_are_named(launcher, drop, named):
 
 @pytest.mark.parametrize('launcher, rank', [
     ('none', 0), ('pytorch', 1), ('slurm', 1), ('mpi', 1)])
-def test_rank_is_read_from_the_launcher_given(launcher, rank, monkeypatch):
-    """Each launcher's own variable; a stray RANK counts only for torchrun
-    (srun/mpirun tasks get RANK from mmengine only after the deletion)."""
+def test_rank_is_read_from_the_launcher_given(launcher, rank):
+    """Each launcher's own variable (what the rendezvous joins as); a stray
+    RANK counts only for torchrun (srun/mpirun tasks get RANK from mmengine
+    only after the deletion)."""
     env = _task_env(launcher, 1, 29500)
     env['RANK'] = '7' if launcher != 'pytorch' else '1'
-    for key in LAUNCHER_KEYS:
-        monkeypatch.delenv(key, raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    assert global_rank(launcher) == rank
+    layout = launcher_env(launcher, env)
+    assert layout['rank'] == rank
     if launcher != 'none':
-        assert launcher_env(launcher, env)['master_addr'] == '127.0.0.1'
+        assert (layout['world_size'], layout['master_addr']) == (
+            2, '127.0.0.1')
 
 
 @pytest.mark.slow
@@ -222,3 +221,87 @@ def test_overwrite_skips_a_file_removed_meanwhile(tmp_path, monkeypatch):
         str(tmp_path / 'gone.pth')])
     clear_search_outputs(str(tmp_path))
     assert os.listdir(tmp_path) == []
+
+
+def test_a_work_dir_that_is_a_file_is_one_line_on_rank_zero(
+        tmp_path, capsys, tiny_cityscapes):
+    """Rank 0 turns what the work_dir's lock raises (here FileExistsError:
+    the path is a file) into the one line the other ranks print (before: a
+    traceback on rank 0 alone)."""
+    from mmseg_autodeeplab.cli.search import main
+    work = tmp_path / 'a_file'
+    work.write_text('not a folder')
+    rc = main(_search(tiny_cityscapes, work)[2:])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [
+        f"error: work_dir '{work}': [Errno 17] File exists: '{work}'"]
+    assert work.read_text() == 'not a folder'
+
+
+def test_main_decides_gives_every_rank_the_main_process_line(monkeypatch):
+    """A rank that is not the main one does not run the work and stops with
+    the line rank 0 broadcast; a bug on rank 0 keeps its traceback."""
+    import mmengine.dist
+
+    from mmseg_autodeeplab.utils import ConfigError
+    from mmseg_autodeeplab.utils.launcher import main_decides
+    ran = []
+    monkeypatch.setattr(mmengine.dist, 'is_main_process', lambda: False)
+    monkeypatch.setattr(mmengine.dist, 'broadcast_object_list',
+                        lambda line, src: line.__setitem__(0, 'rank 0 line'))
+    with pytest.raises(ConfigError, match='^rank 0 line$'):
+        main_decides(lambda: ran.append(1), 'x')
+    assert ran == []
+    monkeypatch.setattr(mmengine.dist, 'is_main_process', lambda: True)
+    monkeypatch.setattr(mmengine.dist, 'broadcast_object_list',
+                        lambda line, src: None)
+    with pytest.raises(ZeroDivisionError):
+        main_decides(lambda: 1 / 0, 'x')
+    with pytest.raises(ConfigError, match="^x: \\[Errno 13\\] denied$"):
+        main_decides(lambda: (_ for _ in ()).throw(
+            PermissionError(13, 'denied')), 'x')
+
+
+def test_a_cuda_rendezvous_timeout_is_a_launcher_error(monkeypatch):
+    """With CUDA, mmengine's init_dist failing to meet the other ranks is
+    the same one-line LauncherError as on CPU (before: a traceback)."""
+    import mmengine.dist
+    import torch
+    from mmengine.config import Config
+
+    from mmseg_autodeeplab.cli.search import start_process_group
+
+    def timeout(launcher, **kwargs):
+        raise RuntimeError('Timed out after 3 seconds waiting for clients.'
+                           '\n1/2 clients joined.')
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(mmengine.dist, 'init_dist', timeout)
+    env = _task_env('pytorch', 1, 29500)
+    for key in REQUIRED['pytorch']:
+        monkeypatch.setenv(key, env[key])
+    with pytest.raises(LauncherError) as e:
+        start_process_group(Config(dict(launcher='pytorch')))
+    assert str(e.value) == (
+        '--launcher pytorch: rank 1 of 2 could not join the run at '
+        '127.0.0.1:29500 (RuntimeError: Timed out after 3 seconds waiting '
+        'for clients.)')
+
+
+def test_scontrol_that_does_not_answer_is_one_line(tmp_path, monkeypatch):
+    """``scontrol`` expanding a node list is given SCONTROL_TIMEOUT_S
+    (before: no timeout, a hung slurmctld hung the start)."""
+    from mmseg_autodeeplab.utils import launcher
+    scontrol = tmp_path / 'scontrol'
+    scontrol.write_text('#!/bin/sh\nsleep 3\necho node1\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv('PATH', f'{tmp_path}{os.pathsep}{os.environ["PATH"]}')
+    monkeypatch.setattr(launcher, 'SCONTROL_TIMEOUT_S', 0.5, raising=False)
+    env = dict(_task_env('slurm', 1, 29500), SLURM_NODELIST='node[1-2]')
+    with pytest.raises(LauncherError, match='^--launcher slurm: cannot '
+                       "expand SLURM_NODELIST='node\\[1-2\\]' \\(scontrol "
+                       'missing, failed or silent for 0.5 s\\); set '
+                       'MASTER_ADDR$'):
+        launcher_env('slurm', env)
+    scontrol.write_text('#!/bin/sh\necho node1\necho node2\n')
+    assert launcher_env('slurm', env)['master_addr'] == 'node1'

@@ -22,12 +22,26 @@ from mmseg_autodeeplab.search_space import (PRIMITIVES, CellGenotype,  # noqa
                                             decode_genotype, normalize_betas,
                                             num_edges)
 from mmseg_autodeeplab.search_space.decode import (  # noqa: E402
-    debias_path_probs, path_log_score)
+    debias_path_probs)
 
 COL = {name: k for k, name in enumerate(PRIMITIVES)}
 B = 5
 E = 2 + 3 + 4 + 5 + 6  # block i (0-based) has i + 2 candidate inputs
 pytestmark = pytest.mark.usefixtures('one_thread')  # tests/conftest.py
+
+
+def path_log_score(probs, path, path_prior='none'):
+    """Log score of ``path`` (a level per layer) under normalised β
+    ``probs``, summed move by move: ``sum log p`` (prior ``'none'``) or
+    ``sum log(n_out * p)`` (``'uniform'``)."""
+    if path_prior == 'uniform':
+        probs = debias_path_probs(probs)
+    src, total = 0, 0.0
+    for layer, dst in enumerate(path):
+        p = float(probs[layer, src, dst - src + 1])
+        total += math.log(p) if p > 0 else -math.inf
+        src = dst
+    return total
 
 
 def _edge(block, inp):

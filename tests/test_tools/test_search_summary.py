@@ -3,21 +3,30 @@ genotypes, several searches at once."""
 import json
 import math
 
-import numpy as np
 import pytest
 
-from mmseg_autodeeplab.search_space import SearchSpace, sampling
+from mmseg_autodeeplab.search_space import (CellGenotype, Genotype,
+                                            SearchSpace)
+
+
+#: two genotypes written to agree on 3 of 4 cell inputs, 2 of 4 inputs
+#: with their op and 3 of 4 path levels
+SPACE2 = SearchSpace(num_layers=4, num_blocks=2)
+A = Genotype(cell=CellGenotype((
+    ((0, 'skip_connect'), (1, 'sep_conv_3x3')),
+    ((0, 'max_pool_3x3'), (2, 'sep_conv_5x5')))), path=(0, 1, 2, 2),
+    search_space=SPACE2)
+B = Genotype(cell=CellGenotype((
+    ((0, 'skip_connect'), (1, 'sep_conv_5x5')),  # inputs 2/2, ops 1/2
+    ((1, 'max_pool_3x3'), (2, 'sep_conv_5x5')))), path=(0, 1, 1, 2),
+    search_space=SPACE2)  # block 1: inputs 1/2 (2), ops 1/2; path 3/4
+AGREE = dict(edges=0.75, ops=0.5, path=0.75)
 
 
 def test_agreement(tool):
     agreement = tool('search_summary').genotype_agreement
-    rng = np.random.default_rng(3)
-    space = SearchSpace(num_layers=4, num_blocks=5)
-    a, b = (sampling.sample_genotype(rng, space) for _ in range(2))
-    assert agreement(a, a) == dict(edges=1.0, ops=1.0, path=1.0)
-    got = agreement(a, b)
-    assert all(0 <= v <= 1 for v in got.values())
-    assert got['ops'] <= got['edges']
+    assert agreement(A, B) == AGREE == agreement(B, A)
+    assert agreement(A, A) == dict(edges=1.0, ops=1.0, path=1.0)
 
 
 def test_entropy_ratios_and_stability(tool):
@@ -43,13 +52,9 @@ def test_entropy_ratios_and_stability(tool):
     assert (s['same_genotype_validations'], s['validations']) == (3, 4)
     assert s['path'] == [0, 0, 0, 0]
     assert s['prior_agreement'] is None  # no validation before training
-    space = SearchSpace(num_layers=4, num_blocks=5)
-    first, last = (sampling.sample_genotype(np.random.default_rng(k), space)
-                   for k in (1, 2))
-    history = [dict(entry, genotype=first.to_dict(), epoch=0, iter=0),
-               dict(entry, genotype=last.to_dict(), epoch=2, iter=32)]
-    assert summarize(history)['prior_agreement'] == \
-        tool('search_summary').genotype_agreement(last, first)
+    history = [dict(entry, genotype=B.to_dict(), epoch=0, iter=0),
+               dict(entry, genotype=A.to_dict(), epoch=2, iter=32)]
+    assert summarize(history)['prior_agreement'] == AGREE
 
 
 def test_agreement_of_several_searches(tmp_path, capsys, tool):
@@ -57,9 +62,7 @@ def test_agreement_of_several_searches(tmp_path, capsys, tool):
     import torch
 
     from mmseg_autodeeplab.search_space import normalize_betas
-    space = SearchSpace(num_layers=4, num_blocks=5)
-    rng = np.random.default_rng(11)
-    genotypes = [sampling.sample_genotype(rng, space) for _ in range(2)]
+    genotypes = [A, B]
     beta = normalize_betas(torch.zeros(4, 4, 3)).tolist()
     dirs = []
     for k, g in enumerate(genotypes + genotypes[:1]):
@@ -71,13 +74,12 @@ def test_agreement_of_several_searches(tmp_path, capsys, tool):
         dirs.append(str(d))
     assert search_summary.main(dirs) == 0
     out = capsys.readouterr().out.splitlines()
-    a01 = search_summary.genotype_agreement(genotypes[0], genotypes[1])
-    assert out[3] == (f"agreement {dirs[0]} vs {dirs[1]}: cell inputs "
-                      f"{a01['edges']:.0%}, inputs with their op "
-                      f"{a01['ops']:.0%}, path levels {a01['path']:.0%}")
+    assert out[3] == (f'agreement {dirs[0]} vs {dirs[1]}: cell inputs '
+                      '75%, inputs with their op 50%, path levels 75%')
     assert out[4].endswith('vs ' + dirs[2] + ': cell inputs 100%, inputs '
                            'with their op 100%, path levels 100%')
-    mean_ops = (2 * a01['ops'] + 1) / 3
-    assert f'inputs with their op {mean_ops:.0%}' in out[6]
+    # pairs: A-B, A-A, B-A: ops (0.5 + 1 + 0.5) / 3
+    assert out[6] == ('mean agreement over 3 pairs: cell inputs 83%, '
+                      'inputs with their op 67%, path levels 83%')
     with pytest.raises(SystemExit):
         search_summary.main([dirs[0], str(tmp_path / 'nope')])

@@ -130,6 +130,28 @@ def test_bad_comparison_is_one_line(tmp_path, capsys):
         err.count('\n') == 1
 
 
+@pytest.mark.parametrize('mistake', ['comparison', 'work_dir',
+                                     'checkpoint'])
+def test_bad_inputs_leave_no_out_folder_behind(tmp_path, capsys, mistake):
+    """Every input is checked before ``--out`` is made and locked: a
+    mistyped path leaves no folder with a lock file behind (before: the
+    folder and ``.search.lock`` were made first)."""
+    (tmp_path / 'search').mkdir()
+    (tmp_path / 'search' / 'epoch_1.pth').write_text('')
+    (tmp_path / 'cmp').mkdir()
+    (tmp_path / 'cmp' / 'results.json').write_text(json.dumps(dict(
+        genotypes={}, summary=dict(genotypes={}))))
+    paths = dict(work_dir=tmp_path / 'search', comparison=tmp_path / 'cmp',
+                 checkpoint=tmp_path / 'search' / 'epoch_1.pth')
+    paths[mistake] = tmp_path / 'typo'
+    with pytest.raises(SystemExit):
+        supernet_rank.main([str(paths['work_dir']), str(paths['comparison']),
+                            '--checkpoint', str(paths['checkpoint']),
+                            '--out', str(tmp_path / 'out')])
+    assert capsys.readouterr().err.count('\n') == 1
+    assert sorted(os.listdir(tmp_path)) == ['cmp', 'search']
+
+
 def test_a_missing_checkpoint_is_one_line(tmp_path, capsys):
     (tmp_path / 'search').mkdir()
     (tmp_path / 'cmp').mkdir()
@@ -142,8 +164,7 @@ def test_a_missing_checkpoint_is_one_line(tmp_path, capsys):
     assert err.count('\n') == 1 and 'epoch_30.pth: no such checkpoint' in err
 
 
-def test_an_owned_out_folder_is_refused_before_anything_is_read(
-        tmp_path, capsys):
+def test_an_owned_out_folder_is_refused_in_one_line(tmp_path, capsys):
     """A comparison folder another run writes into (search_vs_random still
     running, a second supernet_rank) is refused in one line naming it."""
     from mmseg_autodeeplab.utils.work_dir_lock import LOCK_NAME, \
@@ -152,9 +173,13 @@ def test_an_owned_out_folder_is_refused_before_anything_is_read(
     cmp_dir.mkdir()
     (cmp_dir / 'results.json').write_text(json.dumps(dict(
         genotypes={}, summary=dict(genotypes={}))))
+    (tmp_path / 'search').mkdir()
+    (tmp_path / 'search' / 'epoch_1.pth').write_text('')
     with work_dir_lock(cmp_dir, '--out', command=['search_vs_random']):
         with pytest.raises(SystemExit) as e:
-            supernet_rank.main([str(tmp_path / 'search'), str(cmp_dir)])
+            supernet_rank.main([str(tmp_path / 'search'), str(cmp_dir),
+                                '--checkpoint',
+                                str(tmp_path / 'search' / 'epoch_1.pth')])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--out '{cmp_dir}' is in use" in err[0]

@@ -30,7 +30,7 @@ HERE = osp.dirname(osp.abspath(__file__))
 sys.path[:0] = [p for p in (HERE, osp.dirname(osp.dirname(HERE)))
                 if p not in sys.path]
 
-from measure import (add_report_args, load_avg, machine_info,  # noqa: E402
+from measure import (add_report_args, machine_info,  # noqa: E402
                      machine_line, markdown_table, timed, write_report)
 
 from mmseg_autodeeplab.analysis import (OneLineParser,  # noqa: E402
@@ -38,6 +38,7 @@ from mmseg_autodeeplab.analysis import (OneLineParser,  # noqa: E402
                                         count_macs, hw_type, int_at_least,
                                         load_config, require_deploy)
 from mmseg_autodeeplab.utils import exit_with_error  # noqa: E402
+from mmseg_autodeeplab.utils.threads import load_average  # noqa: E402
 from mmseg_autodeeplab.utils.configs import resolve_config  # noqa: E402
 
 #: name -> (label, config). ``mmseg::`` configs come from mmseg's package.
@@ -346,7 +347,7 @@ def run(args, command=''):
         if device.type == 'cuda':
             torch.cuda.empty_cache()
     result['complete'] = True
-    result['machine']['load_avg_end'] = load_avg()
+    result['machine']['load_avg_end'] = round(load_average(), 2)
     _write(result, args.out)
     return result
 

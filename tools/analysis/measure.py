@@ -13,6 +13,7 @@ from mmseg_autodeeplab.analysis import int_at_least
 from mmseg_autodeeplab.utils.atomic import (atomic_write_json,
                                             atomic_write_text)
 from mmseg_autodeeplab.utils.devices import cpu_model, gpu_model
+from mmseg_autodeeplab.utils.threads import load_average
 
 
 def count_dense_macs(module, x):
@@ -119,7 +120,12 @@ def tf_multiply_adds(segmentor, size=(1025, 2049), crop=(769, 769)):
 def timed(fn, warmup, repeat, sync=None):
     """Seconds of each of ``repeat`` calls of ``fn`` after ``warmup``
     untimed ones; ``sync()`` before and after each call (e.g.
-    ``torch.cuda.synchronize``: a GPU's queued work is timed too)."""
+    ``torch.cuda.synchronize``: a GPU's queued work is timed too).
+
+    Not ``torch.utils.benchmark.Timer``: its ``timeit(n)`` runs 2 more
+    warm-up calls each time and returns one time for all ``n`` calls, and
+    ``blocked_autorange`` chooses the number of calls; the reports give each
+    call's time (their spread), and a search step takes seconds."""
     times = []
     for i in range(warmup + repeat):
         if sync:
@@ -133,14 +139,6 @@ def timed(fn, warmup, repeat, sync=None):
     return times
 
 
-def load_avg():
-    """1-minute load average (other processes skew timings), or None."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (OSError, AttributeError):  # pragma: no cover - not POSIX
-        return None
-
-
 def machine_info(device='cpu'):
     """What the numbers were measured on (a JSON-ready dict)."""
     import mmengine
@@ -149,7 +147,8 @@ def machine_info(device='cpu'):
                 torch_threads=torch.get_num_threads(),
                 torch=torch.__version__, python=platform.python_version(),
                 platform=platform.platform(), device=str(device),
-                gpu=gpu_model(device), load_avg_start=load_avg(),
+                gpu=gpu_model(device),
+                load_avg_start=round(load_average(), 2),
                 mmengine=mmengine.__version__, mmseg=mmseg.__version__)
 
 

@@ -142,29 +142,36 @@ def render_verdicts(verdicts):
     def num(x, f='.2f'):
         return '' if x is None else format(x, f)
 
+    def mmacs(x):
+        return '' if x is None else f'{x / 1e6:.1f}'
+
     rows = ['| search | MACs (M) | searched mIoU (mean ± std) | beats | '
             'random median | best random (margin/std) | prior: mIoU, MACs '
             '(margin/std) | split-half τ | τ params / SynFlow / MACs | '
             'p-value |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for v in verdicts:
         prior = '' if v['prior_mean'] is None else (
-            f"{v['prior_mean']:.2f}, {v['prior_macs'] / 1e6:.1f} "
+            f"{v['prior_mean']:.2f}, {mmacs(v['prior_macs'])} "
             f"({num(v['margin_prior'], '+.1f')})")
         base = ' / '.join(num(v['baseline_tau'][k], '.3f')
                           for k in ('params', 'synflow', 'macs'))
         rows.append(
-            f"| {v['name']} | {v['macs'] / 1e6:.1f} | {v['mean']:.2f} ± "
+            f"| {v['name']} | {mmacs(v['macs'])} | {v['mean']:.2f} ± "
             f"{v['std']:.2f} | {v['beats']} of {v['num_random']} | "
             f"{num(v['random_median'])} | {num(v['best_random'])} "
             f"({num(v['margin_best_random'], '+.1f')}) | {prior} | "
             f"{num(v['split_half_tau'], '.3f')} | {base} | "
             f"{num(v['p_value'], '.3f')} |")
+    # a search without a prior row has not been measured against it: it
+    # has not beaten it
     good = sum((v['margin_best_random'] or 0) > 1 and
-               (v['margin_prior'] is None or v['margin_prior'] > 1)
-               for v in verdicts)
+               (v['margin_prior'] or 0) > 1 for v in verdicts)
+    unmeasured = sum(v['margin_prior'] is None for v in verdicts)
     return '\n'.join(rows + [
         '', f'{good} of {len(verdicts)} searches beat their prior and their '
-        'best random genotype by more than one retrain std.', ''])
+        'best random genotype by more than one retrain std' + (
+            f' ({unmeasured} without a measured prior)' if unmeasured
+            else '') + '.', ''])
 
 
 def main(argv=None):

@@ -68,7 +68,7 @@ def _search_cmd(args, work_dir, tree=None):
             f'test_dataloader.dataset.data_root={data}']
 
 
-def _searches(cmds, what, **kwargs):
+def run_together(cmds, what, **kwargs):
     """Run ``cmds`` at the same moment; their wall times (s) and thread
     changes (the loop's 'CPU threads' lines)."""
     with contextlib.ExitStack() as stack:
@@ -112,7 +112,7 @@ def _simultaneous(args, machine):
             run_env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, [
                 osp.abspath(trees[0]), env.get('PYTHONPATH')]))) \
                 if trees[0] else env
-            runs = _searches(cmds, name, env=run_env, cwd=tmp)
+            runs = run_together(cmds, name, env=run_env, cwd=tmp)
             print('    ' + ', '.join(f'{r["seconds"]:.1f} s' for r in runs),
                   flush=True)
             rows.append(dict(name=name, runs=runs))

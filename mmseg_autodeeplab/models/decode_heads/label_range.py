@@ -1,5 +1,6 @@
 """Labels outside ``[0, num_classes)`` stop training with one line, not an
 ``IndexError`` or a CUDA device-side assert deep inside the loss."""
+from ...utils.checks import is_integer
 from ...utils.errors import exit_with_error
 
 
@@ -9,9 +10,7 @@ class LabelRangeCheck:
 
     def __init__(self, *args, **kwargs):
         num_classes = kwargs.get('num_classes')
-        if num_classes is not None and (
-                not isinstance(num_classes, int)
-                or isinstance(num_classes, bool) or num_classes <= 0):
+        if num_classes is not None and not is_integer(num_classes, 1):
             exit_with_error(
                 f'model.decode_head.num_classes: expected a positive '
                 f'integer, got {num_classes!r}')
