@@ -24,12 +24,11 @@ for path in (REPO, osp.dirname(osp.abspath(__file__))):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-ONESHOT_CONFIG = osp.join(
-    REPO, 'configs', 'autodeeplab_search',
-    'autodeeplab-oneshot_f8-l4_1xb4-3000i_demo-cityscapes-64x64.py')
-RETRAIN_CONFIG = osp.join(
-    REPO, 'configs', 'search_vs_random',
-    'autodeeplab_genotype-f8_1xb4-600i_demo-cityscapes-64x64.py')
+ONESHOT_CONFIG, RETRAIN_CONFIG = (osp.join(REPO, 'configs', *p) for p in (
+    ('autodeeplab_search',
+     'autodeeplab-oneshot_f8-l4_1xb4-3000i_demo-cityscapes-64x64.py'),
+    ('search_vs_random',
+     'autodeeplab_genotype-f8_1xb4-600i_demo-cityscapes-64x64.py')))
 REFERENCE = osp.join(REPO, 'docs', 'demo_plots', 'gt_anchor.json')
 
 

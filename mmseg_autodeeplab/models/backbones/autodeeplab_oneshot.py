@@ -17,6 +17,7 @@ whose strided layer is a shallow copy (:func:`strided`); only the skip
 connection, whose stride-2 form is a 1×1 conv, has its own weights there.
 """
 import copy
+import inspect
 
 import torch.nn as nn
 from mmengine.model import BaseModule
@@ -25,6 +26,12 @@ from mmseg.registry import MODELS
 from ...search_space import (PRIMITIVES, ZERO_OP, GenotypeError, SearchSpace,
                              build_op, max_level)
 from .autodeeplab_net import AutoDeepLabNet, CellLayers, load_genotype
+
+
+#: the :class:`AutoDeepLabNet` arguments a one-shot takes (its sub-networks'
+#: settings)
+NET_KEYS = ('filter_multiplier', 'in_channels', 'stem_channels', 'norm_cfg',
+            'out_indices', 'drop_path_prob', 'with_cp')
 
 
 def strided(module):
@@ -123,13 +130,14 @@ class AutoDeepLabOneShot(BaseModule):
         num_blocks (int): B.
         primitives (Sequence[str]): the operators (α's column order);
             ``'none'`` is never built.
-        filter_multiplier, in_channels, stem_channels, norm_cfg,
-        out_indices, drop_path_prob, with_cp: as :class:`AutoDeepLabNet`.
         op_sharing (str): ``'branch'``: one operator per (block, branch,
             primitive); ``'edge'``: per (block, input, primitive) (the
             two are compared in docs/oneshot.md).
         genotype (str | dict | Genotype, optional): activated at build.
         init_cfg (dict, optional): mmengine init config.
+        **net_kwargs: the sub-networks' :class:`AutoDeepLabNet` settings
+            (:data:`NET_KEYS`: ``filter_multiplier``, ``stem_channels``,
+            ``norm_cfg``, ...), with its defaults.
 
     Returns (forward, after :meth:`activate`):
         tuple[Tensor]: what the active genotype's :class:`AutoDeepLabNet`
@@ -143,20 +151,9 @@ class AutoDeepLabOneShot(BaseModule):
         [(1, 20, 25, 25), (1, 40, 13, 13)]
     """
 
-    def __init__(self,
-                 num_layers=12,
-                 num_blocks=5,
-                 primitives=PRIMITIVES,
-                 filter_multiplier=20,
-                 in_channels=3,
-                 stem_channels=(64, 64, 128),
-                 norm_cfg=dict(type='BN', requires_grad=True),
-                 out_indices=(2, -1),
-                 drop_path_prob=0.0,
-                 with_cp=False,
-                 op_sharing='branch',
-                 genotype=None,
-                 init_cfg=None):
+    def __init__(self, num_layers=12, num_blocks=5, primitives=PRIMITIVES,
+                 op_sharing='branch', genotype=None, init_cfg=None,
+                 **net_kwargs):
         super().__init__(init_cfg=init_cfg)
         try:
             self.space = SearchSpace(num_layers, num_blocks,
@@ -166,12 +163,17 @@ class AutoDeepLabOneShot(BaseModule):
         if op_sharing not in ('edge', 'branch'):
             raise ValueError(f'AutoDeepLabOneShot: op_sharing={op_sharing!r};'
                              " expected 'edge' or 'branch'")
+        # the static network's own defaults: its sub-networks are built so
+        params = inspect.signature(AutoDeepLabNet).parameters
+        unknown = sorted(set(net_kwargs) - set(NET_KEYS))
+        if unknown:
+            raise TypeError(f'AutoDeepLabOneShot: unexpected argument '
+                            f'{unknown[0]!r}')
+        self.net_kwargs = {k: net_kwargs.get(k, params[k].default)
+                           for k in NET_KEYS}
+        filter_multiplier, in_channels, stem_channels, norm_cfg = (
+            self.net_kwargs[k] for k in NET_KEYS[:4])
         levels = self.space.num_levels
-        self.net_kwargs = dict(
-            filter_multiplier=filter_multiplier, in_channels=in_channels,
-            stem_channels=tuple(stem_channels), norm_cfg=norm_cfg,
-            out_indices=tuple(out_indices), drop_path_prob=drop_path_prob,
-            with_cp=with_cp)
         # build (and validate) the stem through the static network's code
         self.stem = CellLayers(norm_cfg).stem(in_channels, stem_channels)
         widths = dict(stem1=stem_channels[1], stem=stem_channels[2], **{
