@@ -12,10 +12,8 @@ _base_ = [
 retrain_config = ('configs/autodeeplab/'
                   'autodeeplab-s_paper-genotype_8xb2-160k_cityscapes-769x769.py')
 model = _base_.oneshot_model
-train_cfg = dict(
-    type='OneShotSearchLoop', search=_base_.oneshot_search,
-    arch_cost=dict(
-        kind='macs', target=333e9, weight=0.0,
-        table='work_dirs/cost_tables/autodeeplab-s_1024x2048.json',
-        build=dict(config=retrain_config, size=(1024, 2048))))
+train_cfg = dict(_base_.oneshot_train_cfg, arch_cost=dict(
+    _base_.oneshot_arch_cost, target=333e9,
+    table='work_dirs/cost_tables/autodeeplab-s_1024x2048.json',
+    build=dict(config=retrain_config, size=(1024, 2048))))
 custom_hooks = [dict(type='SubnetSamplerHook', sampler='uniform')]

@@ -9,10 +9,8 @@ _base_ = [
 retrain_config = ('configs/autodeeplab/'
                   'autodeeplab-s_paper-genotype_8xb2-80k_custom-513x513.py')
 model = _base_.oneshot_model
-train_cfg = dict(
-    type='OneShotSearchLoop', search=_base_.oneshot_search,
-    arch_cost=dict(
-        kind='macs', target=85e9, weight=0.0,
-        table='work_dirs/cost_tables/autodeeplab-s_custom_513x513.json',
-        build=dict(config=retrain_config, size=(513, 513))))
+train_cfg = dict(_base_.oneshot_train_cfg, arch_cost=dict(
+    _base_.oneshot_arch_cost, target=85e9,
+    table='work_dirs/cost_tables/autodeeplab-s_custom_513x513.json',
+    build=dict(config=retrain_config, size=(513, 513))))
 custom_hooks = [dict(type='SubnetSamplerHook', sampler='uniform')]

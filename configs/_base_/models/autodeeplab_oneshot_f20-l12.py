@@ -12,6 +12,8 @@ oneshot_search = dict(num_candidates=50, top_k=10, num_mutation=25,
                       num_crossover=25, mutate_prob=0.1, max_epochs=20,
                       constraints_range=(0.9, 1.1), calib_batches=32,
                       metric='mAcc')
+oneshot_train_cfg = dict(type='OneShotSearchLoop', search=oneshot_search)
+oneshot_arch_cost = dict(kind='macs', weight=0.0)  # a band, no penalty
 # each step trains one sub-network: the others' weights get no gradient
 find_unused_parameters = True
 randomness = dict(seed=0)
