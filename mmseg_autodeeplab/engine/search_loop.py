@@ -41,7 +41,7 @@ from ..utils.threads import set_cpu_threads
 from .amp import scale_loss
 from .arch_cost_option import ArchCost
 from .checked_loops import check_checkpoint_inputs
-from .search_remedies import ArchEarlyStop, ArchNoise, ArchSampling, OpDropout
+from .search_remedies import ArchEarlyStop, ArchNoise, OpDropout
 from .utils import find_supernet, only_grad_for, unwrap_model
 
 #: checkpoint key of the loop's own state
@@ -147,28 +147,22 @@ class SearchSteps:
         optim_wrapper (OptimWrapperDict, optional): the ``weights`` and
             ``arch`` wrappers of :class:`~.AutoDeepLabOptimWrapperConstructor`
             (the loop takes the runner's, built after it).
-        arch_cost, arch_noise, op_dropout, arch_sampling (dict, optional):
+        arch_cost, arch_noise, op_dropout (dict, optional):
             as in :class:`AutoDeepLabSearchLoop` (``train_cfg`` keys).
     """
     # the optimizers of AutoDeepLabOptimWrapperConstructor
     weights_key, arch_key = 'weights', 'arch'
     #: the train_cfg keys that change a step
-    cfg_keys = ('arch_cost', 'arch_noise', 'op_dropout', 'arch_sampling')
+    cfg_keys = ('arch_cost', 'arch_noise', 'op_dropout')
 
     def __init__(self, model, optim_wrapper=None, arch_cost=None,
-                 arch_noise=None, op_dropout=None, arch_sampling=None):
+                 arch_noise=None, op_dropout=None):
         self.model = model
         self._optim_wrapper = optim_wrapper
         self.supernet = find_supernet(model)
         self.arch_cost = ArchCost.build(arch_cost)
         self.arch_noise = ArchNoise.build(arch_noise)
         self.op_dropout = OpDropout.build(op_dropout)
-        self.arch_sampling = ArchSampling.build(arch_sampling)
-        if self.arch_noise and self.arch_sampling:
-            raise ValueError(
-                'train_cfg.arch_noise: not with arch_sampling, whose weight '
-                'step computes one architecture drawn from α, not α (the '
-                'noise would only move the draws); choose one of them')
         if self.arch_cost is not None:
             self.arch_cost.check_supernet(self.supernet)
 
@@ -181,39 +175,27 @@ class SearchSteps:
         / iterations) of the search; returns the model's log variables."""
         if self.op_dropout is not None:
             self.op_dropout.update(self.supernet, progress)
-        # SDARTS-RS: at a random α nearby; single path: at one drawn
-        # architecture
+        # SDARTS-RS: at a random α nearby
         with self.arch_noise.applied(self.supernet.alphas) \
-                if self.arch_noise else contextlib.nullcontext(), \
-                self.arch_sampling.weight_step(self.supernet, progress) \
-                if self.arch_sampling else contextlib.nullcontext():
+                if self.arch_noise else contextlib.nullcontext():
             outputs = self.model.train_step(
                 data_batch, optim_wrapper=self.optim_wrapper[self.weights_key])
         for p in self.supernet.arch_parameters():
             p.grad = None  # the weight step must not leave α/β gradients
         return outputs
 
-    def arch_step(self, data_batch, progress=0.0):
-        """One α/β update on a trainB batch at ``progress`` of the search;
-        returns its log variables."""
+    def arch_step(self, data_batch):
+        """One α/β update on a trainB batch; returns its log variables."""
         model = unwrap_model(self.model)
         wrapper = self.optim_wrapper[self.arch_key]
         params = self.supernet.arch_parameters()
-        sampling = self.arch_sampling
-        reinforce = sampling is not None and sampling.arch_step == 'reinforce'
         # the weights frozen for forward and backward: nothing computes
         # their gradients
         with only_grad_for(model, params):
             with wrapper.optim_context(model):
                 data = model.data_preprocessor(data_batch, True)
-                if reinforce:  # a surrogate of the expected loss
-                    loss, log_vars = sampling.reinforce_loss(
-                        lambda: model.parse_losses(model._run_forward(
-                            data, mode='loss')), self.supernet, progress)
-                else:
-                    losses = model._run_forward(data, mode='loss')
-            if not reinforce:
-                loss, log_vars = model.parse_losses(losses)
+                losses = model._run_forward(data, mode='loss')
+            loss, log_vars = model.parse_losses(losses)
             if self.arch_cost is not None:
                 cost = self.arch_cost.expected(self.supernet)
                 penalty = self.arch_cost.penalty(cost)
@@ -267,18 +249,13 @@ class AutoDeepLabSearchLoop(BaseLoop, SearchSteps):
             op='skip_connect')``: DARTS+ stop of α/β updates
             (:class:`~.search_remedies.ArchEarlyStop`), checked at the end
             of every epoch of the α/β phase.
-        arch_sampling (dict, optional): ``dict(uniform_until=0.5,
-            temperature=(T0, T1), arch_step='reinforce')``: single-path
-            training, one discrete architecture per weight step and per
-            α/β step (:class:`~.search_remedies.ArchSampling`).
-        All four default to None: the paper's search.
+        All three default to None: the paper's search.
     """
 
     def __init__(self, runner, dataloader, max_epochs, arch_start_epoch=20,
                  val_begin=1, val_interval=1, arch_dataloader=None,
                  val_at_start=False, arch_cost=None, cpu_threads='auto',
-                 arch_noise=None, op_dropout=None, arch_early_stop=None,
-                 arch_sampling=None):
+                 arch_noise=None, op_dropout=None, arch_early_stop=None):
         check_schedule(max_epochs, arch_start_epoch)
         check_checkpoint_inputs(runner)
         if arch_dataloader is None:
@@ -317,8 +294,7 @@ class AutoDeepLabSearchLoop(BaseLoop, SearchSteps):
         if hasattr(self.dataloader.dataset, 'metainfo'):
             runner.visualizer.dataset_meta = self.dataloader.dataset.metainfo
         SearchSteps.__init__(self, runner.model, arch_cost=arch_cost,
-                             arch_noise=arch_noise, op_dropout=op_dropout,
-                             arch_sampling=arch_sampling)
+                             arch_noise=arch_noise, op_dropout=op_dropout)
         self.arch_early_stop = ArchEarlyStop.build(arch_early_stop)
         self._arch_stop_iter = None  # iteration α/β updates stopped at
         runner.register_hook(_LoopStateHook())
@@ -431,8 +407,7 @@ class AutoDeepLabSearchLoop(BaseLoop, SearchSteps):
         outputs = self.weight_step(data_batch, self._iter / self.max_iters)
         # 2. α/β step on trainB
         if self.arch_active_at(self._iter):
-            arch_log = self.arch_step(self._next_arch_batch(),
-                                      self._iter / self.max_iters)
+            arch_log = self.arch_step(self._next_arch_batch())
             outputs.update({f'arch_{k}': v for k, v in arch_log.items()})
         if (self._iter + 1) % self.iters_per_epoch == 0:
             # before after_train_iter: a checkpoint written at the epoch's

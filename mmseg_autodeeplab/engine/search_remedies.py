@@ -10,12 +10,6 @@ stays the default one setting away:
   parameter-free operators (``skip_connect`` by default), decayed linearly
   over the search, so the weights cannot lean on the shortcut that makes
   skips win early;
-* ``arch_sampling`` (SPOS, then GDAS-style): every weight step trains ONE
-  discrete architecture, drawn uniformly for the first part of the search
-  and from α/β afterwards, and the α/β step follows REINFORCE over discrete
-  architectures drawn from α/β; the supernet's weights are then trained for
-  the discrete networks the decode hands out, instead of a soft mixture no
-  decoded network ever computes;
 * ``arch_early_stop`` (DARTS+, Liang et al. 2019): α/β updates stop at the
   end of the first epoch whose decoded cell holds ``max_count`` or more
   ``op`` operators; the weights keep training, the genotype is frozen.
@@ -23,13 +17,9 @@ stays the default one setting away:
 import contextlib
 import inspect
 
-import numpy as np
 import torch
 
 from ..search_space import check_op_names, decode_cell
-from ..search_space.decode import genotype_weights
-from ..search_space.sampling import (genotype_log_prob, sample_genotype,
-                                     sample_genotype_from)
 from ..utils.checks import is_integer
 
 
@@ -143,111 +133,3 @@ class ArchEarlyStop:
     def triggered(self, alphas, primitives):
         return self.count(alphas, primitives) >= self.max_count
 
-
-class ArchSampling:
-    """Single-path supernet training: one discrete architecture per step.
-
-    Weight step: the supernet computes one genotype, drawn uniformly over
-    the space (SPOS) while ``progress < uniform_until``, afterwards from α/β
-    (:func:`~..search_space.sampling.sample_genotype_from`) at a temperature
-    annealed linearly from ``temperature[0]`` to ``temperature[1]``.
-    Draws use a generator seeded from torch's RNG, which the loop's
-    checkpoints carry: resume stays exact.
-
-    Args:
-        uniform_until (float): fraction of the search in [0, 1] trained on
-            uniform draws (1: SPOS throughout).
-        temperature (tuple[float, float]): start and end temperature (> 0)
-            of the draws from α/β.
-        arch_step (str): ``'reinforce'`` (two genotypes drawn from α/β at
-            the same temperature, each computed without gradients; α/β
-            follow the score-function gradient of the expected loss, each
-            draw's loss against the pair's mean as baseline) or ``'mixed'``
-            (the paper's soft α/β step on the mixture).
-    """
-
-    def __init__(self, uniform_until=0.5, temperature=(1.0, 1.0),
-                 arch_step='reinforce'):
-        if not isinstance(uniform_until, (int, float)) or \
-                isinstance(uniform_until, bool) or \
-                not 0 <= uniform_until <= 1:
-            raise ValueError('train_cfg.arch_sampling.uniform_until: '
-                             f'expected a number in [0, 1], got '
-                             f'{uniform_until!r}')
-        if not (isinstance(temperature, (list, tuple)) and
-                len(temperature) == 2 and all(
-                    isinstance(t, (int, float)) and not isinstance(t, bool)
-                    and t > 0 for t in temperature)):
-            raise ValueError('train_cfg.arch_sampling.temperature: expected '
-                             f'two positive numbers, got {temperature!r}')
-        if arch_step not in ('reinforce', 'mixed'):
-            raise ValueError("train_cfg.arch_sampling.arch_step: expected "
-                             f"'reinforce' or 'mixed', got {arch_step!r}")
-        self.uniform_until = float(uniform_until)
-        self.temperature = tuple(float(t) for t in temperature)
-        self.arch_step = arch_step
-
-    @classmethod
-    def build(cls, cfg):
-        return _build(cls, 'arch_sampling', cfg)
-
-    def temperature_at(self, progress):
-        """Temperature of the draws from α/β at ``progress`` in [0, 1]."""
-        t0, t1 = self.temperature
-        if self.uniform_until >= 1:
-            return t1
-        frac = (progress - self.uniform_until) / (1 - self.uniform_until)
-        return t0 + (t1 - t0) * min(1.0, max(0.0, frac))
-
-    @staticmethod
-    def _rng():
-        # seeded from torch's global RNG (saved in the loop's checkpoints)
-        return np.random.default_rng(int(torch.randint(2**62, ()).item()))
-
-    def draw(self, supernet, progress):
-        """The genotype the weight step at ``progress`` trains."""
-        space = supernet.search_space()
-        if progress < self.uniform_until:
-            return sample_genotype(self._rng(), space)
-        return sample_genotype_from(self._rng(), supernet.alphas,
-                                    supernet.betas, space,
-                                    self.temperature_at(progress))
-
-    def weight_step(self, supernet, progress):
-        """Context: the weight step computes one drawn genotype."""
-        genotype = self.draw(supernet, progress)
-        return supernet.fixed_arch(*genotype_weights(
-            genotype, supernet.num_levels, supernet.alphas.dtype))
-
-    def reinforce_loss(self, forward_loss, supernet, progress):
-        """REINFORCE with a two-draw baseline.
-
-        Args:
-            forward_loss (callable): ``() -> (loss, log_vars)`` of the
-                supernet on the α/β batch (mmseg's ``parse_losses``).
-            supernet (AutoDeepLabSupernet): its α/β are the policy.
-            progress (float): position in the search, for the temperature.
-
-        Returns:
-            tuple[Tensor, dict]: a surrogate whose gradient w.r.t. α/β is
-            the estimate of the expected loss's gradient, and the mean
-            draw's log variables.
-        """
-        temperature = self.temperature_at(progress)
-        space, rng = supernet.search_space(), self._rng()
-        draws = [sample_genotype_from(rng, supernet.alphas, supernet.betas,
-                                      space, temperature) for _ in range(2)]
-        losses, log_vars = [], {}
-        with torch.no_grad():
-            for g in draws:
-                with supernet.fixed_arch(*genotype_weights(
-                        g, supernet.num_levels, supernet.alphas.dtype)):
-                    loss, logs = forward_loss()
-                losses.append(float(loss))
-                for k, v in logs.items():
-                    log_vars[k] = log_vars.get(k, 0) + v / len(draws)
-        mean = sum(losses) / len(losses)
-        surrogate = sum((loss - mean) * genotype_log_prob(
-            g, supernet.alphas, supernet.betas, temperature)
-            for g, loss in zip(draws, losses))
-        return surrogate, log_vars

@@ -12,7 +12,6 @@ pytestmark = pytest.mark.usefixtures('one_thread')
 
 ROBUST = osp.join('configs', 'autodeeplab_search', 'autodeeplab-search-'
                   'robust_f4-l4_1xb2-30e_demo-cityscapes-64x64.py')
-SAMPLED = ROBUST.replace('robust', 'sampled')
 
 
 def test_the_loop_and_the_benchmark_take_the_same_steps(
@@ -39,7 +38,7 @@ def test_the_loop_and_the_benchmark_take_the_same_steps(
         steps.model.train()
         torch.manual_seed(0)
         steps.weight_step(batch_a, 0.5)
-        steps.arch_step(batch_b, 0.5)
+        steps.arch_step(batch_b)
     ran, timed = runner.model.state_dict(), bench.model.state_dict()
     assert ran.keys() == timed.keys() == before.keys()
     assert all(torch.equal(ran[k], timed[k]) for k in ran)
@@ -48,25 +47,20 @@ def test_the_loop_and_the_benchmark_take_the_same_steps(
                            before['backbone.stem.0.weight'])
 
 
-@pytest.mark.parametrize('arch_step', ['reinforce', 'mixed'])
-def test_the_sampled_config_runs_the_arch_step_it_names(arch_step,
-                                                        monkeypatch):
-    """``arch_sampling.arch_step='reinforce'``: the α/β step computes two
-    drawn architectures without gradients (REINFORCE); ``'mixed'``: the
-    mixture, with gradients. The supernet's forwards tell them apart."""
-    args = parse_args(['--config', SAMPLED, '--crop', '33x33',
+def test_the_arch_step_computes_the_mixture(monkeypatch):
+    """The α/β step computes the soft mixture of α/β, with gradients, in
+    one forward (no fixed architecture)."""
+    args = parse_args(['--config', ROBUST, '--crop', '33x33',
                        '--filter-multiplier', '2', '--num-layers', '3'])
     steps, _, batch_b = search_steps(args, 'fused', 'cpu')
-    steps.arch_sampling.arch_step = arch_step
     net, forwards = steps.supernet, []
     forward = net.forward
     monkeypatch.setattr(net, 'forward', lambda *a, **k: forwards.append(
         (torch.is_grad_enabled(), net._fixed_weights is not None))
         or forward(*a, **k))
     alphas = net.alphas.detach().clone()
-    steps.arch_step(batch_b, 0.9)
-    assert forwards == ([(False, True)] * 2 if arch_step == 'reinforce'
-                        else [(True, False)])
+    steps.arch_step(batch_b)
+    assert forwards == [(True, False)]
     assert not torch.equal(net.alphas, alphas)
 
 

@@ -140,7 +140,7 @@ def test_no_descriptor_is_held_for_forked_workers_to_inherit(tmp_path):
 def test_a_search_is_registered_for_its_run_only(tmp_path, monkeypatch,
                                                  tiny_cityscapes, tiny_cfg):
     """The loop registers when its run starts and unregisters whatever
-    ends it: a refused ``arch_sampling`` (raised while the loop is built)
+    ends it: a refused ``op_dropout`` (raised while the loop is built)
     and a failing ``before_train`` hook leave no registration behind
     (before: registered in the loop's ``__init__``, removed at the end of
     a run that had started)."""
@@ -152,7 +152,7 @@ def test_a_search_is_registered_for_its_run_only(tmp_path, monkeypatch,
     folder = tmp_path / 'mmseg_autodeeplab-searches'
     refused = Runner.from_cfg(tiny_cfg(
         tiny_cityscapes, str(tmp_path / 'a'),
-        **{'train_cfg.arch_sampling': dict(tau=1.0)}))
+        **{'train_cfg.op_dropout': dict(tau=1.0)}))
     with pytest.raises(ValueError, match='unknown key'):
         refused.train()
     assert not folder.exists() or os.listdir(folder) == []

@@ -32,6 +32,53 @@ def op_counts(entry):
             ops.count('skip_connect'), len(ops))
 
 
+def _gumbel_top(rng, log_w, k):
+    """Indices of ``k`` draws without replacement, ``P(i) ∝ exp(log_w[i])``
+    (Gumbel top-k)."""
+    keys = np.asarray(log_w, float) + rng.gumbel(size=len(log_w))
+    return sorted(np.argsort(-keys, kind='stable')[:k].tolist())
+
+
+def draw_genotype(rng, alphas, betas, space):
+    """A genotype drawn from α/β at temperature 1 (GDAS-style).
+
+    Per block, two distinct inputs are drawn without replacement with
+    probability ∝ the edge's strongest non-zero operator weight in
+    softmax(α) (the greedy decode's edge score), then one non-zero operator
+    per drawn edge ∝ softmax(α) over the non-zero operators; the path is
+    drawn move by move from normalised β.
+
+    Args:
+        rng (np.random.Generator): the source of randomness.
+        alphas (Tensor): raw α ``(E, P)``.
+        betas (Tensor): raw β ``(L, levels, 3)``.
+        space (SearchSpace): the space (primitives name α's columns).
+    """
+    import torch
+
+    from mmseg_autodeeplab.search_space import (ZERO_OP, CellGenotype,
+                                                Genotype, normalize_betas,
+                                                num_edges)
+    primitives = tuple(space.primitives)
+    nonzero = [k for k, p in enumerate(primitives) if p != ZERO_OP]
+    logp = torch.log_softmax(alphas.double(), -1)[:, nonzero].numpy()
+    blocks = []
+    for b in range(space.num_blocks):
+        rows = logp[num_edges(b):num_edges(b + 1)]
+        blocks.append(tuple(
+            (int(i), primitives[nonzero[_gumbel_top(rng, rows[i], 1)[0]]])
+            for i in _gumbel_top(rng, rows.max(-1), 2)))
+    probs = normalize_betas(betas.double()).numpy()
+    path, level = [], 0
+    for layer in range(space.num_layers):
+        log_p = np.log(np.where(probs[layer, level] > 0,
+                                probs[layer, level], 1e-300))
+        level += _gumbel_top(rng, log_p, 1)[0] - 1
+        path.append(int(level))
+    return Genotype(cell=CellGenotype(tuple(blocks)), path=tuple(path),
+                    search_space=space)
+
+
 def draw_stats(entry, num=2000, seed=0):
     """What one history entry's α/β draw at temperature 1 (``num`` draws):
     ``(coarse, param_free)``, the share of paths reaching /16 or coarser
@@ -39,7 +86,6 @@ def draw_stats(entry, num=2000, seed=0):
     import torch
 
     from mmseg_autodeeplab.search_space import Genotype
-    from mmseg_autodeeplab.search_space.sampling import sample_genotype_from
     space = Genotype.from_dict(entry['genotype']).search_space
     # stored as probabilities: their logs are logits of the same softmax
     alpha, beta = (torch.tensor(entry[k], dtype=torch.float64)
@@ -47,7 +93,7 @@ def draw_stats(entry, num=2000, seed=0):
     rng = np.random.default_rng(seed)
     coarse = free = 0
     for _ in range(num):
-        g = sample_genotype_from(rng, alpha, beta, space)
+        g = draw_genotype(rng, alpha, beta, space)
         coarse += max(g.path[:-1], default=0) >= 2
         free += sum(op in PARAM_FREE for block in g.cell.blocks
                     for _, op in block)
