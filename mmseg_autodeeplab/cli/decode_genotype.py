@@ -250,8 +250,6 @@ def inherited_weights(genotype, source, model_cfg):
     (its work_dir or checkpoint; the config is the one .py beside it),
     checked by a strict load into ``model_cfg`` (the decoded config's
     model). Nothing in the checkpoint runs."""
-    import glob
-
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
@@ -259,22 +257,14 @@ def inherited_weights(genotype, source, model_cfg):
     from ..models.backbones.autodeeplab_oneshot import (activate_subnet,
                                                         subnet_state_dict)
     from ..utils.checkpoint import CheckpointError, safe_load_checkpoint
-    from ..utils.resume import find_resumable_checkpoint
-    folder = source if osp.isdir(source) else osp.dirname(source)
-    ckpt = find_resumable_checkpoint(source, logger=lambda line: None) \
-        if osp.isdir(source) else source
-    configs = glob.glob(osp.join(folder, '*.py'))
-    if not ckpt or len(configs) != 1:
-        exit_with_error(f'--inherit {source}: expected a one-shot work_dir '
-                        '(or a checkpoint in one) holding a checkpoint and '
-                        f'its one config; found {len(configs)} config(s)'
-                        + ('' if ckpt else ' and no checkpoint'))
+    from ..utils.resume import run_files
+    config, ckpt = run_files(source)
     try:
         state = safe_load_checkpoint(ckpt)['state_dict']
     except (CheckpointError, KeyError, TypeError) as e:
         exit_with_error(f'--inherit: cannot read checkpoint {ckpt}: {e}')
     with DefaultScope.overwrite_default_scope('mmseg'):
-        oneshot = MODELS.build(Config.fromfile(configs[0]).model)
+        oneshot = MODELS.build(Config.fromfile(config).model)
         decoded = MODELS.build(model_cfg)
     if not hasattr(oneshot.backbone, 'activate'):
         exit_with_error(f'--inherit {source}: its model is not a one-shot '

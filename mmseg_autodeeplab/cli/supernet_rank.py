@@ -15,7 +15,6 @@ discretization gap is how far the discrete sub-networks fall below it.
 Writes ``OUT/supernet_rank.json`` and ``.md``; nothing is written into the
 search work_dir.
 """
-import glob
 import json
 import os.path as osp
 import sys
@@ -39,29 +38,6 @@ def kendall_tau(x, y):
     return float(res.statistic), float(res.pvalue)
 
 
-def _work_dir_config(work_dir):
-    configs = sorted(glob.glob(osp.join(work_dir, '*.py')))
-    if len(configs) != 1:
-        exit_with_error(f'{work_dir}: expected the one config a search '
-                        f'dumps there, found {len(configs)} *.py files')
-    return configs[0]
-
-
-def _checkpoint(work_dir, name):
-    """``name``, else the work_dir's intact checkpoint with the highest
-    recorded iteration (the choice ``--resume`` makes)."""
-    if name:
-        if not osp.isfile(name):
-            exit_with_error(f'--checkpoint {name}: no such checkpoint file')
-        return name
-    from ..utils import find_resumable_checkpoint
-    found = find_resumable_checkpoint(work_dir, logger=lambda line: None)
-    if found is None:
-        exit_with_error(f'{work_dir}: no intact checkpoint; pass '
-                        '--checkpoint')
-    return found
-
-
 def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
                     cfg_options=None, metric='mIoU'):
     """Val mIoU of each genotype computed by the search's supernet.
@@ -82,11 +58,13 @@ def score_genotypes(work_dir, genotypes, checkpoint=None, calib_batches=8,
     from mmengine.config import Config
 
     from ..oneshot_eval import GenotypeScorer
-    cfg = Config.fromfile(_work_dir_config(work_dir))
+    from ..utils.resume import run_files
+    config, checkpoint = run_files(work_dir, checkpoint)
+    cfg = Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    scorer = GenotypeScorer.from_checkpoint(
-        cfg, _checkpoint(work_dir, checkpoint), calib_batches, metric)
+    scorer = GenotypeScorer.from_checkpoint(cfg, checkpoint, calib_batches,
+                                            metric)
     scores = {}
     try:
         for name, genotype in genotypes.items():
@@ -132,7 +110,8 @@ def main(argv=None):
             exit_with_error(f'{res_path}: not a finished comparison ({e})')
 
     comparison()  # every input checked before --out is made or locked
-    checkpoint = _checkpoint(args.work_dir, args.checkpoint)
+    from ..utils.resume import run_files
+    checkpoint = run_files(args.work_dir, args.checkpoint)[1]
     out = args.out or args.comparison
     from ..utils.work_dir_lock import WorkDirBusy, work_dir_lock
     try:  # one writer of the folder; a comparison still running refuses

@@ -63,14 +63,6 @@ class OneShotSearchLoop(CheckedIterBasedTrainLoop):
         self.search()
         return model
 
-    def _cost(self):
-        """``(cost_fn, target, record)`` of the constraint."""
-        if self.arch_cost is None:
-            return (lambda genotype: 1.0), 1.0, None
-        table = self.arch_cost.table
-        return table.predicted, self.arch_cost.target, dict(
-            kind=self.arch_cost.kind, target=self.arch_cost.target)
-
     def search(self):
         """The evolution over the trained one-shot; returns its result."""
         from mmengine.dist import is_main_process
@@ -81,7 +73,11 @@ class OneShotSearchLoop(CheckedIterBasedTrainLoop):
         space = runner.model.backbone.space if not hasattr(
             runner.model, 'module') else runner.model.module.backbone.space
         scorer = GenotypeScorer(runner, self.calib_batches, self.metric)
-        cost_fn, target, record = self._cost()
+        cost, record = self.arch_cost, None  # None: no constraint
+        cost_fn, target = (lambda genotype: 1.0), 1.0
+        if cost is not None:
+            cost_fn, target = cost.table.predicted, cost.target
+            record = dict(kind=cost.kind, target=cost.target)
         total = self.search_cfg['num_candidates'] * \
             self.search_cfg['max_epochs']
 

@@ -64,15 +64,11 @@ class SubnetSamplerHook(Hook):
             self._rng = None
         self._activate(runner, self._build(runner).sample())
 
-    def _before_eval(self, runner):
+    def before_val_epoch(self, runner):
         if self.val_genotype is not None:
             self._activate(runner, self.val_genotype)
 
-    def before_val_epoch(self, runner):
-        self._before_eval(runner)
-
-    def before_test_epoch(self, runner):
-        self._before_eval(runner)
+    before_test_epoch = before_val_epoch
 
     def before_save_checkpoint(self, runner, checkpoint):
         genotype = unwrap_model(runner.model).backbone.genotype

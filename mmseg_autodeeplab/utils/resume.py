@@ -65,3 +65,24 @@ def find_resumable_checkpoint(work_dir, logger=print):
 
 
 __all__ = ['find_resumable_checkpoint']
+
+
+def run_files(source, checkpoint=None):
+    """``(config, checkpoint)`` of a finished run, for the tools that read
+    one: the one ``*.py`` config it dumped beside its checkpoints, and
+    ``checkpoint`` (default: ``source`` if it is a file, else the intact one
+    with the highest iteration). Anything missing: one ``error:`` line."""
+    from .errors import exit_with_error
+    folder = source if osp.isdir(source) else osp.dirname(source)
+    checkpoint = checkpoint or (None if osp.isdir(source) else source)
+    if checkpoint and not osp.isfile(checkpoint):
+        exit_with_error(f'--checkpoint {checkpoint}: no such checkpoint file')
+    configs = sorted(glob.glob(osp.join(glob.escape(folder), '*.py')))
+    if len(configs) != 1:
+        exit_with_error(f'{folder}: expected the one config a run dumps '
+                        f'there, found {len(configs)} *.py files')
+    found = checkpoint or find_resumable_checkpoint(folder,
+                                                    logger=lambda line: None)
+    if found is None:
+        exit_with_error(f'{folder}: no intact checkpoint; pass --checkpoint')
+    return configs[0], found

@@ -175,6 +175,7 @@ def test_an_owned_out_folder_is_refused_in_one_line(tmp_path, capsys):
         genotypes={}, summary=dict(genotypes={}))))
     (tmp_path / 'search').mkdir()
     (tmp_path / 'search' / 'epoch_1.pth').write_text('')
+    (tmp_path / 'search' / 'search_config.py').write_text('')  # its dump
     with work_dir_lock(cmp_dir, '--out', command=['search_vs_random']):
         with pytest.raises(SystemExit) as e:
             supernet_rank.main([str(tmp_path / 'search'), str(cmp_dir),

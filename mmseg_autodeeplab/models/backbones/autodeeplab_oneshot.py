@@ -282,11 +282,7 @@ def subnet_state_dict(model):
     :class:`AutoDeepLabV3PlusHead` keys): what its ``load_from`` loads."""
     state = {}
     for name, child in model.named_children():
-        if name == 'backbone':
-            part = child.subnet().state_dict()
-        elif hasattr(child, 'subnet_state_dict'):
-            part = child.subnet_state_dict()
-        else:
-            part = child.state_dict()
+        part = child.subnet().state_dict() if name == 'backbone' else \
+            getattr(child, 'subnet_state_dict', child.state_dict)()
         state.update({f'{name}.{k}': v for k, v in part.items()})
     return state
