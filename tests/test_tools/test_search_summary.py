@@ -14,12 +14,13 @@ from mmseg_autodeeplab.search_space import (CellGenotype, Genotype,
 SPACE2 = SearchSpace(num_layers=4, num_blocks=2)
 A = Genotype(cell=CellGenotype((
     ((0, 'skip_connect'), (1, 'sep_conv_3x3')),
-    ((0, 'max_pool_3x3'), (2, 'sep_conv_5x5')))), path=(0, 1, 2, 2),
+    ((1, 'max_pool_3x3'), (2, 'sep_conv_5x5')))), path=(0, 1, 2, 2),
     search_space=SPACE2)
 B = Genotype(cell=CellGenotype((
     ((0, 'skip_connect'), (1, 'sep_conv_5x5')),  # inputs 2/2, ops 1/2
-    ((1, 'max_pool_3x3'), (2, 'sep_conv_5x5')))), path=(0, 1, 1, 2),
-    search_space=SPACE2)  # block 1: inputs 1/2 (2), ops 1/2; path 3/4
+    # inputs 1/2 (1), ops 1/2: (1, max pool), first in A, second here
+    ((0, 'skip_connect'), (1, 'max_pool_3x3')))), path=(0, 1, 1, 2),
+    search_space=SPACE2)  # path 3/4
 AGREE = dict(edges=0.75, ops=0.5, path=0.75)
 
 
