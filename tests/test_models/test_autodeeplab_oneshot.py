@@ -71,7 +71,8 @@ def _check_backbone(one, g, x):
     return worst
 
 
-@pytest.mark.parametrize('op_sharing', ['edge', 'branch'])
+@pytest.mark.parametrize('op_sharing', [
+    pytest.param('edge', marks=pytest.mark.slow), 'branch'])
 def test_every_subnet_is_the_static_network(paper_cell, paper_path,
                                             op_sharing):
     torch.manual_seed(0)
