@@ -10,6 +10,7 @@ then the cumulative average over a few training batches in train mode, no
 gradient). mmseg's IoUMetric then scores it through the val loop.
 """
 import contextlib
+import itertools
 import tempfile
 
 
@@ -48,13 +49,8 @@ class GenotypeScorer:
 
     def __init__(self, runner, calib_batches=8, metric='mIoU'):
         self.runner, self.metric, self._tmp = runner, metric, None
-        loader = runner.build_dataloader(runner.cfg.train_dataloader,
-                                         seed=runner.seed)
-        self.batches = []
-        for batch in loader:
-            if len(self.batches) >= calib_batches:
-                break
-            self.batches.append(batch)
+        self.batches = list(itertools.islice(runner.build_dataloader(
+            runner.cfg.train_dataloader, seed=runner.seed), calib_batches))
 
     @classmethod
     def from_checkpoint(cls, cfg, checkpoint, calib_batches=8,

@@ -5,6 +5,7 @@ from mmengine.registry import LOOPS
 
 from ..utils.atomic import atomic_write_json
 from .checked_loops import CheckedIterBasedTrainLoop
+from .utils import unwrap_model
 
 #: what the search writes into the work_dir (tools/search.py's outputs)
 STATE_FILE, PARETO_FILE = 'evolution_state.json', 'pareto.json'
@@ -70,25 +71,21 @@ class OneShotSearchLoop(CheckedIterBasedTrainLoop):
         from ..oneshot_eval import GenotypeScorer
         from ..search_space.evolution import evolution_search
         runner, logger = self.runner, self.runner.logger
-        space = runner.model.backbone.space if not hasattr(
-            runner.model, 'module') else runner.model.module.backbone.space
+        space = unwrap_model(runner.model).backbone.space
         scorer = GenotypeScorer(runner, self.calib_batches, self.metric)
         cost, record = self.arch_cost, None  # None: no constraint
         cost_fn, target = (lambda genotype: 1.0), 1.0
         if cost is not None:
             cost_fn, target = cost.table.predicted, cost.target
             record = dict(kind=cost.kind, target=cost.target)
-        total = self.search_cfg['num_candidates'] * \
-            self.search_cfg['max_epochs']
 
-        def progress(index, total_, genotype, score, cost):
-            logger.info(f'evolution [{index}/{total_}] {self.metric} '
+        def progress(index, total, genotype, score, cost):
+            logger.info(f'evolution [{index}/{total}] {self.metric} '
                         f'{score:.2f} cost {cost / 1e6:.2f}M path '
                         f'{list(genotype.path)}')
 
-        logger.info(f'evolution: {total} candidates ('
-                    + ', '.join(f'{k}={v}' for k, v in
-                                self.search_cfg.items()) + ')')
+        logger.info('evolution: ' + ', '.join(
+            f'{k}={v}' for k, v in self.search_cfg.items()))
         result = evolution_search(
             space, scorer, cost_fn, target, progress=progress,
             state_file=osp.join(runner.work_dir, STATE_FILE),

@@ -45,9 +45,8 @@ class SubnetSamplerHook(Hook):
         if self.sampler is None:
             seed = self.seed if self.seed is not None else runner.seed
             self.sampler = self.kind(model.backbone.space, seed=seed or 0)
-            if self._loaded:
+            if self._loaded:  # its genotype: activated at the load
                 self.sampler.load_state_dict(self._loaded['state'])
-                self._activate(runner, self._loaded['genotype'])
         return self.sampler
 
     @staticmethod

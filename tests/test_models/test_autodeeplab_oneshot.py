@@ -239,3 +239,20 @@ def test_branch_sharing_shares_an_operator_across_its_inputs():
     # per (block, branch, op) instead of per (block, input, op)
     assert sum(p.numel() for p in one.parameters()) < sum(
         p.numel() for p in edge.parameters())
+
+
+def test_flops_and_cost_tables_work_on_subnets():
+    """``subnet(...)`` is a plain AutoDeepLabNet: mmengine's counter (what
+    tools/get_flops.py runs) and the cost table's per-cell parts see the
+    network a fresh build of the genotype is."""
+    from mmengine.analysis import get_model_complexity_info
+    one = AutoDeepLabOneShot(num_layers=4, num_blocks=5, **KW)
+    g = _genotypes(4, 1, seed=9)[0]
+    x = torch.rand(1, 3, 33, 33)
+    sub, fresh = one.subnet(g).eval(), AutoDeepLabNet(g, **KW).eval()
+    assert type(sub) is AutoDeepLabNet
+    counts = [get_model_complexity_info(m, inputs=(x, ), show_table=False,
+                                        show_arch=False)
+              for m in (sub, fresh)]
+    assert counts[0]['flops'] == counts[1]['flops'] > 0
+    assert counts[0]['params'] == counts[1]['params']

@@ -52,11 +52,9 @@ def strided(module):
 def _sources(layer, num_levels, offset):
     """Sources of the input ``offset`` layers back of a cell at ``layer``:
     the stem's conv1 (``'stem1'``), its output (``'stem'``) or levels."""
-    if layer - offset < -1:
-        return ['stem1']
-    if layer - offset == -1:
-        return ['stem']
-    return [str(j) for j in range(max_level(layer - offset, num_levels) + 1)]
+    back = layer - offset
+    return ['stem1'] if back < -1 else ['stem'] if back == -1 else [
+        str(j) for j in range(max_level(back, num_levels) + 1)]
 
 
 class OneShotCell(nn.Module):

@@ -44,7 +44,6 @@ class AutoDeepLabOneShotHead(AutoDeepLabV3PlusHead):
         for name, levels in _PER_LEVEL:
             setattr(self, levels, nn.ModuleList(
                 h._modules.pop(name) for h in heads))
-        self.levels = None
         self.activate((0, 0))
 
     def activate(self, levels):
@@ -55,7 +54,6 @@ class AutoDeepLabOneShotHead(AutoDeepLabV3PlusHead):
             # a plain attribute, not a child: the layer's owner is the list
             self.__dict__[name] = getattr(self, levels_name)[
                 c1 if name == 'c1_bottleneck' else last]
-        self.levels = (c1, last)
 
     def subnet_state_dict(self):
         """The active head's state, as :class:`AutoDeepLabV3PlusHead`
