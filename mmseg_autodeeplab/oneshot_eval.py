@@ -1,13 +1,8 @@
 """Scoring genotypes with a search's trained weights (the ranking tools'
-score and the one-shot evolution's fitness).
-
-A genotype's network is run by the trained model itself: an
-:class:`AutoDeepLabOneShot` activates it (its exact sub-network), an
-:class:`AutoDeepLabSupernet` fixes α/β to its one-hot weights. The running
-BN statistics of either were gathered over many networks, so each
-candidate's are re-estimated first (SPOS): torch's ``update_bn`` (reset,
-then the cumulative average over a few training batches in train mode, no
-gradient). mmseg's IoUMetric then scores it through the val loop.
+score and the one-shot evolution's fitness): the genotype's network in the
+trained model (a one-shot's exact sub-network, a supernet's one-hot α/β),
+BN statistics re-estimated first (SPOS; they were gathered over many
+networks), scored by mmseg's IoUMetric through the val loop.
 """
 import contextlib
 import itertools

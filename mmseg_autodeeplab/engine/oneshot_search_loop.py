@@ -24,12 +24,10 @@ class OneShotSearchLoop(CheckedIterBasedTrainLoop):
     each candidate scored with its inherited weights, BN statistics
     re-estimated, on the val set (:class:`GenotypeScorer`).
 
-    Writes ``genotype.json`` (the best, with its score and cost),
-    ``pareto.json`` (score against cost over every scored candidate; each
-    of its genotypes also as ``pareto/NN_<cost>M.json``, for
-    ``tools/decode_genotype.py``) and
-    ``evolution_state.json`` (resume: a killed search continues from it and
-    ends as an uninterrupted one would).
+    Writes ``genotype.json`` (the best, with score and cost), the Pareto
+    front of score against cost (``pareto.json``, and ``pareto/*.json``
+    to decode) and ``evolution_state.json`` (a killed search resumes from
+    it to the uninterrupted result).
 
     Args:
         search (dict): the evolution's settings (:data:`SEARCH_DEFAULTS`

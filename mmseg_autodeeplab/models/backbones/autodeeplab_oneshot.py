@@ -1,20 +1,15 @@
 """The one-shot Auto-DeepLab network: every sub-network IS an
 :class:`AutoDeepLabNet`, run at its own cost.
 
-One set of weights serves a whole search space (``L`` layers, ``B`` blocks,
-``primitives``). Sharing follows shape: the stem once; per cell position
-(layer, level) one operator per (block, branch, primitive) (``op_sharing=
-'branch'``: the first or second operator of a block, whatever input it
-reads, so each weight trains in more steps) or per (block, input,
-primitive) (``'edge'``), and one 1×1 projection per source of
-``H(l-1)``/``H(l-2)`` (the stem or a level).
-``activate(genotype)`` assembles the genotype's :class:`AutoDeepLabNet` from
-those very modules (the static network's own cell and forward; no copy, no
-masking), so a step runs, and its optimizer and BN statistics touch, only
-the active sub-network. A stride-2 use of an operator (the cell is coarser
-than ``H(l-1)``) shares every weight with its stride-1 use through a view
-whose strided layer is a shallow copy (:func:`strided`); only the skip
-connection, whose stride-2 form is a 1×1 conv, has its own weights there.
+One set of weights per search space, shared where shapes match: the stem;
+per (layer, level) one operator per (block, branch or input, primitive)
+and one 1×1 projection per source of ``H(l-1)``/``H(l-2)``.
+``activate(genotype)`` assembles the genotype's :class:`AutoDeepLabNet`
+from those very modules (its own cell and forward; no copy, no masking):
+a step runs, and its optimizer and BN statistics touch, only that network.
+A stride-2 use of an operator shares every weight with its stride-1 use
+through a view (:func:`strided`); only the skip's stride-2 1×1 conv has
+its own weights.
 """
 import copy
 import inspect
